@@ -1,0 +1,191 @@
+"""The command line: train, add, evaluate.
+
+Usage errors print one line on stderr and exit with status 2; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import numpy as np
+
+from . import modelfile
+from .activations import ACTIVATIONS
+from .bits import addition_examples, decode, encode, random_addition_batch
+from .losses import LOSSES
+from .rnn import RNN
+from .train import OPTIMIZERS, TrainConfig, accuracy, train, validation_set
+from .tutorial import replay
+
+#: Bit widths reported after training: the trained width, then much longer sums.
+REPORT_WIDTHS = (16, 64, 1024)
+#: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
+MAX_ADD_BITS = 1 << 20
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    digits = text.strip().replace("_", "")
+    if not digits.isdigit():
+        raise UsageError(f"expected a non-negative integer, got {text[:40]!r}")
+    if len(digits) > MAX_ADD_BITS * 0.302 + 1:  # log10(2) ~ 0.30103 digits per bit
+        raise UsageError(f"operands are limited to {MAX_ADD_BITS} bits")
+    return int(digits)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="rnn-manual",
+        description="An RNN that learns binary addition, trained by hand-written BPTT.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = commands.add_parser("train", help="train on random sums until all 8-bit pairs are right")
+    t.add_argument("--bits", type=positive_int, default=8, help="bits per sum (default 8)")
+    t.add_argument("--hidden", type=positive_int, default=16, help="hidden units (default 16)")
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid")
+    t.add_argument("--bias", action="store_true", help="give both layers a bias")
+    t.add_argument("--loss", choices=sorted(LOSSES), default="mse")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
+    t.add_argument("--batch", type=positive_int, default=64, help="sums per step (default 64)")
+    t.add_argument("--steps", type=positive_int, default=5000, help="step budget (default 5000)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    t.add_argument("--quiet", action="store_true", help="no per-step progress")
+    t.add_argument(
+        "--seed-compatible",
+        action="store_true",
+        help="replay the tutorial's exact run and output (ignores the other options)",
+    )
+
+    a = commands.add_parser("add", help="add two non-negative integers with a saved model")
+    a.add_argument("--model", required=True, metavar="PATH")
+    a.add_argument("a", help="first operand, any size")
+    a.add_argument("b", help="second operand, any size")
+
+    e = commands.add_parser("evaluate", help="exact-match accuracy of a saved model")
+    e.add_argument("--model", required=True, metavar="PATH")
+    e.add_argument("--bits", type=positive_int, required=True)
+    e.add_argument(
+        "--samples",
+        type=positive_int,
+        default=10000,
+        help="random sums, when there are more pairs than this (default 10000)",
+    )
+    e.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def report_generalization(model: RNN, rng: np.random.Generator, samples: int = 1000) -> None:
+    """Print accuracy on random sums much longer than those trained on."""
+    for bits in REPORT_WIDTHS:
+        x, y = random_addition_batch(rng, samples, bits, model.dtype)
+        print(f"  {bits:5d}-bit sums ({samples} random): {accuracy(model, x, y):7.2%} exact")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.seed_compatible:
+        replay()
+        return 0
+    config = TrainConfig(
+        bits=args.bits,
+        hidden=args.hidden,
+        activation=args.activation,
+        bias=args.bias,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch=args.batch,
+        steps=args.steps,
+        seed=args.seed,
+        dtype=args.dtype,
+    )
+    result = train(config, log=None if args.quiet else print)
+    state = "solved" if result.solved else "NOT solved (step budget ran out)"
+    print(f"{state} after {result.steps} steps in {result.seconds:.2f} s")
+    rng = np.random.default_rng(args.seed + 1)
+    x, y = validation_set(args.bits, args.dtype, rng)
+    print(
+        f"accuracy on {x.shape[1]} {args.bits}-bit sums: {accuracy(result.model, x, y):.2%} exact"
+    )
+    report_generalization(result.model, rng)
+    if args.save:
+        modelfile.save(args.save, result.model, result.history)
+        print(f"saved to {args.save}")
+    return 0 if result.solved else 1
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    a, b = non_negative_int(args.a), non_negative_int(args.b)
+    model, _ = modelfile.load(args.model)
+    if model.input_size != 2 or model.output_size != 1:
+        raise UsageError(
+            f"{args.model}: not an addition model (sizes {model.input_size}->{model.output_size})"
+        )
+    width = max(a.bit_length(), b.bit_length(), 1) + 1  # room for the carry out
+    x, _ = addition_examples(encode([a], width), encode([b], width), model.dtype)
+    p = model.forward(x)  # (width, 1, 1)
+    print(decode((p[:, :, 0] > 0.5).astype(np.uint8))[0])
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model, _ = modelfile.load(args.model)
+    rng = np.random.default_rng(args.seed)
+    if 4 ** (args.bits - 1) <= max(args.samples, 4**7):  # all pairs up to 8 bits at least
+        x, y = validation_set(args.bits, model.dtype.name, rng)
+        what = f"all {x.shape[1]} pairs of {args.bits}-bit operands"
+    else:
+        x, y = random_addition_batch(rng, args.samples, args.bits, model.dtype)
+        what = f"{args.samples} random {args.bits}-bit sums"
+    print(f"{accuracy(model, x, y):.2%} exact on {what}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    sys.set_int_max_str_digits(0)  # `add` takes and prints integers of any size
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "add": cmd_add, "evaluate": cmd_evaluate}
+    try:
+        return commands[args.command](args)
+    except (UsageError, modelfile.ModelFileError) as e:
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130

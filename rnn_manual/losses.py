@@ -1,0 +1,49 @@
+"""Losses on the sigmoid output layer: their value and dL/dz, z being the output logits.
+
+Both are summed over time steps and outputs and averaged over the batch, so that a
+batch of one sequence is exactly the tutorial's objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+
+
+def mse(z: Array, p: Array, y: Array) -> tuple[float, Array]:
+    """The tutorial's L = 0.5 * sum((p - y)**2) / B, with p = sigmoid(z).
+
+    dL/dz = (p - y) * p * (1 - p) / B   (chain rule through the output sigmoid)
+    """
+    batch = p.shape[1]
+    error = p - y  # (T, B, O)
+    loss = 0.5 * float(np.sum(error * error)) / batch
+    # Grouped as the tutorial groups it: error * (p * (1 - p)).
+    dz = error * (p * (1.0 - p))
+    dz /= batch
+    return loss, dz
+
+
+def bce(z: Array, p: Array, y: Array) -> tuple[float, Array]:
+    """Binary cross-entropy on logits, L = sum(softplus(z) - y * z) / B.
+
+    Computed as max(z, 0) + log1p(exp(-|z|)) - y * z, finite for any finite z.
+    dL/dz = (sigmoid(z) - y) / B = (p - y) / B
+    """
+    batch = p.shape[1]
+    with np.errstate(under="ignore"):  # exp(-|z|) -> 0 for large |z| is exact enough
+        per_element = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))) - y * z
+    loss = float(np.sum(per_element)) / batch
+    dz = p - y
+    dz /= batch
+    return loss, dz
+
+
+Loss = Callable[[Array, Array, Array], tuple[float, Array]]
+
+#: name -> loss function (z, p, y) -> (loss, dL/dz)
+LOSSES: dict[str, Loss] = {"mse": mse, "bce": bce}

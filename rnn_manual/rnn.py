@@ -1,0 +1,217 @@
+"""The vanilla RNN of the tutorial, batched, with backpropagation through time by hand.
+
+Equations (one time step, batch rows side by side):
+
+    a_t = x_t @ W_xh + h_{t-1} @ W_hh + b_h     pre-activation       (B, H)
+    h_t = f(a_t)                                hidden state         (B, H)
+    z_t = h_t @ W_hy + b_y                      output logit         (B, O)
+    p_t = sigmoid(z_t)                          output probability   (B, O)
+
+Arrays are time-major: x is (T, B, I), time step t holding bit t (least significant first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from .activations import ACTIVATIONS, sigmoid
+from .losses import LOSSES
+
+Array = NDArray[np.floating]
+Grads = dict[str, Array]
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass
+class Trace:
+    """What the forward pass keeps so that the backward pass need not recompute it."""
+
+    x: Array  # (T, B, I) inputs
+    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h0
+    z: Array  # (T, B, O) output logits
+    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+
+
+def check_size(name: str, value: int) -> int:
+    """`value` as an int, or ValueError unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_dtype(dtype: DTypeLike) -> np.dtype:
+    """`dtype` as a NumPy dtype, or ValueError unless it is float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+def param_shapes(
+    input_size: int, hidden_size: int, output_size: int, bias: bool
+) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every parameter of an RNN of these sizes."""
+    I, H, O = input_size, hidden_size, output_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "W_xh": (I, H),  # the tutorial's synapse_0
+        "W_hh": (H, H),  # synapse_h
+        "W_hy": (H, O),  # synapse_1
+    }
+    if bias:
+        shapes.update(b_h=(H,), b_y=(O,))
+    return shapes
+
+
+class RNN:
+    """A one-layer RNN with a sigmoid output layer and hand-written BPTT.
+
+    params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
+    "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
+    Weights start uniform in [-1, 1) as in the tutorial, scaled by 1/sqrt(fan_in)
+    beyond 16 inputs so that large layers do not saturate.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 2,
+        hidden_size: int = 16,
+        output_size: int = 1,
+        activation: str = "sigmoid",
+        bias: bool = False,
+        dtype: DTypeLike = np.float64,
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.output_size = check_size("output_size", output_size)
+        self.activation = activation
+        self.bias = bool(bias)
+        self.dtype = check_dtype(dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+        def uniform(*shape: int) -> Array:
+            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
+            return (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(self.dtype)
+
+        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
+        self.params: dict[str, Array] = {
+            name: uniform(*shape) if name.startswith("W") else np.zeros(shape, dtype=self.dtype)
+            for name, shape in shapes.items()
+        }
+
+    def _inputs(self, x: ArrayLike, h0: ArrayLike | None) -> tuple[Array, Array]:
+        """x as a (T, B, I) array and h0 as (B, H) in the model's dtype, or ValueError."""
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"x must have shape (T, B, {self.input_size}), got {x.shape}")
+        T, B, _ = x.shape
+        if T == 0 or B == 0:
+            raise ValueError(f"x must hold at least one time step and one sequence, got {x.shape}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ValueError(f"x must be real numbers, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():
+            raise ValueError("x must be finite")
+        if h0 is None:
+            return x, np.zeros((B, self.hidden_size), dtype=self.dtype)
+        h0 = np.asarray(h0)
+        if h0.shape != (B, self.hidden_size):
+            raise ValueError(f"h0 must have shape ({B}, {self.hidden_size}), got {h0.shape}")
+        h0 = h0.astype(self.dtype, copy=False)
+        if not np.isfinite(h0).all():
+            raise ValueError("h0 must be finite")
+        return x, h0
+
+    def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
+        """Forward pass over the whole sequence, keeping what backward needs."""
+        x, h0 = self._inputs(x, h0)
+        f, _ = ACTIVATIONS[self.activation]
+        W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
+        T, B, _ = x.shape
+
+        # The input projection x_t @ W_xh + b_h for every step at once: one matmul.
+        a = x @ W_xh  # (T, B, H) pre-activations, completed step by step below
+        if self.bias:
+            a += self.params["b_h"]
+
+        h = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)  # h[0] = h0
+        h[0] = h0
+        for t in range(T):
+            # h_t = f(x_t @ W_xh + h_{t-1} @ W_hh + b_h)
+            a[t] += h[t] @ W_hh
+            f(a[t], out=h[t + 1])
+
+        # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
+        z = h[1:] @ W_hy  # (T, B, O)
+        if self.bias:
+            z += self.params["b_y"]
+        return Trace(x=x, h=h, z=z, p=sigmoid(z))
+
+    def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
+        return self.run(x, h0).p
+
+    def backward(self, trace: Trace, dz: Array) -> Grads:
+        """Backpropagation through time: gradients of every parameter, of x and of h0.
+
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        """
+        _, df = ACTIVATIONS[self.activation]
+        W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
+        x, h = trace.x, trace.h
+        T, B, _ = x.shape
+        H, O = self.hidden_size, self.output_size
+        dz = np.asarray(dz, dtype=self.dtype)
+
+        # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
+        dh_out = dz @ W_hy.T  # (T, B, H)
+
+        # Walk back in time. dh_next is dL/dh_t arriving from step t+1 through W_hh
+        # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
+        da = np.empty((T, B, H), dtype=self.dtype)  # dL/da_t
+        dh_next = np.zeros((B, H), dtype=self.dtype)
+        for t in reversed(range(T)):
+            dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
+            da[t] = dh * df(h[t + 1])  # dL/da_t = dL/dh_t * f'(a_t)
+            dh_next = da[t] @ W_hh.T  # dL/dh_{t-1} = dL/da_t @ W_hh^T
+
+        # Weight gradients sum over every step and sequence, one matmul each:
+        #   dL/dW_xh = sum_t x_t^T da_t
+        #   dL/dW_hh = sum_t h_{t-1}^T da_t
+        #   dL/dW_hy = sum_t h_t^T dz_t
+        grads: Grads = {
+            "W_xh": x.reshape(T * B, -1).T @ da.reshape(T * B, H),
+            "W_hh": h[:-1].reshape(T * B, H).T @ da.reshape(T * B, H),
+            "W_hy": h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O),
+        }
+        if self.bias:
+            grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+        grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
+        grads["h0"] = dh_next  # dL/dh_0, what reached the start
+        return grads
+
+    def loss_and_grads(
+        self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
+    ) -> tuple[float, Grads]:
+        """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        trace = self.run(x, h0)
+        y = np.asarray(y)
+        if y.shape != trace.p.shape:
+            raise ValueError(f"y must have shape {trace.p.shape}, got {y.shape}")
+        y = y.astype(self.dtype, copy=False)
+        if not np.isfinite(y).all():
+            raise ValueError("y must be finite")
+        value, dz = LOSSES[loss](trace.z, trace.p, y)
+        return value, self.backward(trace, dz)

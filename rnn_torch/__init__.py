@@ -1,0 +1,1 @@
+"""PyTorch twins of the manual models, for autograd to judge their gradients."""

@@ -1,0 +1,122 @@
+"""End-to-end tests of the command line, run as a user runs it: `python -m rnn_manual`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "rnn_manual", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "adder.npz"
+    result = run("train", "--quiet", "--save", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_train_default_solves_all_8_bit_pairs_and_reports_long_sums(tmp_path: Path) -> None:
+    result = run("train")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "solved after" in out
+    assert "accuracy on 16384 8-bit sums: 100.00% exact" in out
+    for bits in (16, 64, 1024):
+        assert f"{bits}-bit sums" in out
+    assert "step" in out  # progress lines
+
+
+def test_train_seed_compatible_prints_the_tutorials_output() -> None:
+    result = run("train", "--seed-compatible")
+    assert result.returncode == 0
+    expected = (ROOT / "tests" / "data" / "seed_rnn.expected.txt").read_text()
+    squeeze = lambda text: [" ".join(line.split()) for line in text.strip().splitlines()]  # noqa: E731
+    assert squeeze(result.stdout) == squeeze(expected)
+
+
+def test_train_reports_a_budget_that_runs_out() -> None:
+    result = run("train", "--steps", "3", "--quiet")
+    assert result.returncode == 1
+    assert "NOT solved" in result.stdout
+
+
+def test_add_uses_the_network(trained_model: Path) -> None:
+    result = run("add", "--model", str(trained_model), "3", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "8"
+    big_a, big_b = 2**200 + 12345, 3**120
+    result = run("add", "--model", str(trained_model), str(big_a), str(big_b))
+    assert result.returncode == 0
+    assert result.stdout.strip().isdigit()
+
+
+def test_add_zero_plus_zero(trained_model: Path) -> None:
+    result = run("add", "--model", str(trained_model), "0", "0")
+    assert result.stdout.strip() == "0"
+
+
+def test_evaluate_prints_accuracy(trained_model: Path) -> None:
+    result = run("evaluate", "--model", str(trained_model), "--bits", "8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("100.00% exact on all 16384 pairs")
+    result = run("evaluate", "--model", str(trained_model), "--bits", "32", "--samples", "500")
+    assert result.returncode == 0
+    assert "exact on 500 random 32-bit sums" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--hidden", "0"], "positive integer"),
+        (["train", "--bits", "-3"], "positive integer"),
+        (["train", "--batch", "many"], "positive integer"),
+        (["train", "--lr", "nan"], "positive finite"),
+        (["train", "--lr", "inf"], "positive finite"),
+        (["train", "--lr", "-0.1"], "positive finite"),
+        (["train", "--lr", "0"], "positive finite"),
+        (["train", "--activation", "softmax"], "invalid choice"),
+        (["train", "--no-such-option"], "unrecognized"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+        (["add", "--model", "missing.npz", "1", "2"], "no such file"),
+        (["evaluate", "--model", "missing.npz", "--bits", "8"], "no such file"),
+        (["evaluate", "--model", "tests", "--bits", "8"], "directory"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args: list[str], fragment: str) -> None:
+    assert_usage_error(run(*args), fragment)
+
+
+@pytest.mark.parametrize("a, b", [("-1", "2"), ("1", "-2"), ("1.5", "2"), ("x", "2"), ("", "2")])
+def test_add_refuses_what_is_not_a_non_negative_integer(
+    trained_model: Path, a: str, b: str
+) -> None:
+    assert_usage_error(run("add", "--model", str(trained_model), "--", a, b), "non-negative")
+
+
+def test_unreadable_model_file_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.npz"
+    bad.write_bytes(b"this is not a zip file")
+    assert_usage_error(run("add", "--model", str(bad), "1", "2"), "not a valid model file")

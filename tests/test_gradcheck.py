@@ -1,0 +1,135 @@
+"""The manual BPTT gradients against central finite differences (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from rnn_manual import RNN
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Normwise relative error ||a - b|| / max(||a||, ||b||), 0 when both are 0."""
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+
+
+def numeric_gradient(loss_of: callable, w: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences (L(w + eps) - L(w - eps)) / 2 eps, one entry at a time, in place."""
+    grad = np.empty_like(w)
+    for i in np.ndindex(w.shape):
+        saved = w[i]
+        w[i] = saved + eps
+        up = loss_of()
+        w[i] = saved - eps
+        down = loss_of()
+        w[i] = saved
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+@given(
+    T=st.integers(1, 6),
+    B=st.integers(1, 3),
+    H=st.integers(1, 5),
+    activation=st.sampled_from(["sigmoid", "tanh", "relu"]),
+    bias=st.booleans(),
+    loss=st.sampled_from(["mse", "bce"]),
+    with_h0=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_gradients_match_finite_differences(
+    T: int, B: int, H: int, activation: str, bias: bool, loss: str, with_h0: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    model = RNN(2, H, 1, activation, bias, np.float64, seed=rng)
+    for w in model.params.values():
+        w[...] = rng.normal(0, 0.6, w.shape)
+    x = rng.normal(0, 1, (T, B, 2))
+    y = rng.integers(0, 2, (T, B, 1)).astype(np.float64)
+    h0 = rng.normal(0, 0.5, (B, H)) if with_h0 else None
+    if activation == "relu":
+        # Central differences must not straddle relu's kink: keep every pre-activation
+        # a_t = x_t W_xh + h_{t-1} W_hh + b_h well away from 0 (a step of 1e-6 moves it ~1e-6).
+        h = model.run(x, h0).h
+        a = x @ model.params["W_xh"] + h[:-1] @ model.params["W_hh"]
+        if bias:
+            a += model.params["b_h"]
+        assume(np.abs(a).min() > 1e-4)
+    _, grads = model.loss_and_grads(x, y, loss, h0)
+    inputs = {**model.params, "x": x}
+    if h0 is not None:
+        inputs["h0"] = h0
+    for name, w in inputs.items():
+        numeric = numeric_gradient(lambda: model.loss_and_grads(x, y, loss, h0)[0], w)
+        err = relative_error(grads[name], numeric)
+        assert err < 1e-7, f"{name} {w.shape}: relative error {err:.2e}"
+    if h0 is None:
+        assert grads["h0"].shape == (B, H)
+
+
+def test_loss_and_grads_keys_and_shapes() -> None:
+    model = RNN(3, 5, 2, "tanh", bias=True, seed=1)
+    x = np.zeros((4, 6, 3))
+    y = np.zeros((4, 6, 2))
+    _, grads = model.loss_and_grads(x, y, "bce")
+    assert set(grads) == set(model.params) | {"x", "h0"}
+    for name, w in model.params.items():
+        assert grads[name].shape == w.shape and grads[name].dtype == w.dtype
+    assert grads["x"].shape == x.shape and grads["h0"].shape == (6, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_model_keeps_its_dtype(dtype: type) -> None:
+    model = RNN(2, 4, 1, dtype=dtype)
+    x = np.ones((3, 2, 2))  # float64 input is cast to the model's dtype
+    p = model.forward(x)
+    _, grads = model.loss_and_grads(x, np.ones((3, 2, 1)))
+    assert p.dtype == dtype
+    assert all(g.dtype == dtype for g in grads.values())
+
+
+def test_writing_params_changes_the_model() -> None:
+    model = RNN(2, 4, 1, seed=0)
+    x = np.ones((3, 1, 2))
+    before = model.forward(x).copy()
+    model.params["W_hy"][...] = 0.0
+    np.testing.assert_array_equal(model.forward(x), 0.5)
+    assert not np.array_equal(before, 0.5)
+
+
+def test_same_seed_same_weights() -> None:
+    a, b = RNN(2, 8, 1, seed=3), RNN(2, 8, 1, seed=3)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((3, 2)), "shape"),
+        (np.zeros((3, 2, 5)), "shape"),
+        (np.zeros((0, 2, 2)), "at least one"),
+        (np.zeros((3, 0, 2)), "at least one"),
+        (np.full((3, 1, 2), np.nan), "finite"),
+        (np.array([[["a", "b"]]]), "real"),
+    ],
+)
+def test_bad_inputs_are_refused(x: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RNN(2, 4, 1).forward(x)
+
+
+def test_bad_construction_is_refused() -> None:
+    with pytest.raises(ValueError, match="hidden_size"):
+        RNN(2, 0, 1)
+    with pytest.raises(ValueError, match="activation"):
+        RNN(2, 4, 1, activation="softmax")
+    with pytest.raises(ValueError, match="dtype"):
+        RNN(2, 4, 1, dtype=np.int32)
+    with pytest.raises(ValueError, match="loss"):
+        RNN(2, 4, 1).loss_and_grads(np.zeros((1, 1, 2)), np.zeros((1, 1, 1)), loss="l1")
+    with pytest.raises(ValueError, match="y must have shape"):
+        RNN(2, 4, 1).loss_and_grads(np.zeros((1, 1, 2)), np.zeros((2, 1, 1)))

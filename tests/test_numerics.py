@@ -1,0 +1,100 @@
+"""Activations and losses: exact values, derivatives, and silence at extreme inputs."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from rnn_manual.activations import ACTIVATIONS, sigmoid
+from rnn_manual.losses import LOSSES
+
+EXTREMES = np.array([-1e4, -800.0, -100.0, -1.0, 0.0, 1.0, 100.0, 800.0, 1e4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_finite_silent_and_exact_at_extremes(dtype: type) -> None:
+    a = EXTREMES.astype(dtype)
+    with np.errstate(all="raise"):
+        s = sigmoid(a.copy())
+    assert np.isfinite(s).all()
+    assert s[0] == 0.0 and s[-1] == 1.0 and s[4] == 0.5
+    assert np.all(np.diff(s) >= 0)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_are_silent_at_extremes(name: str, dtype: type) -> None:
+    f, df = ACTIVATIONS[name]
+    with np.errstate(all="raise"):
+        h = f(EXTREMES.astype(dtype))
+        assert np.isfinite(df(h)).all()
+    assert np.isfinite(h).all() and h.dtype == dtype
+
+
+def test_activation_values() -> None:
+    a = np.array([-2.0, -0.5, 0.5, 2.0])
+    np.testing.assert_allclose(
+        ACTIVATIONS["sigmoid"][0](a.copy()), 1 / (1 + np.exp(-a)), rtol=1e-15
+    )
+    np.testing.assert_allclose(ACTIVATIONS["tanh"][0](a), np.tanh(a), rtol=1e-15)
+    np.testing.assert_array_equal(ACTIVATIONS["relu"][0](a), [0, 0, 0.5, 2.0])
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@given(a=arrays(np.float64, 12, elements=st.floats(-6, 6).filter(lambda v: abs(v) > 1e-3)))
+def test_derivative_from_output_matches_central_difference(name: str, a: np.ndarray) -> None:
+    f, df = ACTIVATIONS[name]
+    eps = 1e-6
+    numeric = (f(a + eps) - f(a - eps)) / (2 * eps)
+    np.testing.assert_allclose(df(f(a)), numeric, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_losses_are_finite_and_silent_at_extreme_logits(name: str, dtype: type) -> None:
+    z = EXTREMES.astype(dtype).reshape(-1, 1, 1)
+    for target in (0.0, 1.0):
+        y = np.full_like(z, target)
+        with np.errstate(all="raise"):
+            loss, dz = LOSSES[name](z, sigmoid(z.copy()), y)
+        assert np.isfinite(loss) and np.isfinite(dz).all()
+
+
+def test_bce_value_at_extreme_logits_is_exact() -> None:
+    z = np.array([-1e4, 1e4]).reshape(2, 1, 1)
+    y = np.array([1.0, 0.0]).reshape(2, 1, 1)
+    loss, dz = LOSSES["bce"](z, sigmoid(z.copy()), y)
+    assert loss == 2e4  # softplus(1e4) twice
+    np.testing.assert_array_equal(dz.ravel(), [-1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@given(
+    z=arrays(np.float64, (3, 4, 2), elements=st.floats(-8, 8)),
+    y=arrays(np.float64, (3, 4, 2), elements=st.sampled_from([0.0, 1.0])),
+)
+def test_loss_gradient_matches_central_difference(name: str, z: np.ndarray, y: np.ndarray) -> None:
+    loss_fn = LOSSES[name]
+    loss, dz = loss_fn(z, sigmoid(z.copy()), y)
+    eps = 1e-6
+    numeric = np.empty_like(z)
+    for i in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[i] += eps
+        zm[i] -= eps
+        numeric[i] = (
+            loss_fn(zp, sigmoid(zp.copy()), y)[0] - loss_fn(zm, sigmoid(zm.copy()), y)[0]
+        ) / (2 * eps)
+    # Each difference quotient carries the rounding of two loss values, ~eps_64 * |L| / eps.
+    rounding = 10 * np.finfo(np.float64).eps * max(1.0, abs(loss)) / eps
+    np.testing.assert_allclose(dz, numeric, rtol=1e-6, atol=rounding)
+
+
+def test_mse_is_the_tutorials_objective_at_batch_one() -> None:
+    z = np.array([0.3, -1.2, 2.0]).reshape(3, 1, 1)
+    p = sigmoid(z.copy())
+    y = np.array([1.0, 0.0, 1.0]).reshape(3, 1, 1)
+    loss, dz = LOSSES["mse"](z, p, y)
+    assert loss == pytest.approx(0.5 * np.sum((p - y) ** 2), rel=1e-15)
+    np.testing.assert_array_equal(-dz, (y - p) * (p * (1 - p)))  # the tutorial's layer_2_delta
