@@ -1,0 +1,205 @@
+"""A GRU with a sigmoid output layer, batched, with backpropagation through time by hand.
+
+Equations (one time step, batch rows side by side; exactly PyTorch's nn.GRUCell):
+
+    r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)                 reset gate    (B, H)
+    u_t = sigmoid(x_t @ W_xu + h_{t-1} @ W_hu + b_u)                 update gate   (B, H)
+    n_t = tanh(x_t @ W_xn + b_xn + r_t * (h_{t-1} @ W_hn + b_hn))    candidate     (B, H)
+    h_t = (1 - u_t) * n_t + u_t * h_{t-1}                            hidden state  (B, H)
+    z_t = h_t @ W_hy + b_y                                           output logit  (B, O)
+    p_t = sigmoid(z_t)                                               probability   (B, O)
+
+PyTorch calls the update gate z; here it is u, since z is the output logit throughout.
+The reset gate multiplies the whole recurrent term h_{t-1} @ W_hn + b_hn, bias included,
+so the candidate needs two biases, b_xn outside the product and b_hn inside it; the reset
+and update gates need one each. Arrays are time-major: x is (T, B, I). The code stacks the
+gates side by side in PyTorch's order r, u, n so that one matmul per step serves them all.
+
+Mapping to PyTorch (nn.GRUCell / nn.GRU layer 0), where [A, B] stacks along the gate axis:
+
+    weight_ih = [W_xr, W_xu, W_xn].T       (3H, I)
+    weight_hh = [W_hr, W_hu, W_hn].T       (3H, H)
+    bias_ih   = [b_r, b_u, b_xn]           (3H,)
+    bias_hh   = [0, 0, b_hn]               (3H,)  (PyTorch's b_hr, b_hz only add to b_ir, b_iz)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
+from .losses import LOSSES
+from .lstm import check_sequence, check_state, check_targets, init_params
+from .rnn import check_dtype, check_size
+
+Array = NDArray[np.floating]
+Grads = dict[str, Array]
+
+#: PyTorch's gate order along the stacked axis (PyTorch's z is u here).
+GATES = ("r", "u", "n")
+
+
+@dataclass
+class GRUTrace:
+    """What the forward pass keeps so that the backward pass need not recompute it."""
+
+    x: Array  # (T, B, I) inputs
+    h: Array  # (T+1, B, H) hidden states; h[0] is h0
+    gates: Array  # (T, B, 3H) gate values r, u, n side by side
+    hn: Array  # (T, B, H) the recurrent candidate term h_{t-1} @ W_hn + b_hn
+    z: Array  # (T, B, O) output logits
+    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+
+
+def param_shapes(
+    input_size: int, hidden_size: int, output_size: int, bias: bool
+) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every parameter of a GRU of these sizes."""
+    I, H, O = input_size, hidden_size, output_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    shapes.update({f"W_x{gate}": (I, H) for gate in GATES})
+    shapes.update({f"W_h{gate}": (H, H) for gate in GATES})
+    if bias:
+        shapes.update(b_r=(H,), b_u=(H,), b_xn=(H,), b_hn=(H,))
+    shapes["W_hy"] = (H, O)
+    if bias:
+        shapes["b_y"] = (O,)
+    return shapes
+
+
+class GRU:
+    """A one-layer GRU with a sigmoid output layer and hand-written BPTT.
+
+    params: per gate q in r, u, n: "W_xq" (I, H), "W_hq" (H, H); with bias=True "b_r",
+    "b_u", "b_xn", "b_hn" (H,); the output layer "W_hy" (H, O) and with bias=True "b_y" (O,).
+    Writing into these arrays changes the model. Weights start as the RNN's; biases at zero.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 2,
+        hidden_size: int = 16,
+        output_size: int = 1,
+        bias: bool = False,
+        dtype: DTypeLike = np.float64,
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.output_size = check_size("output_size", output_size)
+        self.bias = bool(bias)
+        self.dtype = check_dtype(dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
+        self.params = init_params(shapes, self.dtype, rng)
+
+    def _stacked(self, names: list[str]) -> Array:
+        """The named parameters side by side along their last axis."""
+        return np.concatenate([self.params[name] for name in names], axis=-1)
+
+    def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
+        """Forward pass over the whole sequence, keeping what backward needs."""
+        x = check_sequence(x, self.input_size, self.dtype)
+        T, B, _ = x.shape
+        H = self.hidden_size
+        h0 = check_state("h0", h0, (B, H), self.dtype)
+        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
+
+        # The input side x_t @ W_x + [b_r, b_u, b_xn] for every step at once: one matmul.
+        ax = x @ self._stacked(["W_xr", "W_xu", "W_xn"])  # (T, B, 3H)
+        if self.bias:
+            ax += self._stacked(["b_r", "b_u", "b_xn"])
+
+        h = np.empty((T + 1, B, H), dtype=self.dtype)  # h[0] = h0
+        h[0] = h0
+        gates = np.empty((T, B, 3 * H), dtype=self.dtype)
+        hn = np.empty((T, B, H), dtype=self.dtype)
+        for t in range(T):
+            ah = h[t] @ W_h  # (B, 3H) the recurrent side h_{t-1} @ W_h
+            ah_r, ah_u, ah_n = np.split(ah, 3, axis=1)
+            ax_r, ax_u, ax_n = np.split(ax[t], 3, axis=1)
+            r, u, n = np.split(gates[t], 3, axis=1)  # views: writing them fills gates[t]
+            sigmoid(ax_r + ah_r, out=r)  # r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)
+            sigmoid(ax_u + ah_u, out=u)  # u_t = sigmoid(x_t @ W_xu + h_{t-1} @ W_hu + b_u)
+            hn[t] = ah_n  # h_{t-1} @ W_hn + b_hn
+            if self.bias:
+                hn[t] += self.params["b_hn"]
+            tanh(ax_n + r * hn[t], out=n)  # n_t = tanh(x_t @ W_xn + b_xn + r_t * hn_t)
+            h[t + 1] = n + u * (h[t] - n)  # h_t = (1 - u_t) * n_t + u_t * h_{t-1}
+
+        # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
+        z = h[1:] @ self.params["W_hy"]  # (T, B, O)
+        if self.bias:
+            z += self.params["b_y"]
+        return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
+
+    def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
+        return self.run(x, h0).p
+
+    def backward(self, trace: GRUTrace, dz: Array) -> Grads:
+        """Backpropagation through time: gradients of every parameter, of x and of h0.
+
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        """
+        x, h, gates, hn = trace.x, trace.h, trace.gates, trace.hn
+        T, B, _ = x.shape
+        H, O = self.hidden_size, self.output_size
+        W_x = self._stacked(["W_xr", "W_xu", "W_xn"])
+        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])
+        dz = np.asarray(dz, dtype=self.dtype)
+
+        # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
+        dh_out = dz @ self.params["W_hy"].T  # (T, B, H)
+
+        # Walk back in time carrying dL/dh_t that arrives from step t+1. a_r, a_u, a_n are the
+        # gates' pre-activations (the arguments of sigmoid, sigmoid, tanh). The input side
+        # and the recurrent side get separate gradients since r_t scales only the recurrent
+        # side of a_n: a_n = x_t @ W_xn + b_xn + r_t * hn_t.
+        dax = np.empty((T, B, 3 * H), dtype=self.dtype)  # dL/d(x_t @ W_x + b_x)
+        dah = np.empty((T, B, 3 * H), dtype=self.dtype)  # dL/d(h_{t-1} @ W_h + b_h)
+        dh_next = np.zeros((B, H), dtype=self.dtype)
+        for t in reversed(range(T)):
+            r, u, n = np.split(gates[t], 3, axis=1)
+            dax_r, dax_u, dax_n = np.split(dax[t], 3, axis=1)  # views into dax[t]
+            dah_r, dah_u, dah_n = np.split(dah[t], 3, axis=1)  # views into dah[t]
+            dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
+            dax_n[...] = dh * (1.0 - u) * tanh_derivative(n)  # dL/da_n = dL/dh_t (1-u_t) tanh'
+            dax_u[...] = dh * (h[t] - n) * sigmoid_derivative(u)  # dL/da_u = dh (h_{t-1} - n_t) σ'
+            dax_r[...] = dax_n * hn[t] * sigmoid_derivative(r)  # dL/da_r = dL/da_n hn_t σ'(a_r)
+            dah_r[...] = dax_r  # a_r and a_u are plain sums of both sides
+            dah_u[...] = dax_u
+            dah_n[...] = dax_n * r  # dL/dhn_t = dL/da_n * r_t
+            dh_next = dh * u + dah[t] @ W_h.T  # dL/dh_{t-1}: through u_t * h_{t-1}, and W_h
+
+        # Weight gradients sum over every step and sequence, one matmul each:
+        #   dL/dW_x = sum_t x_t^T dax_t,  dL/dW_h = sum_t h_{t-1}^T dah_t
+        dW_x = x.reshape(T * B, -1).T @ dax.reshape(T * B, 3 * H)
+        dW_h = h[:-1].reshape(T * B, H).T @ dah.reshape(T * B, 3 * H)
+        grads: Grads = {}
+        grads.update(zip(["W_xr", "W_xu", "W_xn"], np.split(dW_x, 3, axis=1), strict=True))
+        grads.update(zip(["W_hr", "W_hu", "W_hn"], np.split(dW_h, 3, axis=1), strict=True))
+        if self.bias:
+            db_r, db_u, db_xn = np.split(dax.sum(axis=(0, 1)), 3)  # dL/db = sum_t dax_t
+            grads.update(b_r=db_r, b_u=db_u, b_xn=db_xn)
+            grads["b_hn"] = dah[:, :, 2 * H :].sum(axis=(0, 1))  # dL/db_hn = sum_t dL/dhn_t
+        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
+        if self.bias:
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+        grads["x"] = dax @ W_x.T  # dL/dx_t = dax_t @ W_x^T
+        grads["h0"] = dh_next  # dL/dh_0, what reached the start
+        return grads
+
+    def loss_and_grads(
+        self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
+    ) -> tuple[float, Grads]:
+        """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        trace = self.run(x, h0)
+        y = check_targets(y, trace.p.shape, self.dtype)
+        value, dz = LOSSES[loss](trace.z, trace.p, y)
+        return value, self.backward(trace, dz)

@@ -1,0 +1,268 @@
+"""An LSTM with a sigmoid output layer, batched, with backpropagation through time by hand.
+
+Equations (one time step, batch rows side by side; exactly PyTorch's nn.LSTMCell):
+
+    i_t = sigmoid(x_t @ W_xi + h_{t-1} @ W_hi + b_i)    input gate           (B, H)
+    f_t = sigmoid(x_t @ W_xf + h_{t-1} @ W_hf + b_f)    forget gate          (B, H)
+    g_t = tanh(x_t @ W_xg + h_{t-1} @ W_hg + b_g)       candidate cell       (B, H)
+    o_t = sigmoid(x_t @ W_xo + h_{t-1} @ W_ho + b_o)    output gate          (B, H)
+    c_t = f_t * c_{t-1} + i_t * g_t                     cell state           (B, H)
+    h_t = o_t * tanh(c_t)                               hidden state         (B, H)
+    z_t = h_t @ W_hy + b_y                              output logit         (B, O)
+    p_t = sigmoid(z_t)                                  output probability   (B, O)
+
+Arrays are time-major: x is (T, B, I). The code stacks the four gates side by side in
+PyTorch's order i, f, g, o, so one matmul per step serves them all.
+
+Mapping to PyTorch (nn.LSTMCell / nn.LSTM layer 0), where [A, B] stacks along the gate axis:
+
+    weight_ih = [W_xi, W_xf, W_xg, W_xo].T         (4H, I)
+    weight_hh = [W_hi, W_hf, W_hg, W_ho].T         (4H, H)
+    bias_ih + bias_hh = [b_i, b_f, b_g, b_o]       (4H,)  PyTorch's two biases are only ever
+                                                          added, so one vector per gate suffices:
+                                                          bias_ih = [b_i, ...], bias_hh = 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
+from .losses import LOSSES
+from .rnn import check_dtype, check_size
+
+Array = NDArray[np.floating]
+Grads = dict[str, Array]
+
+#: PyTorch's gate order along the stacked axis.
+GATES = ("i", "f", "g", "o")
+
+
+@dataclass
+class LSTMTrace:
+    """What the forward pass keeps so that the backward pass need not recompute it."""
+
+    x: Array  # (T, B, I) inputs
+    h: Array  # (T+1, B, H) hidden states; h[0] is h0
+    c: Array  # (T+1, B, H) cell states; c[0] is c0
+    gates: Array  # (T, B, 4H) gate values i, f, g, o side by side
+    tanh_c: Array  # (T, B, H) tanh(c_t)
+    z: Array  # (T, B, O) output logits
+    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+
+
+def check_sequence(x: ArrayLike, input_size: int, dtype: np.dtype) -> Array:
+    """x as a finite (T, B, input_size) array of `dtype`, or ValueError."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != input_size:
+        raise ValueError(f"x must have shape (T, B, {input_size}), got {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x must hold at least one time step and one sequence, got {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"x must be real numbers, got dtype {x.dtype}")
+    x = x.astype(dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise ValueError("x must be finite")
+    return x
+
+
+def check_state(
+    name: str, value: ArrayLike | None, shape: tuple[int, int], dtype: np.dtype
+) -> Array:
+    """An initial state as a finite array of `shape` and `dtype` (zeros for None), or ValueError."""
+    if value is None:
+        return np.zeros(shape, dtype=dtype)
+    value = np.asarray(value)
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+    if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
+    value = value.astype(dtype, copy=False)
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name} must be finite")
+    return value
+
+
+def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    """Targets as a finite array of `shape` and `dtype`, or ValueError."""
+    y = np.asarray(y)
+    if y.shape != shape:
+        raise ValueError(f"y must have shape {shape}, got {y.shape}")
+    y = y.astype(dtype, copy=False)
+    if not np.isfinite(y).all():
+        raise ValueError("y must be finite")
+    return y
+
+
+def init_params(
+    shapes: dict[str, tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator
+) -> dict[str, Array]:
+    """Weights uniform in [-1, 1) scaled by min(1, 4/sqrt(fan_in)) as in the RNN; biases zero."""
+    params: dict[str, Array] = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
+            params[name] = (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(dtype)
+        else:
+            params[name] = np.zeros(shape, dtype=dtype)
+    return params
+
+
+def param_shapes(
+    input_size: int, hidden_size: int, output_size: int, bias: bool
+) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every parameter of an LSTM of these sizes."""
+    I, H, O = input_size, hidden_size, output_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    shapes.update({f"W_x{gate}": (I, H) for gate in GATES})
+    shapes.update({f"W_h{gate}": (H, H) for gate in GATES})
+    if bias:
+        shapes.update({f"b_{gate}": (H,) for gate in GATES})
+    shapes["W_hy"] = (H, O)
+    if bias:
+        shapes["b_y"] = (O,)
+    return shapes
+
+
+class LSTM:
+    """A one-layer LSTM with a sigmoid output layer and hand-written BPTT.
+
+    params: per gate q in i, f, g, o: "W_xq" (I, H), "W_hq" (H, H), and with bias=True
+    "b_q" (H,); the output layer "W_hy" (H, O) and with bias=True "b_y" (O,).
+    Writing into these arrays changes the model. Weights start as the RNN's; biases at zero.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 2,
+        hidden_size: int = 16,
+        output_size: int = 1,
+        bias: bool = False,
+        dtype: DTypeLike = np.float64,
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.output_size = check_size("output_size", output_size)
+        self.bias = bool(bias)
+        self.dtype = check_dtype(dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
+        self.params = init_params(shapes, self.dtype, rng)
+
+    def _stacked(self, prefix: str) -> Array:
+        """The four gates' parameters named prefix + gate, side by side: (..., 4H)."""
+        return np.concatenate([self.params[prefix + gate] for gate in GATES], axis=-1)
+
+    def run(
+        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+    ) -> LSTMTrace:
+        """Forward pass over the whole sequence, keeping what backward needs."""
+        x = check_sequence(x, self.input_size, self.dtype)
+        T, B, _ = x.shape
+        H = self.hidden_size
+        h0 = check_state("h0", h0, (B, H), self.dtype)
+        c0 = check_state("c0", c0, (B, H), self.dtype)
+        W_h = self._stacked("W_h")  # (H, 4H)
+
+        # The input projection x_t @ W_x + b for every step at once: one matmul.
+        a = x @ self._stacked("W_x")  # (T, B, 4H) gate pre-activations, completed below
+        if self.bias:
+            a += self._stacked("b_")
+
+        h = np.empty((T + 1, B, H), dtype=self.dtype)  # h[0] = h0
+        c = np.empty((T + 1, B, H), dtype=self.dtype)  # c[0] = c0
+        h[0], c[0] = h0, c0
+        gates = np.empty((T, B, 4 * H), dtype=self.dtype)
+        tanh_c = np.empty((T, B, H), dtype=self.dtype)
+        for t in range(T):
+            a[t] += h[t] @ W_h  # a_t = x_t @ W_x + h_{t-1} @ W_h + b
+            a_i, a_f, a_g, a_o = np.split(a[t], 4, axis=1)
+            i, f, g, o = np.split(gates[t], 4, axis=1)  # views: writing them fills gates[t]
+            sigmoid(a_i, out=i)  # i_t = sigmoid(a_i)
+            sigmoid(a_f, out=f)  # f_t = sigmoid(a_f)
+            tanh(a_g, out=g)  # g_t = tanh(a_g)
+            sigmoid(a_o, out=o)  # o_t = sigmoid(a_o)
+            c[t + 1] = f * c[t] + i * g  # c_t = f_t * c_{t-1} + i_t * g_t
+            tanh(c[t + 1], out=tanh_c[t])
+            np.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(c_t)
+
+        # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
+        z = h[1:] @ self.params["W_hy"]  # (T, B, O)
+        if self.bias:
+            z += self.params["b_y"]
+        return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=sigmoid(z))
+
+    def forward(
+        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+    ) -> Array:
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
+        return self.run(x, h0, c0).p
+
+    def backward(self, trace: LSTMTrace, dz: Array) -> Grads:
+        """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
+
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        """
+        x, h, c, gates, tanh_c = trace.x, trace.h, trace.c, trace.gates, trace.tanh_c
+        T, B, _ = x.shape
+        H, O = self.hidden_size, self.output_size
+        W_x, W_h, W_hy = self._stacked("W_x"), self._stacked("W_h"), self.params["W_hy"]
+        dz = np.asarray(dz, dtype=self.dtype)
+
+        # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
+        dh_out = dz @ W_hy.T  # (T, B, H)
+
+        # Walk back in time carrying dL/dh_{t} and dL/dc_{t} that arrive from step t+1.
+        da = np.empty((T, B, 4 * H), dtype=self.dtype)  # dL/da_t, gates side by side
+        dh_next = np.zeros((B, H), dtype=self.dtype)
+        dc_next = np.zeros((B, H), dtype=self.dtype)
+        for t in reversed(range(T)):
+            i, f, g, o = np.split(gates[t], 4, axis=1)
+            da_i, da_f, da_g, da_o = np.split(da[t], 4, axis=1)  # views into da[t]
+            dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
+            # dL/dc_t: from c_{t+1} (dc_next) plus through h_t = o_t * tanh(c_t)
+            dc = dc_next + dh * o * tanh_derivative(tanh_c[t])
+            da_o[...] = dh * tanh_c[t] * sigmoid_derivative(o)  # dL/dh_t * tanh(c_t) * σ'(a_o)
+            da_i[...] = dc * g * sigmoid_derivative(i)  # dL/da_i = dL/dc_t * g_t * σ'(a_i)
+            da_f[...] = dc * c[t] * sigmoid_derivative(f)  # dL/da_f = dL/dc_t * c_{t-1} * σ'(a_f)
+            da_g[...] = dc * i * tanh_derivative(g)  # dL/da_g = dL/dc_t * i_t * tanh'(a_g)
+            dc_next = dc * f  # dL/dc_{t-1} = dL/dc_t * f_t
+            dh_next = da[t] @ W_h.T  # dL/dh_{t-1} = dL/da_t @ W_h^T
+
+        # Weight gradients sum over every step and sequence, one matmul each:
+        #   dL/dW_x = sum_t x_t^T da_t,  dL/dW_h = sum_t h_{t-1}^T da_t
+        dW_x = x.reshape(T * B, -1).T @ da.reshape(T * B, 4 * H)
+        dW_h = h[:-1].reshape(T * B, H).T @ da.reshape(T * B, 4 * H)
+        grads: Grads = {}
+        grads.update(zip([f"W_x{q}" for q in GATES], np.split(dW_x, 4, axis=1), strict=True))
+        grads.update(zip([f"W_h{q}" for q in GATES], np.split(dW_h, 4, axis=1), strict=True))
+        if self.bias:
+            db = da.sum(axis=(0, 1))  # dL/db = sum_t da_t
+            grads.update(zip([f"b_{q}" for q in GATES], np.split(db, 4), strict=True))
+        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
+        if self.bias:
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+        grads["x"] = da @ W_x.T  # dL/dx_t = da_t @ W_x^T
+        grads["h0"] = dh_next  # dL/dh_0, what reached the start
+        grads["c0"] = dc_next  # dL/dc_0
+        return grads
+
+    def loss_and_grads(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        loss: str = "mse",
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
+    ) -> tuple[float, Grads]:
+        """The loss on targets y: (T, B, O) and its gradients: params plus "x", "h0", "c0"."""
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        trace = self.run(x, h0, c0)
+        y = check_targets(y, trace.p.shape, self.dtype)
+        value, dz = LOSSES[loss](trace.z, trace.p, y)
+        return value, self.backward(trace, dz)
