@@ -1,4 +1,4 @@
-"""The command line: train, add, evaluate.
+"""The command line: train, add, evaluate, plot.
 
 Usage errors print one line on stderr and exit with status 2; nothing prints a traceback.
 """
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
@@ -107,6 +109,10 @@ def build_parser() -> Parser:
         help="random sums, when there are more pairs than this (default 10000)",
     )
     e.add_argument("--seed", type=int, default=0)
+
+    f = commands.add_parser("plot", help="draw figures of a saved model (needs matplotlib)")
+    f.add_argument("--model", required=True, metavar="PATH")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
     return parser
 
 
@@ -176,11 +182,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import plot  # matplotlib itself is imported only when a figure is drawn
+
+    model, history = modelfile.load(args.model)
+    if not isinstance(model, RNN) or model.input_size != 2 or model.output_size != 1:
+        raise UsageError(f"{args.model}: plot draws RNN addition models only")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot create the folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{out}: the folder is not writable")
+    try:
+        found = plot.write_figures(model, history, out)
+    except plot.MatplotlibMissing as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write the figures ({e.strerror})") from None
+    print(
+        f"carry: hidden unit {found.unit} tracks it best, r = {found.r:+.3f} "
+        f"(all {len(found.r_all)} units read out together: r = {found.readout_r:.3f})"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.set_int_max_str_digits(0)  # `add` takes and prints integers of any size
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "add": cmd_add, "evaluate": cmd_evaluate}
+    commands = {"train": cmd_train, "add": cmd_add, "evaluate": cmd_evaluate, "plot": cmd_plot}
     try:
         return commands[args.command](args)
     except (UsageError, modelfile.ModelFileError) as e:
