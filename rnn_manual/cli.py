@@ -10,6 +10,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,15 +19,26 @@ import numpy as np
 from . import modelfile
 from .activations import ACTIVATIONS
 from .bits import addition_examples, decode, encode, random_addition_batch
+from .limits import check_elements
 from .losses import LOSSES
 from .rnn import RNN
-from .train import OPTIMIZERS, TrainConfig, accuracy, train, validation_set
+from .train import (
+    OPTIMIZERS,
+    Diverged,
+    TrainConfig,
+    TrainState,
+    accuracy,
+    train,
+    validation_set,
+)
 from .tutorial import replay
 
 #: Bit widths reported after training: the trained width, then much longer sums.
 REPORT_WIDTHS = (16, 64, 1024)
 #: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
 MAX_ADD_BITS = 1 << 20
+#: The train options that decide the weights: a resumed run takes them from its checkpoint.
+RUN_OPTIONS = "bits hidden activation bias loss optimizer lr batch seed dtype clip".split()
 
 
 class UsageError(Exception):
@@ -39,12 +51,24 @@ class Parser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
+    if len(text) > 20:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text[:20]!r}...")
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text) if len(text) <= 20 else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**64-1, got {text!r}")
     return value
 
 
@@ -83,10 +107,26 @@ def build_parser() -> Parser:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     t.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
     t.add_argument("--batch", type=positive_int, default=64, help="sums per step (default 64)")
-    t.add_argument("--steps", type=positive_int, default=5000, help="step budget (default 5000)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument(
+        "--steps", type=positive_int, help="step budget (default 5000, or the checkpoint's)"
+    )
+    t.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    t.add_argument("--clip", type=positive_float, help="clip the gradient norm (default: off)")
     t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    t.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
+    t.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="steps between checkpoints (default 500; also written on stop and Ctrl-C)",
+    )
+    t.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run in checkpoint PATH exactly (writing to it unless --checkpoint)",
+    )
     t.add_argument("--quiet", action="store_true", help="no per-step progress")
     t.add_argument(
         "--seed-compatible",
@@ -108,7 +148,7 @@ def build_parser() -> Parser:
         default=10000,
         help="random sums, when there are more pairs than this (default 10000)",
     )
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed, default=0)
 
     f = commands.add_parser("plot", help="draw figures of a saved model (needs matplotlib)")
     f.add_argument("--model", required=True, metavar="PATH")
@@ -123,35 +163,82 @@ def report_generalization(model: RNN, rng: np.random.Generator, samples: int = 1
         print(f"  {bits:5d}-bit sums ({samples} random): {accuracy(model, x, y):7.2%} exact")
 
 
+def writable(path: str | None) -> str | None:
+    """`path` if a file can be written there, checked before hours of training, or UsageError."""
+    if path is not None and (Path(path).is_dir() or not Path(path).parent.is_dir()):
+        raise UsageError(f"{path}: cannot write a file there")
+    return path
+
+
+def within_limits(what: str, *dims: int) -> None:
+    try:
+        check_elements(what, *dims)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.seed_compatible:
         replay()
         return 0
-    config = TrainConfig(
-        bits=args.bits,
-        hidden=args.hidden,
-        activation=args.activation,
-        bias=args.bias,
-        loss=args.loss,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        batch=args.batch,
-        steps=args.steps,
-        seed=args.seed,
-        dtype=args.dtype,
-    )
-    result = train(config, log=None if args.quiet else print)
+    resume: TrainState | None = None
+    if args.resume:
+        resume = modelfile.load_checkpoint(args.resume)
+        given = [name for name in RUN_OPTIONS if getattr(args, name) != getattr(TrainConfig, name)]
+        if given:
+            raise UsageError(f"--{given[0]}: a resumed run takes its options from the checkpoint")
+        config = replace(resume.config, steps=args.steps or resume.config.steps)
+    else:
+        try:
+            config = TrainConfig(
+                bits=args.bits,
+                hidden=args.hidden,
+                activation=args.activation,
+                bias=args.bias,
+                loss=args.loss,
+                optimizer=args.optimizer,
+                lr=args.lr,
+                batch=args.batch,
+                steps=args.steps or TrainConfig.steps,
+                seed=args.seed,
+                dtype=args.dtype,
+                clip=args.clip,
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    save_to, checkpoint_to = writable(args.save), writable(args.checkpoint or args.resume)
+    saved_steps = []
+
+    def checkpoint(state: TrainState) -> None:
+        modelfile.save_checkpoint(checkpoint_to, state)  # type: ignore[arg-type]
+        saved_steps.append(state.step)
+
+    try:
+        result = train(
+            config,
+            log=None if args.quiet else print,
+            resume=resume,
+            checkpoint=checkpoint if checkpoint_to else None,
+            checkpoint_every=args.checkpoint_every,
+        )
+    except Diverged as e:
+        kept = f"; {checkpoint_to} keeps step {saved_steps[-1]}" if saved_steps else ""
+        raise Diverged(f"{e}{kept}") from None
+    if result.interrupted:
+        kept = f"checkpoint saved to {checkpoint_to}" if checkpoint_to else "no --checkpoint"
+        print(f"interrupted at step {result.steps}, {kept}", file=sys.stderr)
+        return 130
     state = "solved" if result.solved else "NOT solved (step budget ran out)"
     print(f"{state} after {result.steps} steps in {result.seconds:.2f} s")
-    rng = np.random.default_rng(args.seed + 1)
-    x, y = validation_set(args.bits, args.dtype, rng)
+    rng = np.random.default_rng(config.seed + 1)
+    x, y = validation_set(config.bits, config.dtype, rng)
     print(
-        f"accuracy on {x.shape[1]} {args.bits}-bit sums: {accuracy(result.model, x, y):.2%} exact"
+        f"accuracy on {x.shape[1]} {config.bits}-bit sums: {accuracy(result.model, x, y):.2%} exact"
     )
     report_generalization(result.model, rng)
-    if args.save:
-        modelfile.save(args.save, result.model, result.history)
-        print(f"saved to {args.save}")
+    if save_to:
+        modelfile.save(save_to, result.model, result.history)
+        print(f"saved to {save_to}")
     return 0 if result.solved else 1
 
 
@@ -163,6 +250,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             f"{args.model}: not an addition model (sizes {model.input_size}->{model.output_size})"
         )
     width = max(a.bit_length(), b.bit_length(), 1) + 1  # room for the carry out
+    within_limits("the hidden states (bits x hidden)", width, model.hidden_size)
     x, _ = addition_examples(encode([a], width), encode([b], width), model.dtype)
     p = model.forward(x)  # (width, 1, 1)
     print(decode((p[:, :, 0] > 0.5).astype(np.uint8))[0])
@@ -170,7 +258,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    within_limits("the sums (bits x samples x 2)", args.bits, args.samples, 2)
     model, _ = modelfile.load(args.model)
+    if model.input_size != 2 or model.output_size != 1:
+        raise UsageError(
+            f"{args.model}: not an addition model (sizes {model.input_size}->{model.output_size})"
+        )
+    within_limits("the hidden states (bits x hidden)", args.bits, model.hidden_size)
     rng = np.random.default_rng(args.seed)
     if 4 ** (args.bits - 1) <= max(args.samples, 4**7):  # all pairs up to 8 bits at least
         x, y = validation_set(args.bits, model.dtype.name, rng)
@@ -218,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, modelfile.ModelFileError) as e:
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Diverged as e:
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130

@@ -1,35 +1,105 @@
-"""Saving and loading models: one NumPy .npz file, no pickles, written atomically.
+"""Model files and training checkpoints: one NumPy .npz archive, no pickles, written atomically.
 
-Layout of a model file (every entry a plain array, loaded with allow_pickle=False):
+Layout (every entry a plain array; nothing in a file is ever unpickled or executed):
 
-    meta           0-d string: JSON {"format": "rnn-manual", "version": 1, "cell": "rnn",
-                   "input_size", "hidden_size", "output_size", "activation", "bias", "dtype"}
-    param/<name>   each parameter, e.g. param/W_xh (I, H), in the model's dtype
-    history/<name> optional training curves: history/loss, history/batch_accuracy (steps,)
+    meta                 0-d string, JSON: {"format": "rnn-manual", "version": 1, "cell": "rnn",
+                         "input_size", "hidden_size", "output_size", "activation", "bias",
+                         "dtype"}, and in a checkpoint also "checkpoint": {"step", "config"
+                         (the TrainConfig), "rng" (the numpy Generator's bit_generator.state)}
+    param/<name>         each parameter, e.g. param/W_xh (I, H), in the model's dtype
+    history/loss         (steps,) float64 training loss per step           } all four
+    history/batch_accuracy (steps,) float64 exact sums per step            } or none
+    history/eval_step    (n,) int64 the steps of the full evaluations      }
+    history/eval_accuracy (n,) float64 their accuracy                      }
+    optim/<key>          checkpoint only: the optimizer's state, e.g. optim/velocity/W_hh,
+                         optim/m/W_xh, optim/v/W_xh, optim/steps (0-d int64)
+
+Loading checks everything (keys, shapes, dtypes, finiteness, version, sizes against the
+limits) and raises ModelFileError, one line, for anything else.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+from numpy.lib import format as npy
 from numpy.typing import NDArray
 
-from .rnn import RNN, check_dtype, check_size, param_shapes
-from .train import History
+from .activations import ACTIVATIONS
+from .limits import MAX_HIDDEN, MAX_LAYER
+from .optim import Adam
+from .rnn import RNN, check_size, param_shapes
+from .train import History, TrainConfig, TrainState, make_optimizer
 
 FORMAT = "rnn-manual"
 VERSION = 1
-HISTORY_KEYS = ("loss", "batch_accuracy")
+HISTORY_KEYS = ("loss", "batch_accuracy", "eval_step", "eval_accuracy")
+META_KEYS = {
+    "format",
+    "version",
+    "cell",
+    "input_size",
+    "hidden_size",
+    "output_size",
+    "activation",
+    "bias",
+    "dtype",
+    "checkpoint",
+}
+
+#: Files, or their content once unpacked, larger than this are refused unread.
+MAX_FILE_BYTES = 1 << 30
+MAX_ENTRIES = 256
+MAX_META_CHARS = 1 << 16
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of a new file, as open() would give it (mkstemp's own are owner-only).
+FILE_MODE = 0o666 & ~_umask()
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be read or is not a valid model."""
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def save(path: str | os.PathLike[str], model: RNN, history: History | None = None) -> None:
+    """Write `model` (and its training history) to `path`, whole or not at all."""
+    path = Path(path)
+    atomic_savez(path, _arrays(path, _meta(model), model, history))
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
+    """Write everything needed to continue the run in `state` exactly, whole or not at all."""
+    path = Path(path)
+    meta = _meta(state.model)
+    meta["checkpoint"] = {
+        "step": state.step,
+        "config": asdict(state.config),
+        "rng": state.rng.bit_generator.state,
+    }
+    arrays = _arrays(path, meta, state.model, state.history)
+    for key, a in state.optimizer.state_arrays(state.model.params).items():
+        arrays[f"optim/{key}"] = a
+    atomic_savez(path, arrays)
 
 
 def _meta(model: RNN) -> dict[str, Any]:
@@ -46,112 +116,315 @@ def _meta(model: RNN) -> dict[str, Any]:
     }
 
 
-def save(path: str | os.PathLike[str], model: RNN, history: History | None = None) -> None:
-    """Write `model` (and its training history) to `path`, whole or not at all."""
-    arrays: dict[str, NDArray[Any]] = {"meta": np.array(json.dumps(_meta(model)))}
+def _arrays(
+    path: Path, meta: dict[str, Any], model: RNN, history: History | None
+) -> dict[str, NDArray[Any]]:
+    """The entries of a model file; ModelFileError rather than write non-finite weights."""
+    arrays: dict[str, NDArray[Any]] = {"meta": np.array(json.dumps(meta, allow_nan=False))}
     for name, w in model.params.items():
+        if not np.isfinite(w).all():
+            raise ModelFileError(f"{path}: refusing to save, {name} holds non-finite values")
         arrays[f"param/{name}"] = w
     if history is not None:
-        for key in HISTORY_KEYS:
-            arrays[f"history/{key}"] = np.asarray(getattr(history, key), dtype=np.float64)
-    atomic_savez(Path(path), arrays)
+        arrays["history/loss"] = np.asarray(history.loss, dtype=np.float64)
+        arrays["history/batch_accuracy"] = np.asarray(history.batch_accuracy, dtype=np.float64)
+        evaluations = history.evaluations
+        arrays["history/eval_step"] = np.array([s for s, _ in evaluations], dtype=np.int64)
+        arrays["history/eval_accuracy"] = np.array([a for _, a in evaluations], dtype=np.float64)
+    return arrays
 
 
 def atomic_savez(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
-    """np.savez into a temporary file beside `path`, flushed to disk, then renamed over it."""
+    """np.savez into a temporary file beside `path`, flushed to disk, then renamed over it.
+
+    An interrupted save leaves the old file (if any) as it was, never a partial one.
+    """
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
 
 
-def _read(path: Path) -> dict[str, NDArray[Any]]:
-    """Every array in the .npz archive at `path`; nothing in it is unpickled."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic != b"PK\x03\x04":
-            raise ModelFileError(f"{path}: not a valid model file (not an .npz archive)")
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise ModelFileError(f"{path}: permission denied") from None
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise ModelFileError(f"{path}: refused, it holds pickled objects") from None
-        raise ModelFileError(f"{path}: not a valid model file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ModelFileError(f"{path}: not a valid model file ({e or type(e).__name__})") from None
+# --- reading -------------------------------------------------------------------------------
 
 
 def load(path: str | os.PathLike[str]) -> tuple[RNN, History | None]:
-    """The model in `path` and its training history, or ModelFileError saying what is wrong."""
-    path = Path(path)
-    arrays = _read(path)
-    if "meta" not in arrays or arrays["meta"].shape != () or arrays["meta"].dtype.kind != "U":
-        raise ModelFileError(f"{path}: not a model file (no meta entry)")
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{path}: its meta entry is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an {FORMAT} model file")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(
-            f"{path}: format version {meta.get('version')!r}, this program reads version {VERSION}"
-        )
-    if meta.get("cell") != "rnn":
-        raise ModelFileError(f"{path}: unknown cell {meta.get('cell')!r}")
-    try:
-        I = check_size("input_size", meta["input_size"])
-        H = check_size("hidden_size", meta["hidden_size"])
-        O = check_size("output_size", meta["output_size"])
-        if not isinstance(meta["bias"], bool):
-            raise ValueError(f"bias must be true or false, got {meta['bias']!r}")
-        dtype = check_dtype(meta["dtype"])
-        shapes = param_shapes(I, H, O, meta["bias"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{path}: invalid model description ({e})") from None
+    """The model in `path` (a model file or a checkpoint) and its training history."""
+    model, history, _ = _load(Path(path))
+    return model, history
 
-    # Check what is stored against the description before allocating anything of that size.
+
+def load_checkpoint(path: str | os.PathLike[str]) -> TrainState:
+    """The training run saved in the checkpoint at `path`, ready to continue exactly."""
+    path = Path(path)
+    _, _, state = _load(path)
+    if state is None:
+        raise ModelFileError(f"{path}: a model file without training state, cannot resume it")
+    return state
+
+
+def _load(path: Path) -> tuple[RNN, History | None, TrainState | None]:
+    """Every part of the file at `path`, each checked; ModelFileError naming what is wrong."""
+    arrays = _read(path)
+    try:
+        meta = _parse_meta(arrays)
+        found = set(arrays)
+        allowed = {"meta"} | {k for k in found if k.startswith(("param/", "history/"))}
+        if "checkpoint" in meta:
+            allowed |= {k for k in found if k.startswith("optim/")}
+        if found - allowed:
+            raise ValueError(f"unexpected entries {sorted(found - allowed)}")
+        model = _model(meta, arrays)
+        history = _history(arrays)
+        state = None
+        if "checkpoint" in meta:
+            optim = {
+                k.removeprefix("optim/"): a for k, a in arrays.items() if k.startswith("optim/")
+            }
+            state = _training_state(meta["checkpoint"], model, history, optim)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    return model, history, state
+
+
+def _parse_meta(arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
+    entry = arrays.get("meta")
+    if entry is None or entry.shape != () or entry.dtype.kind != "U":
+        raise ValueError("not a model file (no meta entry)")
+    if len(str(entry)) > MAX_META_CHARS:
+        raise ValueError(f"its meta entry is longer than {MAX_META_CHARS} characters")
+    try:
+        meta = json.loads(str(entry), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("its meta entry is nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"its meta entry is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"not an {FORMAT} model file")
+    version = meta.get("version")
+    if version != VERSION or isinstance(version, bool):
+        raise ValueError(f"format version {version!r}, this program reads version {VERSION}")
+    if set(meta) - META_KEYS:
+        raise ValueError(f"unknown meta keys {sorted(set(meta) - META_KEYS)}")
+    return meta
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> RNN:
+    """The model that meta describes, holding the stored parameters once each is checked."""
+    if meta.get("cell") != "rnn":
+        raise ValueError(f"unknown cell {meta.get('cell')!r}, this program reads 'rnn'")
+    I = check_size("input_size", meta.get("input_size", 0))
+    H = check_size("hidden_size", meta.get("hidden_size", 0))
+    O = check_size("output_size", meta.get("output_size", 0))
+    if H > MAX_HIDDEN or max(I, O) > MAX_LAYER:
+        raise ValueError(
+            f"sizes {I}, {H}, {O} exceed the limits (hidden {MAX_HIDDEN}, in/out {MAX_LAYER})"
+        )
+    bias, activation, dtype = meta.get("bias"), meta.get("activation"), meta.get("dtype")
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be true or false, got {bias!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    # Check what is stored against the description before building anything of that size.
+    shapes = param_shapes(I, H, O, bias)
+    _check_params(shapes, np.dtype(dtype), arrays)
+    model = RNN(I, H, O, activation, bias, dtype)
+    for name, w in model.params.items():
+        w[...] = arrays[f"param/{name}"]
+    return model
+
+
+def _check_params(
+    shapes: dict[str, tuple[int, ...]], dtype: np.dtype, arrays: dict[str, NDArray[Any]]
+) -> None:
     expected = {f"param/{name}" for name in shapes}
     found = {key for key in arrays if key.startswith("param/")}
     if found != expected:
-        raise ModelFileError(
-            f"{path}: parameters {sorted(found)} do not match the model's {sorted(expected)}"
-        )
+        raise ValueError(f"parameters {sorted(found)} do not match the model's {sorted(expected)}")
     for name, shape in shapes.items():
         stored = arrays[f"param/{name}"]
         if stored.shape != shape:
-            raise ModelFileError(f"{path}: {name} has shape {stored.shape}, expected {shape}")
+            raise ValueError(f"{name} has shape {stored.shape}, expected {shape}")
         if stored.dtype != dtype:
-            raise ModelFileError(f"{path}: {name} has dtype {stored.dtype}, expected {dtype}")
+            raise ValueError(f"{name} has dtype {stored.dtype}, expected {dtype}")
         if not np.isfinite(stored).all():
-            raise ModelFileError(f"{path}: {name} holds non-finite values")
-    try:
-        model = RNN(I, H, O, str(meta.get("activation")), meta["bias"], dtype)
-    except ValueError as e:
-        raise ModelFileError(f"{path}: invalid model description ({e})") from None
-    for name, w in model.params.items():
-        w[...] = arrays[f"param/{name}"]
+            raise ValueError(f"{name} holds non-finite values")
 
-    history = None
-    if all(f"history/{key}" in arrays for key in HISTORY_KEYS):
-        curves = [arrays[f"history/{key}"] for key in HISTORY_KEYS]
-        if any(c.ndim != 1 or c.dtype != np.float64 for c in curves):
-            raise ModelFileError(f"{path}: its training history is malformed")
-        history = History(loss=curves[0].tolist(), batch_accuracy=curves[1].tolist())
-    return model, history
+
+def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
+    present = [key for key in HISTORY_KEYS if f"history/{key}" in arrays]
+    extra = {k for k in arrays if k.startswith("history/")} - {f"history/{k}" for k in present}
+    if extra or (present and len(present) != len(HISTORY_KEYS)):
+        raise ValueError(f"its training history must hold exactly {list(HISTORY_KEYS)}")
+    if not present:
+        return None
+    loss, batch_accuracy, eval_step, eval_accuracy = (
+        arrays[f"history/{key}"] for key in HISTORY_KEYS
+    )
+    dtypes = (np.float64, np.float64, np.int64, np.float64)
+    curves = (loss, batch_accuracy, eval_step, eval_accuracy)
+    if any(c.ndim != 1 or c.dtype != d for c, d in zip(curves, dtypes, strict=True)):
+        raise ValueError("its training history has the wrong shapes or dtypes")
+    if len(loss) != len(batch_accuracy) or len(eval_step) != len(eval_accuracy):
+        raise ValueError("its training history has curves of different lengths")
+    if not np.isfinite(loss).all():
+        raise ValueError("its training history holds non-finite losses")
+    for curve in (batch_accuracy, eval_accuracy):
+        if not ((curve >= 0) & (curve <= 1)).all():  # NaN fails both
+            raise ValueError("its training history holds accuracies outside [0, 1]")
+    if len(eval_step) and not (
+        (np.diff(eval_step) > 0).all() and 1 <= eval_step[0] and eval_step[-1] <= len(loss)
+    ):
+        raise ValueError("its training history has evaluation steps out of order or range")
+    return History(
+        loss=loss.tolist(),
+        batch_accuracy=batch_accuracy.tolist(),
+        evaluations=list(zip(eval_step.tolist(), eval_accuracy.tolist(), strict=True)),
+    )
+
+
+def _training_state(
+    checkpoint: object, model: RNN, history: History | None, optim: dict[str, NDArray[Any]]
+) -> TrainState:
+    """The run a checkpoint describes, every part checked against the others."""
+    if not isinstance(checkpoint, dict) or set(checkpoint) != {"step", "config", "rng"}:
+        raise ValueError("its checkpoint entry must hold exactly step, config and rng")
+    stored = checkpoint["config"]
+    names = {f.name for f in fields(TrainConfig)}
+    if not isinstance(stored, dict) or set(stored) != names:
+        raise ValueError(f"its training config must hold exactly {sorted(names)}")
+    config = TrainConfig(**stored)
+    described = (2, config.hidden, 1, config.activation, config.bias, config.dtype)
+    found = (
+        model.input_size,
+        model.hidden_size,
+        model.output_size,
+        model.activation,
+        model.bias,
+        model.dtype.name,
+    )
+    if described != found:
+        raise ValueError(f"its training config describes {described}, the model is {found}")
+    step = checkpoint["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"checkpoint step must be a non-negative integer, got {step!r}")
+    if history is None or len(history.loss) != step:
+        raise ValueError(f"a checkpoint needs a training history of {step} steps")
+    optimizer = make_optimizer(config)
+    optimizer.load_state_arrays(optim, model.params)
+    if isinstance(optimizer, Adam) and optimizer.steps != step:
+        raise ValueError(f"optimizer made {optimizer.steps} steps, the checkpoint says {step}")
+    return TrainState(config, model, optimizer, _generator(checkpoint["rng"]), step, history)
+
+
+def _generator(state: object) -> np.random.Generator:
+    """A PCG64 Generator in `state`, as bit_generator.state gives it, after checking it."""
+
+    def uint(value: object, bits: int) -> bool:
+        return type(value) is int and 0 <= value < 1 << bits
+
+    if not (
+        isinstance(state, dict)
+        and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+        and state["bit_generator"] == "PCG64"
+        and isinstance(state["state"], dict)
+        and set(state["state"]) == {"state", "inc"}
+        and all(uint(v, 128) for v in state["state"].values())
+        and uint(state["has_uint32"], 1)
+        and uint(state["uinteger"], 32)
+    ):
+        raise ValueError("its random generator state is not a valid PCG64 state")
+    rng = np.random.Generator(np.random.PCG64(0))
+    rng.bit_generator.state = state
+    return rng
+
+
+def _read(path: Path) -> dict[str, NDArray[Any]]:
+    """Every array in the .npz archive at `path`, its size checked before it is read."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(f"{path}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(f"{path}: not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: {info.st_size} bytes, larger than {MAX_FILE_BYTES}")
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise ModelFileError(f"{path}: not a valid model file (not an .npz archive)")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            names = [m.filename for m in members]
+            if len(members) > MAX_ENTRIES or len(set(names)) != len(names):
+                raise ModelFileError(f"{path}: not a valid model file (entries)")
+            if sum(m.file_size for m in members) > MAX_FILE_BYTES:
+                raise ModelFileError(f"{path}: unpacks to more than {MAX_FILE_BYTES} bytes")
+            arrays = {}
+            for member in members:
+                if not member.filename.endswith(".npy"):
+                    raise ModelFileError(f"{path}: unexpected entry {member.filename!r}")
+                key = member.filename.removesuffix(".npy")
+                with archive.open(member) as f:
+                    _check_npy_header(f, member.file_size, f"{path}: {key}")
+                with archive.open(member) as f:
+                    arrays[key] = npy.read_array(f, allow_pickle=False)
+            return arrays
+    except ModelFileError:
+        raise
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied") from None
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        RuntimeError,  # an encrypted entry
+        NotImplementedError,  # an unknown compression method
+        zipfile.BadZipFile,
+        zlib.error,
+        struct.error,
+    ) as e:
+        raise ModelFileError(f"{path}: not a valid model file ({e or type(e).__name__})") from None
+
+
+def _check_npy_header(f: IO[bytes], stored_bytes: int, where: str) -> None:
+    """ModelFileError unless the .npy entry holds plain numbers or text whose declared size is
+    exactly what the archive stores: nothing pickled, nothing larger than the file."""
+    version = npy.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = npy.read_array_header_2_0(f)
+    else:
+        raise ModelFileError(f"{where}: unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ModelFileError(f"{where}: refused, it holds pickled Python objects")
+    declared = math.prod(shape) * dtype.itemsize
+    if f.tell() + declared != stored_bytes:
+        raise ModelFileError(
+            f"{where}: not valid, it declares {shape} of {dtype} ({declared} bytes) "
+            f"but stores {stored_bytes - f.tell()} bytes"
+        )

@@ -1,4 +1,8 @@
-"""Optimisers that update a dict of parameter arrays in place from a dict of gradients."""
+"""Optimisers that update a dict of parameter arrays in place from a dict of gradients.
+
+Each can hand out its state as named arrays and take it back (`state_arrays`,
+`load_state_arrays`), so that a checkpointed run continues exactly as if never stopped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
+Params = dict[str, Array]
 
 
 class SGD:
@@ -22,17 +27,28 @@ class SGD:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.lr = lr
         self.momentum = momentum
-        self.state: dict[str, Array] = {}  # velocity per parameter
+        self.state: dict[str, Array] = {}  # "velocity/<name>" per parameter
 
-    def step(self, params: dict[str, Array], grads: dict[str, Array]) -> None:
+    def step(self, params: Params, grads: Params) -> None:
         for name, w in params.items():
             g = grads[name]
             if self.momentum:
-                v = self.state.setdefault(name, np.zeros_like(w))
+                v = self.state.setdefault(f"velocity/{name}", np.zeros_like(w))
                 v *= self.momentum
                 v += g
                 g = v
             w -= self.lr * g
+
+    def state_arrays(self, params: Params) -> dict[str, NDArray[np.generic]]:
+        """Copies of the velocities (zeros before the first step); none without momentum."""
+        if not self.momentum:
+            return {}
+        return _with_zeros(self.state, params, ("velocity",))
+
+    def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
+        """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
+        _check_state(self.state_arrays(params), arrays)
+        self.state = {key: np.array(a) for key, a in arrays.items()}
 
 
 class Adam:
@@ -51,19 +67,76 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.steps = 0
-        self.state: dict[str, Array] = {}  # "m:<name>" and "v:<name>" per parameter
+        self.state: dict[str, Array] = {}  # "m/<name>" and "v/<name>" per parameter
 
-    def step(self, params: dict[str, Array], grads: dict[str, Array]) -> None:
+    def step(self, params: Params, grads: Params) -> None:
         b1, b2 = self.betas
         self.steps += 1
         correction1 = 1.0 - b1**self.steps
         correction2 = 1.0 - b2**self.steps
         for name, w in params.items():
             g = grads[name]
-            m = self.state.setdefault(f"m:{name}", np.zeros_like(w))
-            v = self.state.setdefault(f"v:{name}", np.zeros_like(w))
+            m = self.state.setdefault(f"m/{name}", np.zeros_like(w))
+            v = self.state.setdefault(f"v/{name}", np.zeros_like(w))
             m *= b1
             m += (1.0 - b1) * g
             v *= b2
             v += (1.0 - b2) * (g * g)
             w -= self.lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+
+    def state_arrays(self, params: Params) -> dict[str, NDArray[np.generic]]:
+        """Copies of both moments (zeros before the first step) and the step count k."""
+        arrays = _with_zeros(self.state, params, ("m", "v"))
+        arrays["steps"] = np.array(self.steps, dtype=np.int64)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
+        """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
+        _check_state(self.state_arrays(params), arrays)
+        steps = int(arrays["steps"])
+        if steps < 0:
+            raise ValueError(f"optimizer step count must not be negative, got {steps}")
+        self.steps = steps
+        self.state = {key: np.array(a) for key, a in arrays.items() if key != "steps"}
+
+
+def clip_grad_norm(grads: Params, max_norm: float) -> float:
+    """Scale `grads` in place so that their joint L2 norm is at most max_norm; the norm before.
+
+    ||g|| = sqrt(sum over every array of sum(g**2));  g <- g * max_norm / ||g|| if larger.
+    """
+    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    if norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    return norm
+
+
+def _with_zeros(
+    state: dict[str, Array], params: Params, kinds: tuple[str, ...]
+) -> dict[str, NDArray[np.generic]]:
+    """A copy of state[f"{kind}/{name}"] for every kind and parameter, zeros where none yet."""
+    return {
+        f"{kind}/{name}": state[f"{kind}/{name}"].copy()
+        if f"{kind}/{name}" in state
+        else np.zeros_like(w)
+        for kind in kinds
+        for name, w in params.items()
+    }
+
+
+def _check_state(
+    expected: dict[str, NDArray[np.generic]], found: dict[str, NDArray[np.generic]]
+) -> None:
+    """ValueError unless `found` has the keys, shapes and dtypes of `expected`, all finite."""
+    if set(found) != set(expected):
+        raise ValueError(f"optimizer state {sorted(found)}, expected {sorted(expected)}")
+    for key, template in expected.items():
+        a = found[key]
+        if a.shape != template.shape or a.dtype != template.dtype:
+            raise ValueError(
+                f"optimizer state {key} is {a.dtype} {a.shape}, "
+                f"expected {template.dtype} {template.shape}"
+            )
+        if not np.isfinite(a).all():
+            raise ValueError(f"optimizer state {key} holds non-finite values")

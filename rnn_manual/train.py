@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .activations import ACTIVATIONS
 from .bits import (
     MAX_ALL_PAIRS_BITS,
     addition_examples,
     all_pairs,
     random_addition_batch,
 )
+from .limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
 from .losses import LOSSES
-from .optim import SGD, Adam
-from .rnn import RNN
+from .optim import SGD, Adam, clip_grad_norm
+from .rnn import RNN, check_size
 
 Array = NDArray[np.floating]
 Log = Callable[[str], None]
@@ -47,6 +53,41 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float64"
     log_every: int = 100
+    clip: float | None = None  # max gradient norm; None: no clipping
+
+    def __post_init__(self) -> None:
+        """ValueError for a config that cannot train or would exhaust memory, before any work."""
+        for name in ("bits", "hidden", "batch", "steps", "log_every"):
+            check_size(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name, choices in (
+            ("activation", sorted(ACTIVATIONS)),
+            ("loss", sorted(LOSSES)),
+            ("optimizer", OPTIMIZERS),
+            ("dtype", ("float32", "float64")),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias must be True or False, got {self.bias!r}")
+        for name in ("lr", "clip"):
+            value = getattr(self, name)
+            if value is not None and not (_is_real(value) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if not (_is_real(self.momentum) and 0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.hidden > MAX_HIDDEN:
+            raise ValueError(f"hidden must be at most {MAX_HIDDEN}, got {self.hidden}")
+        check_elements(
+            "a training batch (bits x batch x hidden)", self.bits, self.batch, self.hidden
+        )
+        if self.bits > MAX_ALL_PAIRS_BITS:
+            check_elements("the validation set (bits x sums x 2)", self.bits, VALIDATION_SUMS, 2)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -65,6 +106,28 @@ class TrainResult:
     solved: bool  # every validation sum exactly right
     seconds: float
     history: History
+    interrupted: bool = False  # stopped early by Ctrl-C (SIGINT)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: everything its next step depends on, and what a checkpoint holds."""
+
+    config: TrainConfig
+    model: RNN
+    optimizer: SGD | Adam
+    rng: np.random.Generator  # draws the next batch
+    step: int = 0  # updates made
+    history: History = field(default_factory=History)
+
+    @property
+    def solved(self) -> bool:
+        """Did the last full evaluation get every validation sum right? (Training stops there.)"""
+        return bool(self.history.evaluations) and self.history.evaluations[-1][1] == 1.0
+
+
+class Diverged(ArithmeticError):
+    """Training met a non-finite loss, gradient or weight."""
 
 
 def make_optimizer(config: TrainConfig) -> SGD | Adam:
@@ -86,6 +149,9 @@ def exact_match(p: Array, y: Array) -> NDArray[np.bool_]:
 
 def accuracy(model: RNN, x: Array, y: Array, chunk: int = 16384) -> float:
     """Fraction of the sequences in x: (T, B, I) whose every output bit is right."""
+    T, H = x.shape[0], model.hidden_size
+    check_elements("one sequence's hidden states (bits x hidden)", T, H)
+    chunk = max(1, min(chunk, MAX_ELEMENTS // (T * H)))  # each forward holds (T, chunk, H)
     right = 0
     for start in range(0, x.shape[1], chunk):
         p = model.forward(x[:, start : start + chunk])
@@ -100,32 +166,112 @@ def validation_set(bits: int, dtype: str, rng: np.random.Generator) -> tuple[Arr
     return random_addition_batch(rng, VALIDATION_SUMS, bits, dtype)
 
 
-def train(config: TrainConfig, log: Log | None = print) -> TrainResult:
-    """Train on random sums until every validation sum is exactly right or the steps run out."""
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {config.loss!r}")
+def start(config: TrainConfig) -> tuple[TrainState, tuple[Array, Array]]:
+    """A fresh run of `config` and its validation sums; the same config gives the same run."""
     rng = np.random.default_rng(config.seed)
     model = RNN(2, config.hidden, 1, config.activation, config.bias, config.dtype, seed=rng)
-    optimizer = make_optimizer(config)
-    x_val, y_val = validation_set(config.bits, config.dtype, rng)
-    history = History()
-    solved = False
-    step = 0
-    start = time.perf_counter()
-    while step < config.steps and not solved:
-        x, y = random_addition_batch(rng, config.batch, config.bits, config.dtype)
-        trace = model.run(x)
-        loss, dz = LOSSES[config.loss](trace.z, trace.p, y)
-        batch_right = exact_match(trace.p, y)
-        optimizer.step(model.params, model.backward(trace, dz))
-        step += 1
-        history.loss.append(loss)
-        history.batch_accuracy.append(float(batch_right.mean()))
-        # The full check costs many steps' work: make it only once a whole batch is right.
-        if batch_right.all():
-            val_accuracy = accuracy(model, x_val, y_val)
-            history.evaluations.append((step, val_accuracy))
-            solved = val_accuracy == 1.0
-        if log is not None and (step % config.log_every == 0 or solved):
-            log(f"step {step:5d}  loss {loss:8.4f}  batch exact {batch_right.mean():6.1%}")
-    return TrainResult(model, step, solved, time.perf_counter() - start, history)
+    validation = validation_set(config.bits, config.dtype, rng)
+    return TrainState(config, model, make_optimizer(config), rng), validation
+
+
+def train(
+    config: TrainConfig,
+    log: Log | None = print,
+    *,
+    resume: TrainState | None = None,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    checkpoint_every: int = 0,
+) -> TrainResult:
+    """Train on random sums until every validation sum is exactly right or the steps run out.
+
+    resume: the state of an earlier run of this same config (step budget aside) to continue;
+    its weights then end bit for bit as if that run had never stopped.
+    checkpoint: called with the state every `checkpoint_every` steps and when training stops,
+    Ctrl-C included: a first Ctrl-C (SIGINT) stops after the current step, a second at once.
+    Raises Diverged on a non-finite loss, gradient or weight, with no checkpoint of that state.
+    """
+    state, (x_val, y_val) = start(config)
+    if resume is not None:
+        if replace(resume.config, steps=config.steps) != config:
+            raise ValueError("cannot resume: the checkpoint was made with a different config")
+        state = replace(resume, config=config)
+    saved_at = None
+    begin = time.perf_counter()
+    with _stop_on_ctrl_c() as stop:
+        while state.step < config.steps and not state.solved and not stop.requested:
+            loss, batch_right = _step(state)
+            # The full check costs many steps' work: make it only once a whole batch is right.
+            if batch_right.all():
+                val_accuracy = accuracy(state.model, x_val, y_val)
+                state.history.evaluations.append((state.step, val_accuracy))
+            if log is not None and (state.step % config.log_every == 0 or state.solved):
+                log(
+                    f"step {state.step:5d}  loss {loss:8.4f}  batch exact {batch_right.mean():6.1%}"
+                )
+            if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
+                checkpoint(state)
+                saved_at = state.step
+        if checkpoint is not None and saved_at != state.step:
+            checkpoint(state)
+    seconds = time.perf_counter() - begin
+    return TrainResult(
+        state.model, state.step, state.solved, seconds, state.history, stop.requested
+    )
+
+
+def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
+    """One update on a fresh random batch: the loss and which sums were right before it."""
+    config, model = state.config, state.model
+    x, y = random_addition_batch(state.rng, config.batch, config.bits, config.dtype)
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            trace = model.run(x)
+            loss, dz = LOSSES[config.loss](trace.z, trace.p, y)
+            grads = {
+                name: g for name, g in model.backward(trace, dz).items() if name in model.params
+            }
+            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
+                raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
+            if config.clip is not None:
+                clip_grad_norm(grads, config.clip)
+            state.optimizer.step(model.params, grads)
+            if not all(np.isfinite(w).all() for w in model.params.values()):
+                raise FloatingPointError("a weight is not finite")
+    except FloatingPointError as e:
+        raise Diverged(
+            f"training diverged at step {state.step + 1} ({e}); "
+            "try a smaller learning rate or gradient clipping (--clip)"
+        ) from None
+    state.step += 1
+    batch_right = exact_match(trace.p, y)
+    state.history.loss.append(loss)
+    state.history.batch_accuracy.append(float(batch_right.mean()))
+    return loss, batch_right
+
+
+@dataclass
+class _StopRequest:
+    requested: bool = False
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[_StopRequest]:
+    """While inside, a first Ctrl-C (SIGINT) only sets .requested; a second one interrupts.
+
+    Only the main thread can catch signals; elsewhere Ctrl-C keeps its usual effect.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
