@@ -180,12 +180,12 @@ class LSTM:
         tanh_c = np.empty((T, B, H), dtype=self.dtype)
         for t in range(T):
             a[t] += h[t] @ W_h  # a_t = x_t @ W_x + h_{t-1} @ W_h + b
-            a_i, a_f, a_g, a_o = np.split(a[t], 4, axis=1)
-            i, f, g, o = np.split(gates[t], 4, axis=1)  # views: writing them fills gates[t]
-            sigmoid(a_i, out=i)  # i_t = sigmoid(a_i)
-            sigmoid(a_f, out=f)  # f_t = sigmoid(a_f)
-            tanh(a_g, out=g)  # g_t = tanh(a_g)
-            sigmoid(a_o, out=o)  # o_t = sigmoid(a_o)
+            i, f, g, o = np.split(gates[t], 4, axis=1)  # views into gates[t]
+            a_g = a[t, :, 2 * H : 3 * H]  # g's block of a_t
+            # i_t, f_t, o_t = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o): one call over the whole
+            # row, g's block included, which g_t = tanh(a_g) then overwrites.
+            sigmoid(a[t], out=gates[t])
+            tanh(a_g, out=g)
             c[t + 1] = f * c[t] + i * g  # c_t = f_t * c_{t-1} + i_t * g_t
             tanh(c[t + 1], out=tanh_c[t])
             np.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(c_t)
