@@ -1,1 +1,9 @@
-"""PyTorch twins of the manual models, for autograd to judge their gradients."""
+"""PyTorch twins of the manual models, for autograd to judge their gradients.
+
+`python -m rnn_torch check` compares the two on a model built from options.
+"""
+
+from .check import Row, gradient_rows
+from .twin import SigmoidRNNCell, Twin, manual_upstream_grads, torch_loss
+
+__all__ = ["Row", "SigmoidRNNCell", "Twin", "gradient_rows", "manual_upstream_grads", "torch_loss"]

@@ -1,0 +1,150 @@
+"""`python -m rnn_torch check`: build a model from options, compute its gradients by hand and
+by PyTorch autograd, and print a table of each gradient's error. Exit 0 when every gradient
+is within its bound, 1 on a mismatch, 2 for bad options (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import numpy as np
+
+from rnn_manual import RNN, random_addition_batch
+from rnn_manual.activations import ACTIVATIONS
+
+from .check import OBJECTIVES, Row, gradient_rows
+
+#: The adder's input and output sizes: two operand bits in, one sum bit out.
+INPUTS, OUTPUTS = 2, 1
+#: Largest sizes accepted, so that a typo cannot ask for gigabytes.
+MAX_SIZE = 4096
+MAX_ELEMENTS = 1 << 24  # T * B * H, the largest array (128 MiB in float64)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def size(text: str) -> int:
+    """A positive integer up to MAX_SIZE, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..{MAX_SIZE}, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m rnn_torch", description="The manual RNN judged by autograd.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    c = commands.add_parser(
+        "check",
+        help="manual BPTT gradients against PyTorch autograd, on random sums",
+        description="Run the manual model and its PyTorch twin on a batch of random binary "
+        "sums and print each gradient's max absolute and normwise relative error.",
+    )
+    c.add_argument("--bits", type=size, default=8, help="sequence length T (default 8)")
+    c.add_argument("--batch", type=size, default=4, help="sums per batch B (default 4)")
+    c.add_argument("--hidden", type=size, default=16, help="hidden units H (default 16)")
+    c.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid")
+    c.add_argument("--bias", action="store_true", help="give both layers a (random) bias")
+    c.add_argument(
+        "--loss",
+        choices=OBJECTIVES,
+        default="mse",
+        help="what to differentiate: a loss, or 'upstream', sum(V * p) for random V",
+    )
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    c.add_argument("--seed", type=seed, default=0, help="weights and data (default 0)")
+    c.add_argument("--h0", action="store_true", help="start from a random h0, not zeros")
+    c.add_argument(
+        "--fused",
+        action="store_true",
+        help="judge by the whole-sequence torch.nn.RNN (tanh, relu) instead of nn.RNNCell",
+    )
+    return parser
+
+
+def build_model(args: argparse.Namespace, rng: np.random.Generator) -> RNN:
+    """The model the options describe: the tutorial's initial weights, biases ~ N(0, 0.5^2)."""
+    model = RNN(INPUTS, args.hidden, OUTPUTS, args.activation, args.bias, args.dtype, seed=rng)
+    for name in ("b_h", "b_y"):
+        if name in model.params:  # non-zero, so that a wrong bias gradient shows
+            model.params[name][...] = rng.normal(0.0, 0.5, model.params[name].shape)
+    return model
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """One line per gradient: name, shape, max |manual - torch|, relative error, its limit."""
+    lines = [f"{'gradient':<10} {'shape':<14} {'max abs':>10} {'relative':>10} {'limit':>10}"]
+    for row in rows:
+        name = "loss" if row.name == "loss" else f"d{row.name}"
+        verdict = "ok" if row.passed else "MISMATCH"
+        lines.append(
+            f"{name:<10} {row.shape!s:<14} {row.max_abs:>10.2e} {row.relative:>10.2e} "
+            f"{row.limit:>10.1e}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def check(args: argparse.Namespace) -> int:
+    if args.fused and args.activation == "sigmoid":
+        raise UsageError("--fused needs --activation tanh or relu (torch.nn.RNN has no sigmoid)")
+    if args.bits * args.batch * max(args.hidden, INPUTS) > MAX_ELEMENTS:
+        raise UsageError(f"--bits x --batch x --hidden must stay under {MAX_ELEMENTS}")
+    rng = np.random.default_rng(args.seed)
+    model = build_model(args, rng)
+    x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)  # (T, B, 2), (T, B, 1)
+    target = rng.normal(0.0, 1.0, y.shape).astype(args.dtype) if args.loss == "upstream" else y
+    h0 = rng.normal(0.0, 0.5, (args.batch, args.hidden)).astype(args.dtype) if args.h0 else None
+    rows = gradient_rows(model, x, target, args.loss, h0, args.fused)
+    if args.fused:
+        judge = "torch.nn.RNN"
+    else:
+        judge = "SigmoidRNNCell" if args.activation == "sigmoid" else "torch.nn.RNNCell"
+    print(
+        f"manual BPTT vs PyTorch autograd ({judge}): T {args.bits}, B {args.batch}, "
+        f"H {args.hidden}, {args.activation}, bias {args.bias}, {args.loss}, "
+        f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
+    )
+    print(format_table(rows))
+    failed = [row.name for row in rows if not row.passed]
+    if failed:
+        print(f"MISMATCH in {', '.join(failed)}")
+        return 1
+    print("all gradients agree")
+    return 0
+
+
+class UsageError(Exception):
+    """Options that parse but do not fit together: one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return check(args)
+    except UsageError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
