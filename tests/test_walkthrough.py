@@ -1,0 +1,290 @@
+"""docs/walkthrough.md stays true: its code runs, and every name it gives exists.
+
+- Every ```python block runs, top to bottom, in one namespace (the blocks assert what they
+  claim).
+- Every `inline code` name that is not one of the tutorial's own names must exist in the
+  package: dotted names are resolved attribute by attribute (`rnn_manual.losses.mse`,
+  `RNN.backward`, `trace.h`), params["..."] and grads["..."] keys must be real keys, bare
+  names must be names the package uses (a function, parameter, local variable, field,
+  activation or loss), and command lines must use real subcommands and options.
+- Every figure it shows is one that `python -m rnn_manual plot` writes, and is a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import re
+import shlex
+import types
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rnn_manual
+import rnn_manual.rnn
+from rnn_manual import RNN, SGD, Adam
+from rnn_manual.activations import ACTIVATIONS
+from rnn_manual.cli import build_parser
+from rnn_manual.losses import LOSSES
+from rnn_manual.plot import FIGURES
+from rnn_manual.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+WALKTHROUGH = ROOT / "docs" / "walkthrough.md"
+
+#: Names from the tutorial's code, which the walkthrough maps to ours; not ours to check.
+TUTORIAL_NAMES = {
+    "X",
+    "alpha",
+    "binary_dim",
+    "d",
+    "future_layer_1_delta",
+    "hidden_dim",
+    "input_dim",
+    "int2binary",
+    "largest_number",
+    "layer_1",
+    "layer_1_delta",
+    "layer_1_values",
+    "layer_2",
+    "layer_2_delta",
+    "layer_2_deltas",
+    "layer_2_error",
+    "output_dim",
+    "overallError",
+    "position",
+    "sigmoid_output_to_derivative",
+    "synapse_0",
+    "synapse_0_update",
+    "synapse_1",
+    "synapse_1_update",
+    "synapse_h",
+    "synapse_h_update",
+}
+
+DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+KEYED = re.compile(r"\b(params|grads)\[\"(\w+)\"\]")
+QUOTED = re.compile(r"\"(\w+)\"")
+
+
+def text() -> str:
+    return WALKTHROUGH.read_text()
+
+
+def fenced_blocks(markdown: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", markdown, flags=re.M | re.S)
+
+
+def inline_spans(markdown: str) -> list[str]:
+    """Every `inline code` span outside fenced blocks, line breaks read as spaces."""
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    return [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+
+
+def package_modules() -> list[types.ModuleType]:
+    names = [m.name for m in pkgutil.iter_modules(rnn_manual.__path__) if m.name != "__main__"]
+    return [rnn_manual, *(importlib.import_module(f"rnn_manual.{n}") for n in names)]
+
+
+def example_trace_and_grads() -> tuple[Any, dict[str, Any]]:
+    model = RNN(hidden_size=3, bias=True)
+    trace = model.run(np.zeros((2, 1, 2)))
+    return trace, model.backward(trace, np.zeros_like(trace.z))
+
+
+@cache
+def vocabulary() -> frozenset[str]:
+    """Every name a reader may meet in the package: module attributes, parameter names of
+    every function and method, fields and instance attributes of its classes, the local
+    variables of the RNN's own functions (rnn_manual/rnn.py: the BPTT the walkthrough
+    explains), the activations, losses and command-line subcommands; and builtins."""
+    names: set[str] = set(dir(builtins)) | set(ACTIVATIONS) | set(LOSSES)
+    names |= set(subcommands())
+    for module in package_modules():
+        names |= set(vars(module))
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            functions = [value]
+            if inspect.isclass(value):
+                functions = [v for v in vars(value).values() if inspect.isfunction(v)]
+                if dataclasses.is_dataclass(value):
+                    names |= {f.name for f in dataclasses.fields(value)}
+            for f in filter(inspect.isfunction, functions):
+                names |= set(inspect.signature(f).parameters)
+                if module is rnn_manual.rnn:
+                    names |= set(f.__code__.co_varnames)
+    for instance in (RNN(bias=True), SGD(0.1), Adam(0.1), TrainConfig()):
+        names |= set(vars(instance))
+    return frozenset(names)
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@cache
+def roots() -> dict[str, Any]:
+    """What a dotted name may start with, besides `rnn_manual` and `rnn_torch` themselves."""
+    trace, _ = example_trace_and_grads()
+    found: dict[str, Any] = {"trace": trace}
+    for module in package_modules():
+        for name, value in vars(module).items():
+            if not name.startswith("_") and getattr(value, "__module__", "").startswith(
+                "rnn_manual"
+            ):
+                found.setdefault(name, value)
+    return found
+
+
+def resolve(dotted: str) -> bool:
+    """Whether a dotted name exists: a module path, then attributes (or instance fields)."""
+    head, *rest = dotted.split(".")
+    if head in ("rnn_manual", "rnn_torch"):
+        value: Any = importlib.import_module(head)
+        while (
+            rest
+            and hasattr(value, "__path__")  # a package: its submodules may not be imported yet
+            and importlib.util.find_spec(f"{value.__name__}.{rest[0]}") is not None
+        ):
+            value = importlib.import_module(f"{value.__name__}.{rest.pop(0)}")
+    elif head in roots():
+        value = roots()[head]
+    else:
+        return False
+    for i, attribute in enumerate(rest):
+        fields = (
+            {f.name for f in dataclasses.fields(value)}
+            if dataclasses.is_dataclass(value)
+            else set()
+        )
+        if value is RNN:
+            fields |= set(vars(RNN(bias=True)))  # instance attributes: params, hidden_size, ...
+        if attribute in fields:
+            return i == len(rest) - 1  # a plain value: nothing below it to check
+        if not hasattr(value, attribute):
+            return False
+        value = getattr(value, attribute)
+    return True
+
+
+def problems_in_command(span: str) -> list[str]:
+    """A `python -m rnn_manual ...` line or bare `--option ...`: real subcommand and options."""
+    words = shlex.split(span.removeprefix("$ "))
+    if words[:3] == ["python", "-m", "rnn_manual"]:
+        words = words[3:]
+    commands = subcommands()
+    if words and not words[0].startswith("-"):
+        if words[0] not in commands:
+            return [f"no subcommand {words[0]!r}"]
+        parsers = [commands[words[0]]]
+    else:
+        parsers = list(commands.values())
+    options = {o for p in parsers for o in p._option_string_actions}
+    return [f"no option {w!r}" for w in words if w.startswith("--") and w not in options]
+
+
+def problems_in_span(span: str) -> list[str]:
+    """What in one inline span does not exist, if anything."""
+    if span.startswith(("python -m rnn_manual", "--")):
+        return problems_in_command(span)
+    if "/" in span and span.endswith(".py"):  # a file of the package
+        return [] if not span.startswith("rnn_manual/") or (ROOT / span).is_file() else [span]
+    _, grads = example_trace_and_grads()
+    keys = {"params": set(RNN(bias=True).params), "grads": set(grads)}
+    problems = [f"{s}[{k!r}]" for s, k in KEYED.findall(span) if k not in keys[s]]
+    strings = {k for s, k in KEYED.findall(span)}
+    for quoted in QUOTED.findall(span):
+        if quoted not in strings and quoted not in set(grads) | set(ACTIVATIONS) | set(LOSSES):
+            problems.append(f'"{quoted}"')
+    unquoted = re.sub(r"\"\w*\"", "", span)
+    for name in DOTTED.findall(unquoted):
+        head = name.split(".")[0]
+        if head in TUTORIAL_NAMES or re.fullmatch(r"[a-z]?\d*", head):  # numbers, 'e' of 1e-9
+            continue
+        exists = (
+            resolve(name)
+            if "." in name or head in ("rnn_manual", "rnn_torch")
+            else name in vocabulary() or name in roots()
+        )
+        if not exists:
+            problems.append(name)
+    return problems
+
+
+def test_every_python_block_runs() -> None:
+    blocks = fenced_blocks(text(), "python")
+    assert len(blocks) >= 5
+    namespace: dict[str, Any] = {"__name__": "walkthrough"}
+    for number, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"walkthrough block {number}", "exec"), namespace)
+        except Exception as e:
+            pytest.fail(f"python block {number} of {WALKTHROUGH.name} fails: {e!r}\n{block}")
+
+
+def test_every_name_in_the_text_exists() -> None:
+    spans = inline_spans(text())
+    assert len(spans) > 100
+    missing = {span: p for span in spans if (p := problems_in_span(span))}
+    assert not missing, f"names in {WALKTHROUGH.name} that the package does not have: {missing}"
+
+
+def test_every_command_line_parses() -> None:
+    lines = [
+        line.removeprefix("$ ")
+        for block in fenced_blocks(text(), "sh")
+        for line in block.splitlines()
+        if line.removeprefix("$ ").startswith("python -m rnn_manual")
+    ]
+    assert lines
+    for line in lines:
+        words = shlex.split(line, comments=True)[3:]
+        try:
+            build_parser().parse_args(words)
+        except SystemExit:
+            pytest.fail(f"{WALKTHROUGH.name}: {line!r} is not a valid command line")
+
+
+def test_figures_are_the_plot_commands_pngs() -> None:
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text())
+    assert sorted(Path(p).name for p in shown) == sorted(FIGURES)
+    for path in shown:
+        data = (WALKTHROUGH.parent / path).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+
+
+@pytest.mark.parametrize(
+    "span, ok",
+    [
+        ("RNN.backward", True),
+        ("RNN.backprop", False),
+        ('params["W_hh"]', True),
+        ('params["W_hx"]', False),
+        ('grads["h0"]', True),
+        ("rnn_manual.losses.mse", True),
+        ("rnn_manual.losses.mae", False),
+        ("trace.h[t + 1]", True),
+        ("trace.q", False),
+        ("h0", True),
+        ("dh_later", False),
+        ("future_layer_1_delta.dot(synapse_h.T)", True),
+        ("synapse_h", True),
+        ("python -m rnn_manual train --hidden", True),
+        ("python -m rnn_manual train --hiden", False),
+        ("python -m rnn_manual frobnicate", False),
+    ],
+)
+def test_the_name_check_tells_real_names_from_made_up_ones(span: str, ok: bool) -> None:
+    assert (problems_in_span(span) == []) is ok
