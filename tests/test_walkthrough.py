@@ -265,6 +265,18 @@ def test_figures_are_the_plot_commands_pngs() -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
 
 
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_within_the_page_has_its_heading() -> None:
+    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", text(), flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text())
+    assert links
+    assert set(links) <= anchors, set(links) - anchors
+
+
 @pytest.mark.parametrize(
     "span, ok",
     [
