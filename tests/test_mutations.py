@@ -1,7 +1,7 @@
 """The tests bite: plant a bug in the manual backward pass, and the property test must fail.
 
-Each mutation replaces one exact snippet of the source of a manual function (RNN.backward or
-a loss) and compiles the result into a subclass of RNN. Every snippet must occur exactly
+Each mutation replaces one exact snippet of the source of a manual function (RNN.backward,
+RNN.run or a loss) and compiles the result into a subclass of RNN. Every snippet must occur exactly
 once in the current source: when rnn_manual changes, test_snippet_occurs_once fails and
 names the snippet to update here, rather than a mutant silently testing nothing.
 """
@@ -53,6 +53,11 @@ MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
         'grads["h0"] = dh_prev',
         'grads["h0"] = da[0]',
     ),
+    "forward: drop b_h": (
+        RNN.run,
+        'h[1:] += self.params["b_h"]',
+        "pass",
+    ),
     "forget the batch mean (mse)": (losses.mse, "dz /= batch", "pass"),
     "forget the batch mean (bce)": (losses.bce, "dz /= batch", "pass"),
 }
@@ -76,8 +81,8 @@ def mutant(name: str) -> type[RNN]:
     """A subclass of RNN carrying the mutation `name`."""
     function, snippet, replacement = MUTATIONS[name]
     mutated = mutate(function, snippet, replacement)
-    if function is RNN.backward:
-        return type("Mutant", (RNN,), {"backward": mutated})
+    if function.__qualname__.startswith("RNN."):  # a method: override it
+        return type("Mutant", (RNN,), {function.__name__: mutated})
     # A loss: RNN.loss_and_grads, unchanged, looking the losses up in a patched table.
     lookup = {**rnn.LOSSES, function.__name__: mutated}
     original = RNN.loss_and_grads

@@ -1,0 +1,178 @@
+"""The PyTorch twin itself: its layout, its bias mapping, relu's kink, and the check command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnn_manual import RNN
+from rnn_torch import SigmoidRNNCell, Twin, gradient_rows
+from rnn_torch.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def biased_model(activation: str = "tanh", dtype: type = np.float64) -> RNN:
+    model = RNN(3, 5, 2, activation, bias=True, dtype=dtype, seed=1)
+    rng = np.random.default_rng(2)
+    model.params["b_h"][...] = rng.normal(size=5)
+    model.params["b_y"][...] = rng.normal(size=2)
+    return model
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_weights_map_to_torch_layout_and_back(fused: bool) -> None:
+    model = biased_model()
+    twin = Twin.from_manual(model, fused=fused)
+    cell = twin.torch_params()
+    torch.testing.assert_close(cell["weight_ih"], torch.from_numpy(model.params["W_xh"].T))
+    torch.testing.assert_close(cell["weight_hh"], torch.from_numpy(model.params["W_hh"].T))
+    torch.testing.assert_close(twin.out.weight, torch.from_numpy(model.params["W_hy"].T))
+    torch.testing.assert_close(cell["bias_ih"], torch.from_numpy(model.params["b_h"]))
+    assert not cell["bias_hh"].requires_grad and not cell["bias_hh"].any()
+    back = twin.manual_params()
+    assert set(back) == set(model.params)
+    for name, w in model.params.items():
+        np.testing.assert_array_equal(back[name], w)
+
+
+def test_recurrence_is_torchs_own_cell() -> None:
+    for activation in ("tanh", "relu"):
+        twin = Twin.from_manual(RNN(2, 4, 1, activation))
+        assert type(twin.recurrence) is nn.RNNCell
+        assert twin.recurrence.nonlinearity == activation
+    fused = Twin.from_manual(RNN(2, 4, 1, "tanh"), fused=True)
+    assert type(fused.recurrence) is nn.RNN
+    with pytest.raises(ValueError, match="no sigmoid"):
+        Twin.from_manual(RNN(2, 4, 1, "sigmoid"), fused=True)
+
+
+def test_sigmoid_cell_keeps_rnncell_parameters_and_changes_only_the_nonlinearity() -> None:
+    torch.manual_seed(0)
+    cell = SigmoidRNNCell(3, 4, dtype=torch.float64)
+    reference = nn.RNNCell(3, 4, dtype=torch.float64)
+    shapes = {name: p.shape for name, p in cell.named_parameters()}
+    assert shapes == {name: p.shape for name, p in reference.named_parameters()}
+    reference.load_state_dict(cell.state_dict())
+    x, h = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
+    # tanh(a) = 2 sigmoid(2a) - 1: the tanh cell at a/2 recovers the sigmoid cell at a.
+    with torch.no_grad():
+        for p in reference.parameters():
+            p /= 2
+    torch.testing.assert_close(cell(x, h), (reference(x, h) + 1) / 2, rtol=1e-15, atol=1e-15)
+    torch.testing.assert_close(cell(x), cell(x, torch.zeros(2, 4, dtype=torch.float64)))
+
+
+def test_both_torch_biases_get_the_gradient_of_b_h() -> None:
+    """dL/dbias_ih = dL/dbias_hh = dL/db_h: why one of them can stay frozen at zero."""
+    model = biased_model("sigmoid")
+    x = np.random.default_rng(3).normal(size=(4, 2, 3))
+    y = np.ones((4, 2, 2))
+    twin = Twin.from_manual(model)
+    bias_ih, bias_hh = twin.torch_params()["bias_ih"], twin.torch_params()["bias_hh"]
+    bias_hh.requires_grad_(True)
+    _, _, p = twin.run(torch.from_numpy(x), torch.zeros(2, 5, dtype=torch.float64))
+    (0.5 * ((p - torch.from_numpy(y)) ** 2).sum() / 2).backward()
+    _, grads = model.loss_and_grads(x, y, "mse")
+    assert bias_ih.grad is not None and bias_hh.grad is not None
+    torch.testing.assert_close(bias_ih.grad, bias_hh.grad, rtol=0, atol=0)
+    np.testing.assert_allclose(bias_ih.grad.numpy(), grads["b_h"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_twin_gradients_have_the_manual_keys_shapes_and_dtype(dtype: type) -> None:
+    model = biased_model("relu", dtype)
+    x, y = np.ones((3, 4, 3), dtype=dtype), np.zeros((3, 4, 2), dtype=dtype)
+    loss, grads = Twin.from_manual(model).loss_and_grads(x, y, "bce")
+    manual_loss, manual = model.loss_and_grads(x, y, "bce")
+    assert set(grads) == set(manual)
+    for name, g in grads.items():
+        assert g.shape == manual[name].shape and g.dtype == dtype, name
+    assert loss == pytest.approx(manual_loss, rel=1e-6)
+
+
+def test_relu_kink_convention_is_pytorchs() -> None:
+    """At a pre-activation of exactly 0 both sides take relu'(0) = 0, as PyTorch does."""
+    a = torch.zeros(3, requires_grad=True)
+    torch.relu(a).sum().backward()
+    assert a.grad is not None and not a.grad.any()
+
+    model = RNN(2, 3, 1, "relu", bias=False, seed=0)  # x = 0, h0 = 0: every a_t is exactly 0
+    x, y = np.zeros((4, 2, 2)), np.ones((4, 2, 1))
+    assert not model.run(x).h.any()
+    rows = gradient_rows(model, x, y, "mse")
+    assert all(row.passed for row in rows), rows
+    _, grads = model.loss_and_grads(x, y, "mse")
+    # relu'(0) = 1 would make these two non-zero:
+    assert not grads["x"].any() and not grads["W_xh"].any()
+
+
+def test_rnn_manual_imports_without_torch() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # makes `import torch` fail
+        "import numpy as np, rnn_manual\n"
+        "rnn_manual.RNN(2, 4, 1).loss_and_grads(np.zeros((3, 1, 2)), np.zeros((3, 1, 1)))\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "rnn_torch", "check", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_check_command_prints_a_table_and_agrees() -> None:
+    result = run_check("--activation", "tanh", "--bias", "--h0", "--loss", "upstream", "--fused")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name in ("dW_xh", "dW_hh", "dW_hy", "db_h", "db_y", "dx", "dh0"):
+        assert any(line.startswith(name) and line.endswith("ok") for line in lines), name
+    assert lines[-1] == "all gradients agree"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--bits", "0"], "--bits"),
+        (["--hidden", "x"], "--hidden"),
+        (["--activation", "softmax"], "--activation"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--seed", "-1"], "--seed"),
+        (["--fused"], "--fused"),
+        (["--bits", "4096", "--batch", "4096"], "must stay under"),
+    ],
+)
+def test_check_command_refuses_bad_options_in_one_line(args: list[str], fragment: str) -> None:
+    result = run_check(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_command_exits_1_on_a_mismatch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backward = RNN.backward
+
+    def off_by_a_percent(self: RNN, trace: object, dz: np.ndarray) -> dict[str, np.ndarray]:
+        grads = backward(self, trace, dz)  # type: ignore[arg-type]
+        grads["W_hh"] *= 1.01
+        return grads
+
+    monkeypatch.setattr(RNN, "backward", off_by_a_percent)
+    assert main(["check", "--bits", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH in W_hh" in out
+    assert [line.split()[0] for line in out.splitlines() if line.endswith("MISMATCH")] == ["dW_hh"]
