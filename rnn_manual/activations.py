@@ -28,9 +28,11 @@ def sigmoid(a: Array, out: Array | None = None) -> Array:
     return np.reciprocal(e, out=e)  # 1 / (1 + exp(-a))
 
 
-def sigmoid_derivative(h: Array) -> Array:
+def sigmoid_derivative(h: Array, out: Array | None = None) -> Array:
     """sigmoid'(a) = h * (1 - h), where h = sigmoid(a)."""
-    return h * (1.0 - h)
+    d = np.subtract(1.0, h, out=out)  # 1 - h
+    d *= h
+    return d
 
 
 def tanh(a: Array, out: Array | None = None) -> Array:
@@ -38,9 +40,10 @@ def tanh(a: Array, out: Array | None = None) -> Array:
     return np.tanh(a, out=out)
 
 
-def tanh_derivative(h: Array) -> Array:
+def tanh_derivative(h: Array, out: Array | None = None) -> Array:
     """tanh'(a) = 1 - h**2, where h = tanh(a)."""
-    return 1.0 - h * h
+    d = np.multiply(h, h, out=out)  # h**2
+    return np.subtract(1.0, d, out=d)
 
 
 def relu(a: Array, out: Array | None = None) -> Array:
@@ -48,14 +51,14 @@ def relu(a: Array, out: Array | None = None) -> Array:
     return np.maximum(a, 0.0, out=out)
 
 
-def relu_derivative(h: Array) -> Array:
+def relu_derivative(h: Array, out: Array | None = None) -> Array:
     """relu'(a) = 1 where h > 0, else 0 (also 0 at the kink a = 0, as PyTorch)."""
-    return (h > 0).astype(h.dtype)
+    return np.heaviside(h, 0.0, out=out)  # 1 for h > 0, the second argument at h = 0
 
 
-Activation = tuple[Callable[..., Array], Callable[[Array], Array]]
+Activation = tuple[Callable[..., Array], Callable[..., Array]]
 
-#: name -> (f, f' from f's output)
+#: name -> (f, f' from f's output); both write into `out` when it is given
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": (sigmoid, sigmoid_derivative),
     "tanh": (tanh, tanh_derivative),

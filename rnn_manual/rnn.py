@@ -138,17 +138,19 @@ class RNN:
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
         T, B, _ = x.shape
 
-        # The input projection x_t @ W_xh + b_h for every step at once: one matmul.
-        a = x @ W_xh  # (T, B, H) pre-activations, completed step by step below
-        if self.bias:
-            a += self.params["b_h"]
-
         h = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)  # h[0] = h0
         h[0] = h0
+        # The input projection x_t @ W_xh + b_h for every step at once, one matmul, written
+        # straight into h[1:]: each h[t + 1] holds its step's pre-activation until the loop
+        # below completes it and applies f in place.
+        np.matmul(x, W_xh, out=h[1:])
+        if self.bias:
+            h[1:] += self.params["b_h"]
+        hW = np.empty((B, self.hidden_size), dtype=self.dtype)  # h_{t-1} @ W_hh
         for t in range(T):
-            # h_t = f(x_t @ W_xh + h_{t-1} @ W_hh + b_h)
-            a[t] += h[t] @ W_hh
-            f(a[t], out=h[t + 1])
+            a_t = h[t + 1]
+            a_t += np.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh
+            f(a_t, out=a_t)  # h_t = f(a_t)
 
         # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
         z = h[1:] @ W_hy  # (T, B, O)
@@ -173,16 +175,21 @@ class RNN:
         dz = np.asarray(dz, dtype=self.dtype)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
-        dh_out = dz @ W_hy.T  # (T, B, H)
+        # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.
+        # (np.dot on the flattened steps: np.matmul is several times slower at this outer
+        # product, whose inner size is O = 1.)
+        da = np.dot(dz.reshape(T * B, O), W_hy.T).reshape(T, B, H)  # (T, B, H)
 
-        # Walk back in time. dh_next is dL/dh_t arriving from step t+1 through W_hh
+        # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
         # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
-        da = np.empty((T, B, H), dtype=self.dtype)  # dL/da_t
-        dh_next = np.zeros((B, H), dtype=self.dtype)
+        dh_prev = np.empty((B, H), dtype=self.dtype)
+        df_t = np.empty((B, H), dtype=self.dtype)  # f'(a_t)
         for t in reversed(range(T)):
-            dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
-            da[t] = dh * df(h[t + 1])  # dL/da_t = dL/dh_t * f'(a_t)
-            dh_next = da[t] @ W_hh.T  # dL/dh_{t-1} = dL/da_t @ W_hh^T
+            # Here da[t] holds dL/dh_t: its own output's share plus the future's.
+            da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
+            np.matmul(da[t], W_hh.T, out=dh_prev)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
+            if t > 0:
+                da[t - 1] += dh_prev  # dL/dh_{t-1}: its output's share plus the future's
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_xh = sum_t x_t^T da_t
@@ -197,7 +204,7 @@ class RNN:
             grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
             grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
-        grads["h0"] = dh_next  # dL/dh_0, what reached the start
+        grads["h0"] = dh_prev  # dL/dh_0, what reached the start
         return grads
 
     def loss_and_grads(

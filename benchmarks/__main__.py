@@ -1,0 +1,108 @@
+"""python -m benchmarks [--quick] [--threads N] [--out DIR] [--readme]
+
+Pins NumPy's BLAS and torch to the same number of threads before either is imported, runs
+the grid and the time-to-solve race, prints the markdown table and writes results.json and
+throughput.png (and with --readme, the table into benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[2]
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny grid, one seed: under a minute")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="threads for NumPy's BLAS and for torch (default: the cores this process may use)",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the files")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds for the time to solve")
+    parser.add_argument("--no-solve", action="store_true", help="skip the time to solve")
+    parser.add_argument(
+        "--tutorial",
+        type=Path,
+        default=None,
+        help="the tutorial's seed_rnn.py (default: ../shared/seed)",
+    )
+    parser.add_argument("--readme", action="store_true", help="also put the table in README.md")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.seeds < 1:
+        parser.error("--threads and --seeds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if "numpy" in sys.modules:
+        print("error: run as `python -m benchmarks`, before NumPy is imported", file=sys.stderr)
+        return 2
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # read by the BLAS libraries when they load
+
+    import numpy as np
+    import torch
+
+    from . import report, run, solve
+
+    torch.set_num_threads(args.threads)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: cannot make {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    tutorial = args.tutorial or solve.TUTORIAL
+    if not tutorial.is_file():
+        if args.tutorial is not None:
+            print(f"error: no tutorial script at {tutorial}", file=sys.stderr)
+            return 2
+        print(f"note: no tutorial script at {tutorial}; its time to solve is skipped")
+        tutorial = None
+
+    meta = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+        "blas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "matmul_peak_gflops": run.peaks(),
+    }
+    print(f"threads: NumPy BLAS {meta['blas_threads']}, torch {meta['torch_threads']}")
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.quick:
+        results = run.run_grid(
+            run.grid(quick=True), rounds=3, min_sample=0.005, budget=1.0, log=log
+        )
+    else:
+        results = run.run_grid(run.grid(quick=False), rounds=7, min_sample=0.05, budget=40, log=log)
+    solved = None
+    if not args.no_solve:
+        seeds = list(range(1 if args.quick else args.seeds))
+        solved = solve.time_to_solve(seeds, None if args.quick else tutorial)
+    text = report.markdown(meta, results, solved)
+    print(text)
+    report.write_json(args.out / "results.json", {"meta": meta, "grid": results, "solve": solved})
+    report.plot(results, args.out / "throughput.png")
+    report.write_whole(args.out / "results.md", text)
+    if args.readme:
+        report.replace_readme_table(HERE / "README.md", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Time to solve: wall time until 8-bit addition is learnt, every one of the 128 x 128 pairs right.
+
+Three contenders, each median over the same seeds:
+- `train`'s default run, rnn_manual.train.train(TrainConfig(seed=s));
+- the same training written with torch autograd (below): same network, initial weights,
+  batches, Adam and stopping rule, only the gradients come from autograd;
+- the tutorial's own script, run as it is in a subprocess (it always makes its 10000 steps
+  and has no seed to vary, so its runs are repeats).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnn_manual.bits import random_addition_batch
+from rnn_manual.rnn import RNN
+from rnn_manual.train import TrainConfig, exact_match, train, validation_set
+
+#: The tutorial's script, beside the repository (../shared/seed), when it is there.
+TUTORIAL = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "seed_rnn.py"
+
+
+def time_train(seed: int) -> tuple[float, int, bool]:
+    """(seconds, steps, solved) of `train`'s default run with this seed."""
+    start = time.perf_counter()
+    result = train(TrainConfig(seed=seed), log=None)
+    return time.perf_counter() - start, result.steps, result.solved
+
+
+def time_torch_train(seed: int) -> tuple[float, int, bool]:
+    """(seconds, steps, solved) of `train`'s default run redone with torch autograd and Adam."""
+    start = time.perf_counter()
+    config = TrainConfig(seed=seed)
+    assert config.optimizer == "adam" and config.loss == "mse" and not config.bias
+    dtype = getattr(torch, config.dtype)
+    rng = np.random.default_rng(config.seed)  # drawn from in train's order: weights, then data
+    model = RNN(2, config.hidden, 1, config.activation, False, config.dtype, seed=rng)
+    x_val, y_val = (torch.from_numpy(a) for a in validation_set(config.bits, config.dtype, rng))
+    weights = [torch.from_numpy(model.params[n]).requires_grad_() for n in ("W_xh", "W_hh", "W_hy")]
+    W_xh, W_hh, W_hy = weights
+    f = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[config.activation]
+    optimizer = torch.optim.Adam(weights, lr=0.1 if config.lr is None else config.lr)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[1], config.hidden, dtype=dtype)
+        hs = []
+        for xw_t in (x @ W_xh).unbind(0):
+            h = f(xw_t + h @ W_hh)  # h_t = f(x_t W_xh + h_{t-1} W_hh)
+            hs.append(h)
+        return torch.sigmoid(torch.stack(hs) @ W_hy)  # p_t = sigmoid(h_t W_hy)
+
+    solved, step = False, 0
+    while step < config.steps and not solved:
+        x, y = (torch.from_numpy(a) for a in random_addition_batch(rng, config.batch, config.bits))
+        p = forward(x)
+        loss = 0.5 * ((p - y) ** 2).sum() / config.batch
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if exact_match(p.detach().numpy(), y.numpy()).all():
+            with torch.no_grad():
+                solved = bool(exact_match(forward(x_val).numpy(), y_val.numpy()).all())
+    return time.perf_counter() - start, step, solved
+
+
+def time_tutorial(script: Path) -> float:
+    """Wall seconds of `python seed_rnn.py`, interpreter start-up included."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def time_startup() -> float:
+    """Wall seconds of starting Python and importing NumPy, the floor under any script."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import numpy"], check=True)
+    return time.perf_counter() - start
+
+
+def time_to_solve(seeds: list[int], tutorial: Path | None) -> dict:
+    """Per contender: every run's seconds and steps, and the median; interleaved seed by seed."""
+    runs: dict[str, list[dict]] = {"train": [], "torch autograd train": []}
+    if tutorial is not None:
+        runs["tutorial script"] = []
+        runs["python + numpy start-up"] = []
+    for seed in seeds:
+        for name, fn in (("train", time_train), ("torch autograd train", time_torch_train)):
+            seconds, steps, solved = fn(seed)
+            runs[name].append({"seed": seed, "seconds": seconds, "steps": steps, "solved": solved})
+        if tutorial is not None:
+            runs["tutorial script"].append({"seconds": time_tutorial(tutorial), "steps": 10000})
+            runs["python + numpy start-up"].append({"seconds": time_startup()})
+    return {
+        name: {"median_seconds": statistics.median(r["seconds"] for r in rs), "runs": rs}
+        for name, rs in runs.items()
+    }
