@@ -198,7 +198,8 @@ def plot_carry_unit(model: RNN, found: CarryUnit, a: int, b: int) -> Figure:
     bars_ax.bar(range(len(found.r_all)), found.r_all, color=colors)
     bars_ax.axhline(0, color="black", lw=0.8)
     bars_ax.set_ylim(-1, 1)
-    bars_ax.set_xticks(range(len(found.r_all)))
+    if len(found.r_all) <= 32:  # a label per unit while they fit
+        bars_ax.set_xticks(range(len(found.r_all)))
     bars_ax.set_xlabel("hidden unit j")
     bars_ax.set_ylabel("correlation r with the carry")
     bars_ax.set_title(
