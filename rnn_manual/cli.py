@@ -45,9 +45,16 @@ class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
 
 
+def one_line(text: object, limit: int = 500) -> str:
+    """`text` with unprintable characters (line breaks) escaped, cut short after `limit`."""
+    text = str(text)
+    text = text if len(text) <= limit else f"{text[:limit]}..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def positive_int(text: str) -> int:
@@ -252,7 +259,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     width = max(a.bit_length(), b.bit_length(), 1) + 1  # room for the carry out
     within_limits("the hidden states (bits x hidden)", width, model.hidden_size)
     x, _ = addition_examples(encode([a], width), encode([b], width), model.dtype)
-    p = model.forward(x)  # (width, 1, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = model.forward(x)  # (width, 1, 1)
+    if not np.isfinite(p).all():
+        raise UsageError(f"the model's hidden state overflows on {width}-bit operands")
     print(decode((p[:, :, 0] > 0.5).astype(np.uint8))[0])
     return 0
 
@@ -310,10 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except (UsageError, modelfile.ModelFileError) as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except Diverged as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pathlib
+import signal
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -396,8 +397,12 @@ def test_what_is_not_a_model_file_is_refused(
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.npz"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
-    with pytest.raises(ModelFileError, match="not a regular file"):
-        modelfile.load(fifo)
+    signal.alarm(30)  # should it block after all: fail the test rather than hang CI
+    try:
+        with pytest.raises(ModelFileError, match="not a regular file"):
+            modelfile.load(fifo)
+    finally:
+        signal.alarm(0)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])

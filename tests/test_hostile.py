@@ -1,0 +1,394 @@
+"""Hostile input: random and malformed arguments to the command line and the public API.
+
+Every one must end in a clean refusal (ValueError from the API; exit status 2 and one line
+on stderr from the command line) or a normal result; never a traceback, a warning, a hang,
+or an allocation the size of the input's claims.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+from rnn_manual import RNN, cli, decode, encode, modelfile
+from rnn_manual.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SECONDS = 60  # far beyond any case here; a hang fails the test instead of stalling CI
+
+
+@contextmanager
+def no_hang() -> Iterator[None]:
+    """TimeoutError, rather than a stalled CI, if the body takes more than SECONDS."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"no answer within {SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(SECONDS)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Paths a hostile command line may name: good files, bad files, and no files."""
+    folder = tmp_path_factory.mktemp("hostile")
+    model, checkpoint = folder / "model.npz", folder / "ck.npz"
+    result = train(TrainConfig(hidden=4, steps=5), log=None)
+    modelfile.save(model, result.model, result.history)
+    train(
+        TrainConfig(hidden=4, steps=5),
+        log=None,
+        checkpoint=lambda s: modelfile.save_checkpoint(checkpoint, s),
+    )
+    three_inputs = folder / "three.npz"
+    modelfile.save(three_inputs, RNN(input_size=3, hidden_size=4))
+    (folder / "garbage.npz").write_bytes(b"PK\x03\x04 garbage")
+    return {
+        "model": str(model),
+        "checkpoint": str(checkpoint),
+        "three inputs": str(three_inputs),
+        "garbage": str(folder / "garbage.npz"),
+        "missing": str(folder / "missing.npz"),
+        "folder": str(folder),
+        "no folder": str(folder / "no" / "such.npz"),
+        "empty": "",
+        "output": str(folder / "out.npz"),
+    }
+
+
+NUMBERS = ["0", "1", "2", "3", "8", "-1", "1e3", "0x10", "1_0", " 7 ", "٣", "nan", "inf", "-inf"]
+NUMBERS += ["1e-320", "1e300", str(2**64), "10" * 30, "", "many", "4.5", "None", "\x00"]
+HUGE = ["5000", "100000", "1000000", "10000000000"]  # over the caps, alone or as products
+OPERANDS = ["0", "1", "123", "-1", "1.5", "", "x", "0x10", "1_000", " 7 ", "٣", "9" * 400_000]
+OPERANDS += ["+5", "1e5", "\n", "--", "nan", str(2**200)]
+#: The options each command takes that hold numbers, choices or paths.
+OPTIONS = {
+    "train": ["--bits", "--hidden", "--batch", "--lr", "--seed", "--clip", "--checkpoint-every"],
+    "evaluate": ["--bits", "--samples", "--seed"],
+    "add": [],
+    "plot": [],
+}
+CHOICES = {
+    "--cell": ["rnn", "lstm", "gru", "transformer"],
+    "--activation": ["sigmoid", "tanh", "relu", "softmax", ""],
+    "--loss": ["mse", "bce", "l1"],
+    "--optimizer": ["sgd", "momentum", "adam", "rmsprop"],
+    "--dtype": ["float32", "float64", "float16", "int8"],
+}
+PATH_OPTIONS = ["--save", "--checkpoint", "--resume"]
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, files: dict[str, str]) -> list[str]:
+    """A command with its required arguments mostly in place, then hostile options."""
+    command = draw(st.sampled_from(["train", "train", "add", "evaluate", "plot", "frobnicate"]))
+    argv = [command]
+    some_file = st.sampled_from(["model"] * 4 + sorted(files)).map(files.get)
+    if command in ("add", "evaluate", "plot"):
+        argv += ["--model", draw(some_file)]
+    if command == "add":
+        argv += ["--", draw(st.sampled_from(OPERANDS)), draw(st.sampled_from(OPERANDS))]
+    if command == "evaluate":
+        argv += ["--bits", draw(st.sampled_from(NUMBERS + HUGE))]
+    if command == "plot":
+        argv += ["--out", files["model"]]  # a file, not a folder: refused before drawing
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["number", "huge", "choice", "path", "junk"]))
+        if kind in ("number", "huge") and OPTIONS.get(command):
+            values = NUMBERS if kind == "number" else HUGE
+            argv[1:1] = [draw(st.sampled_from(OPTIONS[command])), draw(st.sampled_from(values))]
+        elif kind == "choice" and command == "train":
+            option = draw(st.sampled_from(sorted(CHOICES)))
+            argv[1:1] = [option, draw(st.sampled_from(CHOICES[option]))]
+        elif kind == "path" and command == "train":
+            argv[1:1] = [draw(st.sampled_from(PATH_OPTIONS)), draw(some_file)]
+        elif kind == "junk":
+            argv.insert(draw(st.integers(0, len(argv))), draw(st.text(max_size=12)))
+    if command == "train":
+        argv[1:1] = ["--steps", "2", "--quiet"]  # valid runs stay short
+    return argv
+
+
+def assert_clean(status: int, out: str, err: str) -> None:
+    assert "Traceback" not in out + err
+    assert status in (0, 1, 2, 3), (status, err)
+    if status == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rnn-manual"), err
+
+
+def run_main(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    try:
+        with no_hang():
+            status = cli.main(argv)
+    except SystemExit as e:  # argparse's own refusals and --help
+        status = e.code if isinstance(e.code, int) else 2
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_command_line_refuses_hostile_arguments_cleanly(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str], data: st.DataObject
+) -> None:
+    argv = data.draw(command_lines(files), label="argv")
+    assert_clean(*run_main(capsys, argv))
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--hidden", "5000"], "hidden must be at most 4096"),
+        (["train", "--batch", "10000000"], "more than the limit"),
+        (["train", "--bits", "100000"], "more than the limit"),
+        (["train", "--bits", "3000", "--hidden", "1"], "validation set"),
+        (["train", "--bits", "9" * 30], "expected a positive integer"),
+        (["train", "--seed", "-1"], "from 0 to 2**64-1"),
+        (["train", "--seed", str(2**64)], "from 0 to 2**64-1"),
+        (["train", "--clip", "0"], "positive finite"),
+        (["train", "--checkpoint-every", "0"], "positive integer"),
+        (["evaluate", "--model", "{model}", "--bits", "100000"], "more than the limit"),
+        (["evaluate", "--model", "{model}", "--bits", "8", "--samples", "10" * 9], "limit"),
+        (["evaluate", "--model", "{three inputs}", "--bits", "8"], "not an addition model"),
+        (["evaluate", "--model", "{garbage}", "--bits", "8"], "not a valid model file"),
+        (["add", "--model", "{model}", "1", "9" * 400_000], "limited to 1048576 bits"),
+        (["train", "--resume", "{model}"], "without training state"),
+        (["train", "--resume", "{checkpoint}", "--lr", "0.5"], "--lr: a resumed run"),
+        (["train", "--save", "{no folder}"], "cannot write a file there"),
+        (["train", "--checkpoint", "{folder}"], "cannot write a file there"),
+        (["train", "--bits", "1", "a\nb\u2028c"], "unrecognized arguments: a\\nb\\u2028c"),
+        (["add", "--model", "{folder}/x\ny.npz", "1", "2"], "x\\ny.npz: no such file"),
+        (["add", "--model", "{folder}/" + "d" * 600 + ".npz", "1", "2"], "ddd..."),
+    ],
+)
+def test_named_hostile_arguments_are_refused_with_a_reason(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    status, out, err = run_main(capsys, [a.format(**files) for a in argv])
+    assert status == 2 and fragment in err, err
+    assert_clean(status, out, err)
+
+
+def test_add_refuses_an_operand_whose_pass_would_exceed_the_memory_cap(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnn_manual import limits
+
+    monkeypatch.setattr(limits, "MAX_ELEMENTS", 4 * 100)  # hidden 4: 100 bits at most
+    status, _, err = run_main(capsys, ["add", "--model", files["model"], "1", str(2**120)])
+    assert status == 2 and "more than the limit of 400" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--hidden", "99999999999"],
+        ["train", "--lr", "nan"],
+        ["add", "--model", "/dev/zero", "1", "2"],
+        ["evaluate", "--model", "/dev/zero", "--bits", "8"],
+        ["train", "--resume", "/dev/zero"],
+    ],
+)
+def test_the_real_command_refuses_in_one_line(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "rnn_manual", *args],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+# --- the public API -------------------------------------------------------------------------
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from([np.int64(3), np.float64(3.0), [2], (2,), "2"]),
+)
+
+
+@given(
+    sizes=st.tuples(ANY_VALUE, ANY_VALUE, ANY_VALUE),
+    activation=st.one_of(st.sampled_from(["sigmoid", "tanh", "relu", "softmax"]), ANY_VALUE),
+    dtype=st.sampled_from(
+        [np.float32, np.float64, "float64", "f4", np.float16, np.int32, "x", object]
+    ),
+)
+def test_the_rnn_constructor_refuses_bad_arguments_with_value_error(
+    sizes: tuple[Any, Any, Any], activation: Any, dtype: Any
+) -> None:
+    try:
+        model = RNN(*sizes, activation=activation, dtype=dtype)
+    except ValueError:
+        return
+    assert model.dtype in (np.float32, np.float64)
+    assert all(isinstance(s, int) and s >= 1 for s in (model.input_size, model.hidden_size))
+
+
+X_DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.bool_, np.complex128, np.str_])
+
+
+@given(
+    x=arrays(X_DTYPES, array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)),
+    loss=st.sampled_from(["mse", "bce", "hinge"]),
+    y_kind=st.sampled_from(["right", "wrong shape", "nan", "not binary", "ragged"]),
+)
+def test_forward_and_gradients_refuse_malformed_inputs(
+    x: np.ndarray, loss: str, y_kind: str
+) -> None:
+    model = RNN(2, 3, 1, "tanh")
+    shape = (*x.shape[:2], 1) if x.ndim == 3 else (1, 1, 1)
+    y = {
+        "right": np.ones(shape),
+        "wrong shape": np.ones((*shape, 2)),
+        "nan": np.full(shape, np.nan),
+        "not binary": np.full(shape, 0.5),  # soft targets are allowed
+        "ragged": [[1.0], [1.0, 2.0]],
+    }[y_kind]
+    try:
+        p = model.forward(x)
+    except ValueError:
+        return  # refused: the wanted outcome for anything malformed
+    assert p.shape == shape and np.isfinite(p).all()
+    try:
+        value, grads = model.loss_and_grads(x, y, loss)
+    except ValueError:
+        return
+    assert y_kind in ("right", "not binary") and loss in ("mse", "bce")
+    assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())
+
+
+@given(
+    x=st.one_of(
+        st.none(),
+        st.text(max_size=5),
+        st.floats(),
+        st.lists(st.lists(st.floats(), max_size=3), max_size=3),
+        st.just([[[0.0, 1.0]], [[1.0]]]),  # ragged
+        st.just(np.empty((0, 4, 2))),  # zero time steps
+        st.just(np.empty((4, 0, 2))),  # an empty batch
+        st.just(np.array([[[object(), 1.0]]], dtype=object)),
+    ),
+    h0=st.sampled_from([None, "bad", np.zeros((1, 2)), np.full((1, 3), np.inf), np.zeros((1, 3))]),
+)
+def test_forward_refuses_what_is_not_a_batch_of_sequences(x: Any, h0: Any) -> None:
+    model = RNN(2, 3, 1)
+    try:
+        p = model.forward(x, h0)
+    except ValueError:
+        return
+    assert p.ndim == 3 and np.isfinite(p).all()
+
+
+@given(
+    values=st.lists(st.integers(-(2**70), 2**70), max_size=4),
+    width=st.integers(-3, 72),
+)
+def test_encode_refuses_what_does_not_fit_and_round_trips_what_does(
+    values: list[int], width: int
+) -> None:
+    try:
+        bits = encode(values, width)
+    except ValueError:
+        assert width < 1 or any(v < 0 or v.bit_length() > width for v in values)
+        return
+    assert decode(bits) == values
+
+
+@given(
+    bits=arrays(
+        st.sampled_from([np.uint8, np.int64, np.float64, np.bool_]),
+        array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+    )
+)
+def test_decode_refuses_what_is_not_bits(bits: np.ndarray) -> None:
+    try:
+        values = decode(bits)
+    except ValueError:
+        assert bits.ndim != 2 or not np.isin(bits, (0, 1)).all()
+        return
+    assert bits.ndim == 2 and len(values) == bits.shape[1]
+
+
+@given(
+    field=st.sampled_from(["bits", "hidden", "batch", "steps", "lr", "momentum", "seed", "clip"]),
+    value=ANY_VALUE | st.sampled_from([10**9, 2**64, -(2**64), 1e308]),
+)
+def test_train_config_refuses_bad_fields_with_value_error(field: str, value: Any) -> None:
+    try:
+        TrainConfig(**{field: value})
+    except ValueError:
+        return
+    assert value is None or isinstance(value, (int, float, np.integer, np.floating))
+
+
+# --- known gaps, in files this suite does not own (rnn.py, bits.py) --------------------------
+# Each is a strict xfail: when the input validation is added there, it turns into a failure
+# that asks for the mark to be removed.
+
+
+def _relu_overflow() -> None:
+    RNN(2, 4, 1, "relu").forward(np.full((3, 2, 2), 1e308))
+
+
+def _float32_cast_overflow() -> None:
+    RNN(2, 4, 1, dtype=np.float32).forward(np.full((3, 2, 2), 1e300))
+
+
+def _encode_float() -> None:
+    encode([1.5], 4)  # silently truncated to 1
+
+
+def _encode_string() -> None:
+    encode(["3"], 4)  # silently parsed
+
+
+def _batch_of_floats() -> None:
+    from rnn_manual.bits import random_addition_batch
+
+    random_addition_batch(np.random.default_rng(0), 2.5, 3)  # type: ignore[arg-type]
+
+
+def _targets_outside_0_1() -> None:
+    RNN(2, 3, 1).loss_and_grads(np.zeros((2, 1, 2)), np.full((2, 1, 1), 7.0), "bce")
+
+
+@pytest.mark.xfail(strict=True, reason="rnn.py/bits.py do not validate this yet (see report)")
+@pytest.mark.parametrize(
+    "call",
+    [
+        _relu_overflow,
+        _float32_cast_overflow,
+        _encode_float,
+        _encode_string,
+        _batch_of_floats,
+        _targets_outside_0_1,
+    ],
+)
+def test_known_gap_is_refused_with_value_error(call: Any) -> None:
+    with pytest.raises(ValueError):
+        call()
