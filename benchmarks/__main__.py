@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: The tutorial's script, beside the repository (../shared/seed), when it is there.
+TUTORIAL = HERE.parent.parent / "shared" / "seed" / "seed_rnn.py"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +48,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    tutorial = args.tutorial or TUTORIAL
+    if not tutorial.is_file():
+        if args.tutorial is not None:
+            print(f"error: no tutorial script at {tutorial}", file=sys.stderr)
+            return 2
+        print(f"note: no tutorial script at {tutorial}; its time to solve is skipped")
+        tutorial = None
+
     if "numpy" in sys.modules:
         print("error: run as `python -m benchmarks`, before NumPy is imported", file=sys.stderr)
         return 2
@@ -63,14 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: cannot make {args.out}: {error.strerror}", file=sys.stderr)
         return 2
-    tutorial = args.tutorial or solve.TUTORIAL
-    if not tutorial.is_file():
-        if args.tutorial is not None:
-            print(f"error: no tutorial script at {tutorial}", file=sys.stderr)
-            return 2
-        print(f"note: no tutorial script at {tutorial}; its time to solve is skipped")
-        tutorial = None
-
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "quick": args.quick,
+        "tutorial_script": str(tutorial) if tutorial else f"not found at {TUTORIAL}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "matmul_peak_gflops": run.peaks(),
     }
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     solved = None
     if not args.no_solve:
         seeds = list(range(1 if args.quick else args.seeds))
-        solved = solve.time_to_solve(seeds, None if args.quick else tutorial)
+        # --quick times the tutorial (5 s) only when asked to with --tutorial.
+        solved = solve.time_to_solve(seeds, None if args.quick and not args.tutorial else tutorial)
     text = report.markdown(meta, results, solved)
     print(text)
     report.write_json(args.out / "results.json", {"meta": meta, "grid": results, "solve": solved})

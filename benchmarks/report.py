@@ -86,6 +86,8 @@ def markdown(meta: dict, results: list[dict], solve: dict | None) -> str:
     ]
     if solve is not None:
         parts += ["", "Time to solve 8-bit addition (all 128 x 128 pairs right):", ""]
+        if "tutorial script" not in solve:
+            parts += [f"(The tutorial's script was not timed: {meta['tutorial_script']}.)", ""]
         parts.append(solve_table(solve))
     return "\n".join(parts) + "\n"
 

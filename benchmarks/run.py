@@ -65,14 +65,15 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def check_same(manual: tuple[float, dict], torch_result: tuple[float, dict], dtype: str) -> float:
-    """Largest normwise relative error between the manual and a torch pass's gradients.
+    """Largest normwise relative error between the manual and a torch pass's loss and gradients.
 
-    Raises if they disagree beyond rounding: 1e-10 in float64; in float32, whose unit
-    roundoff is 6e-8, sums over T*B terms may lose a few digits, so 1e-3.
+    Raises unless they agree to rounding: 1e-12 in float64 (seen: below 1e-14); in float32,
+    whose unit roundoff is 6e-8 and whose sums here run over up to T*B = 32768 terms, 1e-4
+    (seen: below 2e-6). A missing or wrong term shows as 1e-2 or more.
     """
     errors = [relative_error(torch_result[1][k], g) for k, g in manual[1].items()]
     worst = max([relative_error(np.array(manual[0]), np.array(torch_result[0])), *errors])
-    if worst > (1e-10 if dtype == "float64" else 1e-3):
+    if worst > (1e-12 if dtype == "float64" else 1e-4):
         raise AssertionError(f"torch and manual gradients differ: relative error {worst:.1e}")
     return worst
 
@@ -82,6 +83,12 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
     T, B, H, dtype = point.T, point.B, point.H, np.dtype(point.dtype)
     rng = np.random.default_rng(seed)
     model = RNN(2, H, 1, "tanh", bias=False, dtype=dtype, seed=rng)
+    # The default weights make the recurrence chaotic (spectral radius ~2.5), which amplifies
+    # rounding ~10x every 8 steps: two correct implementations could then differ in the
+    # 5th digit at T 128. A spectral norm of 0.9 keeps every pass contracting, so that the
+    # gradients must agree to rounding everywhere; the work, and so the timing, is the same.
+    W_hh = model.params["W_hh"]
+    W_hh *= 0.9 / np.linalg.norm(W_hh.astype(np.float64), 2)
     x = rng.integers(0, 2, (T, B, 2)).astype(dtype)
     y = rng.integers(0, 2, (T, B, 1)).astype(dtype)
 
@@ -103,6 +110,7 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(dtype)
         out = np.empty_like(a)
         variants[PEAK] = lambda: np.matmul(a, a, out=out)
+        variants[PEAK]()  # its warm-up; the others had theirs in the check above
 
     timings = interleaved(variants, rounds, min_sample, budget)
     flops = matmul_flops(T, B, H)

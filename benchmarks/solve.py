@@ -23,9 +23,6 @@ from rnn_manual.bits import random_addition_batch
 from rnn_manual.rnn import RNN
 from rnn_manual.train import TrainConfig, exact_match, train, validation_set
 
-#: The tutorial's script, beside the repository (../shared/seed), when it is there.
-TUTORIAL = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "seed_rnn.py"
-
 
 def time_train(seed: int) -> tuple[float, int, bool]:
     """(seconds, steps, solved) of `train`'s default run with this seed."""

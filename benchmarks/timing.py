@@ -46,9 +46,8 @@ def interleaved(
     """Time every variant `rounds` times, interleaved; stop early (after 3 rounds) past `budget` s.
 
     Each sample is the mean over enough back-to-back calls to last min_sample seconds.
+    Call every variant once before (a warm-up: allocators, caches, lazy initialisation).
     """
-    for fn in variants.values():  # warm-up: allocators, caches, lazy initialisation
-        fn()
     counts = {name: calls_per_sample(fn, min_sample) for name, fn in variants.items()}
     names = list(variants)
     seconds: dict[str, list[float]] = {name: [] for name in names}
