@@ -1,0 +1,205 @@
+"""The gated-cell property checks catch the classic bugs: each test plants one in a copy of
+rnn_manual/lstm.py or gru.py and asserts that the checks of test_gated.py fail on it.
+
+A mutant is the module's own source with exact text replaced (each target must occur exactly
+once, so a mutation cannot silently stop applying when the code changes), executed as a
+fresh module. Some bugs are self-consistent: the mutant's backward pass is the true
+derivative of its own, wrong, forward pass. Finite differences cannot see those (the tests
+assert so); only the comparison with PyTorch's cells can.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from test_gated import Case, check_finite_differences, check_forward, check_gradients
+
+from rnn_manual import gru, lstm
+from rnn_torch.gated import fused_forward
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    module: types.ModuleType
+    replacements: tuple[tuple[str, str], ...]
+    consistent: bool  # backward is the true derivative of the mutant's forward: FD-blind
+    changes_forward: bool
+
+
+def mutant(mutation: Mutation) -> type:
+    """The model class of `mutation.module` with the replacements applied to its source."""
+    source = inspect.getsource(mutation.module)
+    for old, new in mutation.replacements:
+        assert source.count(old) == 1, f"{mutation.name}: target not found once: {old!r}"
+        source = source.replace(old, new)
+    name = f"{mutation.module.__name__}_mutant"
+    module = types.ModuleType(name)
+    module.__package__ = "rnn_manual"  # for its relative imports
+    sys.modules[name] = module  # dataclasses look their module up while being made
+    try:
+        exec(compile(source, f"<{mutation.name}>", "exec"), module.__dict__)
+    finally:
+        del sys.modules[name]
+    return getattr(module, "LSTM" if mutation.module is lstm else "GRU")
+
+
+MUTATIONS = [
+    Mutation("unchanged lstm", lstm, (), consistent=True, changes_forward=False),
+    Mutation("unchanged gru", gru, (), consistent=True, changes_forward=False),
+    Mutation(
+        "lstm gate order i, f, o, g (CS231n's)",
+        lstm,
+        (
+            (
+                "i, f, g, o = np.split(gates[t], 4, axis=1)  # views",
+                "i, f, o, g = np.split(gates[t], 4, axis=1)  # views",
+            ),
+            ("a_g = a[t, :, 2 * H : 3 * H]", "a_g = a[t, :, 3 * H :]"),
+            (
+                "i, f, g, o = np.split(gates[t], 4, axis=1)\n",
+                "i, f, o, g = np.split(gates[t], 4, axis=1)\n",
+            ),
+            ("da_i, da_f, da_g, da_o = np.split", "da_i, da_f, da_o, da_g = np.split"),
+        ),
+        consistent=True,
+        changes_forward=True,
+    ),
+    Mutation(
+        "lstm forget-gate bias applied to the output gate",
+        lstm,
+        (
+            (
+                'a += self._stacked("b_")',
+                'a += np.concatenate([self.params[n] for n in ("b_i", "b_o", "b_g", "b_f")])',
+            ),
+        ),
+        consistent=False,
+        changes_forward=True,
+    ),
+    Mutation(
+        "lstm recurrent term dropped from backward",
+        lstm,
+        (("dh_next = da[t] @ W_h.T", "dh_next = 0 * dh"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "lstm cell path dropped from backward",
+        lstm,
+        (("dc_next = dc * f", "dc_next = 0 * dc"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "lstm time index shifted: c_t for c_{t-1}",
+        lstm,
+        (("da_f[...] = dc * c[t] *", "da_f[...] = dc * c[t + 1] *"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "lstm time index shifted: h_t for h_{t-1} in dW_h",
+        lstm,
+        (("dW_h = h[:-1].reshape", "dW_h = h[1:].reshape"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "gru gate order z, r, n",
+        gru,
+        (
+            ("ah_r, ah_u, ah_n = np.split", "ah_u, ah_r, ah_n = np.split"),
+            ("ax_r, ax_u, ax_n = np.split", "ax_u, ax_r, ax_n = np.split"),
+            ("dax_r, dax_u, dax_n = np.split", "dax_u, dax_r, dax_n = np.split"),
+            ("dah_r, dah_u, dah_n = np.split", "dah_u, dah_r, dah_n = np.split"),
+        ),
+        consistent=True,
+        changes_forward=True,
+    ),
+    Mutation(
+        "gru b_hn outside the reset product",
+        gru,
+        (
+            ('hn[t] += self.params["b_hn"]', 'ax_n += self.params["b_hn"]'),
+            ("dah[:, :, 2 * H :].sum(axis=(0, 1))", "dax[:, :, 2 * H :].sum(axis=(0, 1))"),
+        ),
+        consistent=True,
+        changes_forward=True,
+    ),
+    Mutation(
+        "gru recurrent term dropped from backward",
+        gru,
+        (("dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dh * u"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "gru direct path u_t * h_{t-1} dropped from backward",
+        gru,
+        (("dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dah[t] @ W_h.T"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+    Mutation(
+        "gru time index shifted: h_t for h_{t-1}",
+        gru,
+        (("dh * (h[t] - n)", "dh * (h[t + 1] - n)"),),
+        consistent=False,
+        changes_forward=False,
+    ),
+]
+
+
+def cases_for(mutation: Mutation, small: bool) -> list[Case]:
+    """Two generic cases: an adder-like one (binary, zero states) and a real-valued one."""
+    cell = "lstm" if mutation.module is lstm else "gru"
+    T, B, H = (3, 2, 2) if small else (6, 3, 5)
+    return [
+        Case(cell, T, B, 2, H, 1, "mse", False, True, 1.0, "float64", seed=1),
+        Case(cell, T, B, 2, H, 2, "bce", True, False, 1.2, "float64", seed=2),
+    ]
+
+
+def caught(check: object, *args: object) -> bool:
+    try:
+        check(*args)  # type: ignore[operator]
+    except AssertionError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
+def test_the_torch_checks_catch_the_mutation(mutation: Mutation) -> None:
+    model_class = mutant(mutation)
+    planted = bool(mutation.replacements)
+    for case in cases_for(mutation, small=False):
+        assert caught(check_gradients, case, model_class) == planted, case.describe()
+        assert caught(check_forward, case, model_class) == mutation.changes_forward
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
+def test_finite_differences_catch_only_the_inconsistent_mutations(mutation: Mutation) -> None:
+    model_class = mutant(mutation)
+    for case in cases_for(mutation, small=True):
+        assert caught(check_finite_differences, case, model_class) != mutation.consistent
+
+
+BIAS_MUTATIONS = [m for m in MUTATIONS if "bias" in m.name or "b_hn" in m.name]
+
+
+@pytest.mark.parametrize("mutation", BIAS_MUTATIONS, ids=lambda m: m.name)
+def test_zero_biases_would_hide_the_bias_bugs(mutation: Mutation) -> None:
+    """Why the property tests draw non-zero biases: with zero ones the forward is unchanged."""
+    cls = lstm.LSTM if mutation.module is lstm else gru.GRU
+    model = cls(2, 3, 1, bias=True, seed=0)  # biases start at zero
+    broken = mutant(mutation)(2, 3, 1, True)
+    for name, w in model.params.items():
+        broken.params[name][...] = w
+    x = np.random.default_rng(0).normal(size=(4, 2, 2))
+    np.testing.assert_allclose(broken.forward(x), fused_forward(model, x), rtol=1e-12)
