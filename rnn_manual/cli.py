@@ -23,8 +23,10 @@ from .limits import check_elements
 from .losses import LOSSES
 from .rnn import RNN
 from .train import (
+    CELLS,
     OPTIMIZERS,
     Diverged,
+    Model,
     TrainConfig,
     TrainState,
     accuracy,
@@ -38,7 +40,7 @@ REPORT_WIDTHS = (16, 64, 1024)
 #: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
 MAX_ADD_BITS = 1 << 20
 #: The train options that decide the weights: a resumed run takes them from its checkpoint.
-RUN_OPTIONS = "bits hidden activation bias loss optimizer lr batch seed dtype clip".split()
+RUN_OPTIONS = "bits cell hidden activation bias loss optimizer lr batch seed dtype clip".split()
 
 
 class UsageError(Exception):
@@ -107,8 +109,11 @@ def build_parser() -> Parser:
 
     t = commands.add_parser("train", help="train on random sums until all 8-bit pairs are right")
     t.add_argument("--bits", type=positive_int, default=8, help="bits per sum (default 8)")
+    t.add_argument("--cell", choices=CELLS, default="rnn", help="recurrent cell (default rnn)")
     t.add_argument("--hidden", type=positive_int, default=16, help="hidden units (default 16)")
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid")
+    t.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), default="sigmoid", help="rnn cell only"
+    )
     t.add_argument("--bias", action="store_true", help="give both layers a bias")
     t.add_argument("--loss", choices=sorted(LOSSES), default="mse")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
@@ -163,7 +168,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def report_generalization(model: RNN, rng: np.random.Generator, samples: int = 1000) -> None:
+def report_generalization(model: Model, rng: np.random.Generator, samples: int = 1000) -> None:
     """Print accuracy on random sums much longer than those trained on."""
     for bits in REPORT_WIDTHS:
         x, y = random_addition_batch(rng, samples, bits, model.dtype)
@@ -199,6 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             config = TrainConfig(
                 bits=args.bits,
+                cell=args.cell,
                 hidden=args.hidden,
                 activation=args.activation,
                 bias=args.bias,

@@ -2,10 +2,11 @@
 
 Layout (every entry a plain array; nothing in a file is ever unpickled or executed):
 
-    meta                 0-d string, JSON: {"format": "rnn-manual", "version": 1, "cell": "rnn",
-                         "input_size", "hidden_size", "output_size", "activation", "bias",
-                         "dtype"}, and in a checkpoint also "checkpoint": {"step", "config"
-                         (the TrainConfig), "rng" (the numpy Generator's bit_generator.state)}
+    meta                 0-d string, JSON: {"format": "rnn-manual", "version": 1, "cell": "rnn"
+                         | "lstm" | "gru", "input_size", "hidden_size", "output_size",
+                         "activation" (rnn only), "bias", "dtype"}, and in a checkpoint also
+                         "checkpoint": {"step", "config" (the TrainConfig), "rng" (the numpy
+                         Generator's bit_generator.state)}
     param/<name>         each parameter, e.g. param/W_xh (I, H), in the model's dtype
     history/loss         (steps,) float64 training loss per step           } all four
     history/batch_accuracy (steps,) float64 exact sums per step            } or none
@@ -36,11 +37,12 @@ import numpy as np
 from numpy.lib import format as npy
 from numpy.typing import NDArray
 
+from . import gru, lstm
 from .activations import ACTIVATIONS
 from .limits import MAX_HIDDEN, MAX_LAYER
 from .optim import Adam
 from .rnn import RNN, check_size, param_shapes
-from .train import History, TrainConfig, TrainState, make_optimizer
+from .train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
 
 FORMAT = "rnn-manual"
 VERSION = 1
@@ -81,7 +83,7 @@ class ModelFileError(ValueError):
 # --- writing -------------------------------------------------------------------------------
 
 
-def save(path: str | os.PathLike[str], model: RNN, history: History | None = None) -> None:
+def save(path: str | os.PathLike[str], model: Model, history: History | None = None) -> None:
     """Write `model` (and its training history) to `path`, whole or not at all."""
     path = Path(path)
     atomic_savez(path, _arrays(path, _meta(model), model, history))
@@ -102,22 +104,31 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
     atomic_savez(path, arrays)
 
 
-def _meta(model: RNN) -> dict[str, Any]:
-    return {
+def _cell(model: Model) -> str:
+    """The model's cell name, as the meta entry and TrainConfig.cell spell it."""
+    if isinstance(model, lstm.LSTM):
+        return "lstm"
+    return "gru" if isinstance(model, gru.GRU) else "rnn"
+
+
+def _meta(model: Model) -> dict[str, Any]:
+    meta = {
         "format": FORMAT,
         "version": VERSION,
-        "cell": "rnn",
+        "cell": _cell(model),
         "input_size": model.input_size,
         "hidden_size": model.hidden_size,
         "output_size": model.output_size,
-        "activation": model.activation,
         "bias": model.bias,
         "dtype": model.dtype.name,
     }
+    if isinstance(model, RNN):
+        meta["activation"] = model.activation
+    return meta
 
 
 def _arrays(
-    path: Path, meta: dict[str, Any], model: RNN, history: History | None
+    path: Path, meta: dict[str, Any], model: Model, history: History | None
 ) -> dict[str, NDArray[Any]]:
     """The entries of a model file; ModelFileError rather than write non-finite weights."""
     arrays: dict[str, NDArray[Any]] = {"meta": np.array(json.dumps(meta, allow_nan=False))}
@@ -161,7 +172,7 @@ def atomic_savez(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
 # --- reading -------------------------------------------------------------------------------
 
 
-def load(path: str | os.PathLike[str]) -> tuple[RNN, History | None]:
+def load(path: str | os.PathLike[str]) -> tuple[Model, History | None]:
     """The model in `path` (a model file or a checkpoint) and its training history."""
     model, history, _ = _load(Path(path))
     return model, history
@@ -176,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainState:
     return state
 
 
-def _load(path: Path) -> tuple[RNN, History | None, TrainState | None]:
+def _load(path: Path) -> tuple[Model, History | None, TrainState | None]:
     """Every part of the file at `path`, each checked; ModelFileError naming what is wrong."""
     arrays = _read(path)
     try:
@@ -226,10 +237,11 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
 
 
-def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> RNN:
+def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Model:
     """The model that meta describes, holding the stored parameters once each is checked."""
-    if meta.get("cell") != "rnn":
-        raise ValueError(f"unknown cell {meta.get('cell')!r}, this program reads 'rnn'")
+    cell = meta.get("cell")
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}, this program reads {', '.join(CELLS)}")
     I = check_size("input_size", meta.get("input_size", 0))
     H = check_size("hidden_size", meta.get("hidden_size", 0))
     O = check_size("output_size", meta.get("output_size", 0))
@@ -240,14 +252,21 @@ def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> RNN:
     bias, activation, dtype = meta.get("bias"), meta.get("activation"), meta.get("dtype")
     if not isinstance(bias, bool):
         raise ValueError(f"bias must be true or false, got {bias!r}")
-    if activation not in ACTIVATIONS:
+    if cell == "rnn" and activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if cell != "rnn" and "activation" in meta:
+        raise ValueError(f"an {cell} has no activation setting")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     # Check what is stored against the description before building anything of that size.
-    shapes = param_shapes(I, H, O, bias)
-    _check_params(shapes, np.dtype(dtype), arrays)
-    model = RNN(I, H, O, activation, bias, dtype)
+    shapes = {"rnn": param_shapes, "lstm": lstm.param_shapes, "gru": gru.param_shapes}[cell]
+    _check_params(shapes(I, H, O, bias), np.dtype(dtype), arrays)
+    if cell == "lstm":
+        model: Model = lstm.LSTM(I, H, O, bias, dtype)
+    elif cell == "gru":
+        model = gru.GRU(I, H, O, bias, dtype)
+    else:
+        model = RNN(I, H, O, str(activation), bias, dtype)
     for name, w in model.params.items():
         w[...] = arrays[f"param/{name}"]
     return model
@@ -303,7 +322,7 @@ def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
 
 
 def _training_state(
-    checkpoint: object, model: RNN, history: History | None, optim: dict[str, NDArray[Any]]
+    checkpoint: object, model: Model, history: History | None, optim: dict[str, NDArray[Any]]
 ) -> TrainState:
     """The run a checkpoint describes, every part checked against the others."""
     if not isinstance(checkpoint, dict) or set(checkpoint) != {"step", "config", "rng"}:
@@ -313,12 +332,14 @@ def _training_state(
     if not isinstance(stored, dict) or set(stored) != names:
         raise ValueError(f"its training config must hold exactly {sorted(names)}")
     config = TrainConfig(**stored)
-    described = (2, config.hidden, 1, config.activation, config.bias, config.dtype)
+    activation = config.activation if config.cell == "rnn" else None
+    described = (config.cell, 2, config.hidden, 1, activation, config.bias, config.dtype)
     found = (
+        _cell(model),
         model.input_size,
         model.hidden_size,
         model.output_size,
-        model.activation,
+        getattr(model, "activation", None),
         model.bias,
         model.dtype.name,
     )

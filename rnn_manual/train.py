@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,8 +21,10 @@ from .bits import (
     all_pairs,
     random_addition_batch,
 )
+from .gru import GRU
 from .limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
 from .losses import LOSSES
+from .lstm import LSTM
 from .optim import SGD, Adam, clip_grad_norm
 from .rnn import RNN, check_size
 
@@ -29,6 +32,7 @@ Array = NDArray[np.floating]
 Log = Callable[[str], None]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+CELLS = ("rnn", "lstm", "gru")
 #: Learning rates that solve 8-bit addition reliably (5 of 5 seeds) with the default batch.
 DEFAULT_LR = {"sgd": 3.0, "momentum": 0.3, "adam": 0.1}
 
@@ -41,8 +45,9 @@ class TrainConfig:
     """Everything that decides a training run; the same config and seed give the same weights."""
 
     bits: int = 8
+    cell: str = "rnn"  # "rnn" | "lstm" | "gru"
     hidden: int = 16
-    activation: str = "sigmoid"
+    activation: str = "sigmoid"  # the RNN's; the gated cells have their own
     bias: bool = False
     loss: str = "mse"
     optimizer: str = "adam"
@@ -62,6 +67,7 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name, choices in (
+            ("cell", CELLS),
             ("activation", sorted(ACTIVATIONS)),
             ("loss", sorted(LOSSES)),
             ("optimizer", OPTIMIZERS),
@@ -86,6 +92,30 @@ class TrainConfig:
             check_elements("the validation set (bits x sums x 2)", self.bits, VALIDATION_SUMS, 2)
 
 
+class Model(Protocol):
+    """What training asks of a network; RNN, LSTM and GRU all have it."""
+
+    input_size: int
+    hidden_size: int
+    output_size: int
+    bias: bool
+    dtype: np.dtype
+    params: dict[str, Array]
+
+    def run(self, x: Array) -> Any: ...  # a trace with output logits .z and probabilities .p
+    def forward(self, x: Array) -> Array: ...
+    def backward(self, trace: Any, dz: Array) -> dict[str, Array]: ...
+
+
+def make_model(config: TrainConfig, rng: np.random.Generator) -> Model:
+    """A fresh network of the config's cell for the adder: 2 inputs, 1 output."""
+    if config.cell == "lstm":
+        return LSTM(2, config.hidden, 1, config.bias, config.dtype, seed=rng)
+    if config.cell == "gru":
+        return GRU(2, config.hidden, 1, config.bias, config.dtype, seed=rng)
+    return RNN(2, config.hidden, 1, config.activation, config.bias, config.dtype, seed=rng)
+
+
 def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -101,7 +131,7 @@ class History:
 
 @dataclass
 class TrainResult:
-    model: RNN
+    model: Model
     steps: int  # updates made
     solved: bool  # every validation sum exactly right
     seconds: float
@@ -114,7 +144,7 @@ class TrainState:
     """Where a run stands: everything its next step depends on, and what a checkpoint holds."""
 
     config: TrainConfig
-    model: RNN
+    model: Model
     optimizer: SGD | Adam
     rng: np.random.Generator  # draws the next batch
     step: int = 0  # updates made
@@ -147,7 +177,7 @@ def exact_match(p: Array, y: Array) -> NDArray[np.bool_]:
     return ((p > 0.5) == (y > 0.5)).all(axis=(0, 2))
 
 
-def accuracy(model: RNN, x: Array, y: Array, chunk: int = 16384) -> float:
+def accuracy(model: Model, x: Array, y: Array, chunk: int = 16384) -> float:
     """Fraction of the sequences in x: (T, B, I) whose every output bit is right."""
     T, H = x.shape[0], model.hidden_size
     check_elements("one sequence's hidden states (bits x hidden)", T, H)
@@ -172,7 +202,7 @@ def validation_set(bits: int, dtype: str, rng: np.random.Generator) -> tuple[Arr
 def start(config: TrainConfig) -> tuple[TrainState, tuple[Array, Array]]:
     """A fresh run of `config` and its validation sums; the same config gives the same run."""
     rng = np.random.default_rng(config.seed)
-    model = RNN(2, config.hidden, 1, config.activation, config.bias, config.dtype, seed=rng)
+    model = make_model(config, rng)
     validation = validation_set(config.bits, config.dtype, rng)
     return TrainState(config, model, make_optimizer(config), rng), validation
 
