@@ -68,6 +68,17 @@ def test_resume_is_exact_in_float32_with_biases_clipping_and_random_validation(
     assert_same_run(whole, resumed)
 
 
+@pytest.mark.parametrize("cell, optimizer", [("lstm", "momentum"), ("gru", "adam")])
+def test_resume_is_exact_for_the_gated_cells(tmp_path: Path, cell: str, optimizer: str) -> None:
+    config = TrainConfig(cell=cell, optimizer=optimizer, hidden=6, batch=16, steps=30, bias=True)
+    whole = train(config, log=None)
+    path = tmp_path / "ck.npz"
+    train(replace(config, steps=13), log=None, checkpoint=saver(path))
+    resumed = train(config, log=None, resume=modelfile.load_checkpoint(path))
+    assert resumed.steps == 30
+    assert_same_run(whole, resumed)
+
+
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     path = tmp_path / "ck.npz"
     train(TrainConfig(steps=3), log=None, checkpoint=saver(path))
