@@ -12,9 +12,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from rnn_manual import RNN, random_addition_batch
+from rnn_manual import GRU, LSTM, RNN, random_addition_batch
 from rnn_manual.activations import ACTIVATIONS
 
+from . import gated
 from .check import OBJECTIVES, Row, gradient_rows
 
 #: The adder's input and output sizes: two operand bits in, one sum bit out.
@@ -62,6 +63,7 @@ def build_parser() -> Parser:
     c.add_argument("--bits", type=size, default=8, help="sequence length T (default 8)")
     c.add_argument("--batch", type=size, default=4, help="sums per batch B (default 4)")
     c.add_argument("--hidden", type=size, default=16, help="hidden units H (default 16)")
+    c.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="default rnn")
     c.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid")
     c.add_argument("--bias", action="store_true", help="give both layers a (random) bias")
     c.add_argument(
@@ -103,7 +105,35 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def check_gated(args: argparse.Namespace) -> int:
+    """The check for --cell lstm or gru, judged by torch.nn.LSTMCell / GRUCell."""
+    if args.fused or args.loss == "upstream":
+        raise UsageError(f"--fused and --loss upstream are for the rnn cell, not {args.cell}")
+    rng = np.random.default_rng(args.seed)
+    cell = LSTM if args.cell == "lstm" else GRU
+    model = cell(INPUTS, args.hidden, OUTPUTS, args.bias, args.dtype, seed=rng)
+    for name, w in model.params.items():
+        if name.startswith("b_"):  # non-zero, so that a misplaced bias shows
+            w[...] = rng.normal(0.0, 0.5, w.shape)
+    x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)
+    shape = (args.batch, args.hidden)
+    h0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 else None
+    c0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 and cell is LSTM else None
+    rows = gated.gradient_rows(model, x, y, args.loss, h0, c0)
+    print(
+        f"manual BPTT vs PyTorch autograd (torch.nn.{cell.__name__}Cell): T {args.bits}, "
+        f"B {args.batch}, H {args.hidden}, bias {args.bias}, {args.loss}, "
+        f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
+    )
+    print(format_table(rows))
+    failed = [row.name for row in rows if not row.passed]
+    print(f"MISMATCH in {', '.join(failed)}" if failed else "all gradients agree")
+    return 1 if failed else 0
+
+
 def check(args: argparse.Namespace) -> int:
+    if args.cell != "rnn":
+        return check_gated(args)
     if args.fused and args.activation == "sigmoid":
         raise UsageError("--fused needs --activation tanh or relu (torch.nn.RNN has no sigmoid)")
     if args.bits * args.batch * max(args.hidden, INPUTS) > MAX_ELEMENTS:

@@ -22,6 +22,9 @@ from torch.func import functional_call
 from rnn_manual.gru import GRU
 from rnn_manual.lstm import LSTM
 
+from .check import Row
+from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error, relative_error
+
 Array = NDArray[np.floating]
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -153,3 +156,45 @@ def fused_forward(
         if model.bias:
             z = z + params["b_y"]
         return torch.sigmoid(z).numpy()
+
+
+def gradient_rows(
+    model: LSTM | GRU,
+    x: Array,
+    y: Array,
+    loss: str = "mse",
+    h0: Array | None = None,
+    c0: Array | None = None,
+) -> list[Row]:
+    """Every gradient of `loss` (params, "x", "h0", "c0" for the LSTM, and the loss itself) by
+    hand and by autograd on the cell twin, judged as rnn_torch.check.gradient_rows judges the
+    RNN's: float64 within FLOAT64_BOUND, float32 within float32_allowed of the float64 truth."""
+    states = {"h0": h0, "c0": c0} if isinstance(model, LSTM) else {"h0": h0}
+    manual_loss, manual = model.loss_and_grads(x, y, loss, **states)
+    auto_loss, auto = GatedTwin(model).loss_and_grads(x, y, loss, **states)
+    manual["loss"], auto["loss"] = np.array(manual_loss), np.array(auto_loss)
+    truth = None
+    if model.dtype != np.float64:
+        model64 = type(model)(
+            model.input_size, model.hidden_size, model.output_size, model.bias, np.float64
+        )
+        for name, w in model.params.items():
+            model64.params[name][...] = w
+        truth_loss, truth = GatedTwin(model64).loss_and_grads(x, y, loss, **states)
+        truth["loss"] = np.array(truth_loss)
+    T, B, _ = np.shape(x)
+    width = model.input_size + model.hidden_size + model.output_size
+    rows = []
+    for name, a in auto.items():
+        m = manual[name]
+        relative = relative_error(m, a)
+        if truth is None:
+            limit, passed = FLOAT64_BOUND, relative <= FLOAT64_BOUND
+        else:
+            exact = truth[name]
+            norm = float(np.linalg.norm(exact))
+            allowed = float32_allowed(float(np.linalg.norm(a - exact)), norm, T, width, B)
+            passed = float(np.linalg.norm(m - exact)) <= allowed
+            limit = allowed / norm if norm else float32_bound(T, width, B)
+        rows.append(Row(name, a.shape, max_abs_error(m, a), relative, limit, passed))
+    return rows

@@ -12,8 +12,11 @@ models. `pytest -s tests/test_gated.py` prints the worst errors seen per cell.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +26,12 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from rnn_manual import GRU, LSTM, SGD, Adam
+from rnn_manual.modelfile import load, load_checkpoint, save, save_checkpoint
+from rnn_manual.train import TrainConfig, train
 from rnn_torch.compare import bound, float32_allowed, relative_error
 from rnn_torch.gated import GatedTwin, fused_forward, torch_weights
 
+ROOT = Path(__file__).resolve().parents[1]
 Array = NDArray[np.floating]
 Model = LSTM | GRU
 CELLS: dict[str, type[LSTM] | type[GRU]] = {"lstm": LSTM, "gru": GRU}
@@ -413,3 +419,49 @@ def test_bad_states_targets_and_sizes_are_refused() -> None:
         LSTM(2, 0, 1)
     with pytest.raises(ValueError, match="dtype"):
         GRU(2, 4, 1, dtype=np.int64)
+
+
+# ---- model files, training, the command lines -------------------------------------------
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_checkpoint_resume_is_exact_and_model_files_round_trip(cell: str, tmp_path: Path) -> None:
+    """A run stopped at step 6 and resumed from its checkpoint ends as the unbroken run."""
+    config = TrainConfig(cell=cell, hidden=4, batch=8, steps=12, bias=True, log_every=1000)
+    whole = train(config, log=None)
+    path = tmp_path / "ck.npz"
+    train(replace(config, steps=6), log=None, checkpoint=lambda s: save_checkpoint(path, s))
+    state = load_checkpoint(path)
+    assert type(state.model) is CELLS[cell] and state.step == 6
+    resumed = train(config, log=None, resume=state)
+    for name, w in whole.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], w, err_msg=name)
+    save(tmp_path / "m.npz", resumed.model)
+    loaded, _ = load(tmp_path / "m.npz")
+    assert type(loaded) is CELLS[cell] and loaded.bias
+    x = np.random.default_rng(0).integers(0, 2, (8, 5, 2))
+    np.testing.assert_array_equal(loaded.forward(x), resumed.model.forward(x))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-W", "error", "-m", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_rnn_torch_check_passes_for_the_cell(cell: str) -> None:
+    result = run("rnn_torch", "check", "--cell", cell, "--bias", "--h0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all gradients agree" in result.stdout
+    assert ("dc0" in result.stdout) == (cell == "lstm")
+
+
+def test_train_gru_solves_the_adder_and_add_uses_it(tmp_path: Path) -> None:
+    path = tmp_path / "gru.npz"
+    result = run("rnn_manual", "train", "--cell", "gru", "--quiet", "--save", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "accuracy on 16384 8-bit sums: 100.00% exact" in result.stdout
+    result = run("rnn_manual", "add", "--model", str(path), "100", "27")
+    assert result.returncode == 0 and result.stdout.strip() == "127", result.stderr
+    result = run("rnn_manual", "evaluate", "--model", str(path), "--bits", "8")
+    assert result.returncode == 0 and result.stdout.startswith("100.00% exact"), result.stderr
