@@ -27,6 +27,7 @@ import os
 import stat
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import asdict, fields
@@ -427,6 +428,8 @@ def _read(path: Path) -> dict[str, NDArray[Any]]:
         zipfile.BadZipFile,
         zlib.error,
         struct.error,
+        SyntaxError,  # an .npy header that does not parse
+        tokenize.TokenError,  # likewise, in NumPy's fallback parser
     ) as e:
         raise ModelFileError(f"{path}: not a valid model file ({e or type(e).__name__})") from None
 

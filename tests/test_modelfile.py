@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import signal
+import struct
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -447,5 +448,29 @@ def test_any_meta_text_is_refused_cleanly(
 ) -> None:
     path = tmp_path_factory.mktemp("meta") / "m.npz"
     np.savez(path, meta=np.array(text), **{"param/W_xh": np.zeros((2, 4))})
+    with pytest.raises(ModelFileError):
+        modelfile.load(path)
+
+
+NPY_HEADERS = [
+    "(" * 300,  # NumPy's header parser raised tokenize.TokenError on this
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }",
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (2**62, 2**62), }",
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (1.5,), }",
+    "{'descr': '|V100000000000', 'fortran_order': False, 'shape': (), }",
+    "{'descr': '<U1000000000', 'fortran_order': False, 'shape': (), }",
+    "{'descr': [('a', 'O')], 'fortran_order': False, 'shape': (1,), }",
+]
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.one_of(st.sampled_from(NPY_HEADERS), st.text(max_size=80)),
+    body=st.binary(max_size=16),
+)
+def test_any_npy_header_is_refused_cleanly(tmp_path: Path, header: str, body: bytes) -> None:
+    text = header.encode("latin1", "replace")
+    raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + body
+    path = make_zip(tmp_path / "h.npz", [("meta.npy", raw)])
     with pytest.raises(ModelFileError):
         modelfile.load(path)
