@@ -431,7 +431,9 @@ def _read(path: Path) -> dict[str, NDArray[Any]]:
         SyntaxError,  # an .npy header that does not parse
         tokenize.TokenError,  # likewise, in NumPy's fallback parser
     ) as e:
-        raise ModelFileError(f"{path}: not a valid model file ({e or type(e).__name__})") from None
+        raise ModelFileError(
+            f"{path}: not a valid model file ({str(e) or type(e).__name__})"
+        ) from None
 
 
 def _check_npy_header(f: IO[bytes], stored_bytes: int, where: str) -> None:
