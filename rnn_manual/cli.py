@@ -92,6 +92,8 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_int(text: str) -> int:
+    if not isinstance(text, str):  # argparse gives [] for a missing operand after a second --
+        raise UsageError("expected two non-negative integers")
     digits = text.strip().replace("_", "")
     if not digits.isdigit():
         raise UsageError(f"expected a non-negative integer, got {text[:40]!r}")

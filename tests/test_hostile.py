@@ -170,6 +170,7 @@ def test_the_command_line_refuses_hostile_arguments_cleanly(
         (["evaluate", "--model", "{three inputs}", "--bits", "8"], "not an addition model"),
         (["evaluate", "--model", "{garbage}", "--bits", "8"], "not a valid model file"),
         (["add", "--model", "{model}", "1", "9" * 400_000], "limited to 1048576 bits"),
+        (["add", "--model", "{model}", "--", "0", "--"], "two non-negative integers"),
         (["train", "--resume", "{model}"], "without training state"),
         (["train", "--resume", "{checkpoint}", "--lr", "0.5"], "--lr: a resumed run"),
         (["train", "--save", "{no folder}"], "cannot write a file there"),
