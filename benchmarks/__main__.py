@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import report, run, solve
 
     torch.set_num_threads(args.threads)
+    # On a GPU, float32 is to mean float32, not TensorFloat-32 (cuDNN's default for RNNs).
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
