@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.func import functional_call
@@ -24,6 +23,7 @@ from rnn_manual.lstm import LSTM
 
 from .check import Row
 from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error, relative_error
+from .twin import torch_loss
 
 Array = NDArray[np.floating]
 
@@ -52,16 +52,6 @@ def torch_weights(model: LSTM | GRU, params: dict[str, torch.Tensor]) -> dict[st
             bias_hh = torch.cat([zeros, zeros, params["b_hn"]])
         weights.update(bias_ih=bias_ih, bias_hh=bias_hh)
     return weights
-
-
-def torch_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """The manual losses: summed over steps and outputs, averaged over the batch."""
-    batch = logits.shape[1]
-    if loss == "mse":
-        return 0.5 * ((torch.sigmoid(logits) - y) ** 2).sum() / batch
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(logits, y, reduction="sum") / batch
-    raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}")
 
 
 class GatedTwin:
@@ -119,7 +109,8 @@ class GatedTwin:
             inputs["c0"] = c0_t.requires_grad_(True)
         for w in self.params.values():
             w.grad = None
-        value = torch_loss(self.logits(x_t, h0_t, c0_t), self._tensor(y), loss)
+        z = self.logits(x_t, h0_t, c0_t)
+        value = torch_loss(loss, z, torch.sigmoid(z), self._tensor(y))
         leaves = {**self.params, **inputs}
         grads = torch.autograd.grad(value, list(leaves.values()))
         return float(value.detach()), {
