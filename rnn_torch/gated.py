@@ -23,11 +23,9 @@ from rnn_manual.lstm import LSTM
 
 from .check import Row
 from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error, relative_error
-from .twin import torch_loss
+from .twin import TORCH_DTYPES, torch_loss
 
 Array = NDArray[np.floating]
-
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
 def torch_weights(model: LSTM | GRU, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
