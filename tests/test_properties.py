@@ -62,7 +62,8 @@ def check_gradients(case: Case, rnn_class: type[RNN] = RNN) -> None:
         problem.model, problem.x, problem.target, case.objective, problem.h0, case.fused
     )
     for row in rows:
-        record("gradients", case.dtype, row.relative)
+        if rnn_class is RNN:  # not test_mutations' broken copies
+            record("gradients", case.dtype, row.relative)
         assert row.passed, (
             f"d{row.name} {row.shape}: normwise relative error {row.relative:.2e} "
             f"(allowed {row.limit:.1e}), max abs {row.max_abs:.2e} ({case.shapes()})"
@@ -124,6 +125,7 @@ def test_forward_equals_torch_float32(case: Case) -> None:
 #: Learning rates small enough that K steps stay in the same basin on both sides: a large
 #: step can amplify a 1e-16 difference into a visible one (training is a chaotic map).
 LEARNING_RATES = {"sgd": 0.1, "adam": 0.01}
+MAX_GRADIENT = 100.0  # an SGD step of 0.1 x 100 = 10 per weight is a divergence, not training
 
 
 def check_training(case: Case, optimizer: str, steps: int) -> None:
@@ -156,6 +158,9 @@ def check_training(case: Case, optimizer: str, steps: int) -> None:
     for x, y in batches:
         assume(away_from_relu_kinks(Problem(model, x, y, h0, rng), KINK_MARGIN[case.dtype]))
         _, grads = model.loss_and_grads(x, y, case.objective, h0)
+        # An exploding step (relu at gain 1 can blow up in a few steps) leaves nothing to
+        # compare but overflow; such trajectories are skipped.
+        assume(max(float(np.abs(g).max()) for g in grads.values()) < MAX_GRADIENT)
         manual_opt.step(model.params, grads)
 
         torch_opt.zero_grad()
