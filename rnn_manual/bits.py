@@ -7,10 +7,14 @@ Widths are not limited to NumPy's integer sizes: values are Python ints.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
+
+from .limits import check_elements
+from .validate import check_size
 
 Bits = NDArray[np.uint8]
 Floats = NDArray[np.floating]
@@ -24,12 +28,15 @@ def encode(values: Sequence[int], width: int) -> Bits:
 
     Raises ValueError for a negative value or one that needs more than `width` bits.
     """
-    if width < 1:
-        raise ValueError(f"width must be at least 1, got {width}")
+    width = check_size("width", width)
+    check_elements("the bits (width x values)", width, len(values))
     n_bytes = (width + 7) // 8
     raw = bytearray()
-    for v in values:
-        v = int(v)
+    for value in values:
+        try:
+            v = operator.index(value)  # an integer; 1.5 or "3" are refused, not converted
+        except TypeError:
+            raise ValueError(f"values must be integers, got {value!r}") from None
         if v < 0 or v.bit_length() > width:
             raise ValueError(f"{v} does not fit in {width} unsigned bits")
         raw += v.to_bytes(n_bytes, "little")
@@ -78,8 +85,8 @@ def random_addition_batch(
     The top bit of each operand is 0 so that the sum fits in `bits` bits.
     Returns x: (bits, batch, 2) and y: (bits, batch, 1).
     """
-    if batch < 1 or bits < 1:
-        raise ValueError(f"batch and bits must be at least 1, got {batch} and {bits}")
+    batch, bits = check_size("batch", batch), check_size("bits", bits)
+    check_elements("the batch (bits x batch x 2)", bits, batch, 2)
     operands = rng.integers(0, 2, size=(2, bits, batch), dtype=np.uint8)
     operands[:, -1] = 0
     return addition_examples(operands[0], operands[1], dtype)

@@ -32,8 +32,16 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .losses import LOSSES
-from .lstm import check_sequence, check_state, check_targets, init_params
-from .rnn import check_dtype, check_size
+from .rnn import init_params
+from .validate import (
+    check_choice,
+    check_dtype,
+    check_outputs,
+    check_sequence,
+    check_sizes,
+    check_state,
+    check_targets,
+)
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -87,11 +95,12 @@ class GRU:
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
     ) -> None:
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.output_size = check_size("output_size", output_size)
+        self.input_size, self.hidden_size, self.output_size = check_sizes(
+            input_size, hidden_size, output_size
+        )
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
+        self.state_width = 3 * self.hidden_size  # values a pass keeps per sequence and step
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
@@ -101,8 +110,12 @@ class GRU:
         return np.concatenate([self.params[name] for name in names], axis=-1)
 
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
-        """Forward pass over the whole sequence, keeping what backward needs."""
-        x = check_sequence(x, self.input_size, self.dtype)
+        """Forward pass over the whole sequence, keeping what backward needs.
+
+        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
+        or NaN, which forward and loss_and_grads refuse.
+        """
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
         T, B, _ = x.shape
         H = self.hidden_size
         h0 = check_state("h0", h0, (B, H), self.dtype)
@@ -137,8 +150,10 @@ class GRU:
         return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
 
     def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
-        return self.run(x, h0).p
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
+        trace = self.run(x, h0)
+        check_outputs(trace.z)
+        return trace.p
 
     def backward(self, trace: GRUTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
@@ -197,9 +212,9 @@ class GRU:
         self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
     ) -> tuple[float, Grads]:
         """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0)
+        check_outputs(trace.z)
         y = check_targets(y, trace.p.shape, self.dtype)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

@@ -32,7 +32,16 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .losses import LOSSES
-from .rnn import check_dtype, check_size
+from .rnn import init_params
+from .validate import (
+    check_choice,
+    check_dtype,
+    check_outputs,
+    check_sequence,
+    check_sizes,
+    check_state,
+    check_targets,
+)
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -52,63 +61,6 @@ class LSTMTrace:
     tanh_c: Array  # (T, B, H) tanh(c_t)
     z: Array  # (T, B, O) output logits
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
-
-
-def check_sequence(x: ArrayLike, input_size: int, dtype: np.dtype) -> Array:
-    """x as a finite (T, B, input_size) array of `dtype`, or ValueError."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != input_size:
-        raise ValueError(f"x must have shape (T, B, {input_size}), got {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x must hold at least one time step and one sequence, got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"x must be real numbers, got dtype {x.dtype}")
-    x = x.astype(dtype, copy=False)
-    if not np.isfinite(x).all():
-        raise ValueError("x must be finite")
-    return x
-
-
-def check_state(
-    name: str, value: ArrayLike | None, shape: tuple[int, int], dtype: np.dtype
-) -> Array:
-    """An initial state as a finite array of `shape` and `dtype` (zeros for None), or ValueError."""
-    if value is None:
-        return np.zeros(shape, dtype=dtype)
-    value = np.asarray(value)
-    if value.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
-    if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
-    value = value.astype(dtype, copy=False)
-    if not np.isfinite(value).all():
-        raise ValueError(f"{name} must be finite")
-    return value
-
-
-def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    """Targets as a finite array of `shape` and `dtype`, or ValueError."""
-    y = np.asarray(y)
-    if y.shape != shape:
-        raise ValueError(f"y must have shape {shape}, got {y.shape}")
-    y = y.astype(dtype, copy=False)
-    if not np.isfinite(y).all():
-        raise ValueError("y must be finite")
-    return y
-
-
-def init_params(
-    shapes: dict[str, tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator
-) -> dict[str, Array]:
-    """Weights uniform in [-1, 1) scaled by min(1, 4/sqrt(fan_in)) as in the RNN; biases zero."""
-    params: dict[str, Array] = {}
-    for name, shape in shapes.items():
-        if name.startswith("W"):
-            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
-            params[name] = (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(dtype)
-        else:
-            params[name] = np.zeros(shape, dtype=dtype)
-    return params
 
 
 def param_shapes(
@@ -144,11 +96,12 @@ class LSTM:
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
     ) -> None:
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.output_size = check_size("output_size", output_size)
+        self.input_size, self.hidden_size, self.output_size = check_sizes(
+            input_size, hidden_size, output_size
+        )
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
+        self.state_width = 4 * self.hidden_size  # values a pass keeps per sequence and step
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
@@ -160,8 +113,12 @@ class LSTM:
     def run(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
     ) -> LSTMTrace:
-        """Forward pass over the whole sequence, keeping what backward needs."""
-        x = check_sequence(x, self.input_size, self.dtype)
+        """Forward pass over the whole sequence, keeping what backward needs.
+
+        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
+        or NaN, which forward and loss_and_grads refuse.
+        """
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
         T, B, _ = x.shape
         H = self.hidden_size
         h0 = check_state("h0", h0, (B, H), self.dtype)
@@ -199,8 +156,10 @@ class LSTM:
     def forward(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
     ) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
-        return self.run(x, h0, c0).p
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
+        trace = self.run(x, h0, c0)
+        check_outputs(trace.z)
+        return trace.p
 
     def backward(self, trace: LSTMTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
@@ -260,9 +219,9 @@ class LSTM:
         c0: ArrayLike | None = None,
     ) -> tuple[float, Grads]:
         """The loss on targets y: (T, B, O) and its gradients: params plus "x", "h0", "c0"."""
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0, c0)
+        check_outputs(trace.z)
         y = check_targets(y, trace.p.shape, self.dtype)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

@@ -42,8 +42,9 @@ from . import gru, lstm
 from .activations import ACTIVATIONS
 from .limits import MAX_HIDDEN, MAX_LAYER
 from .optim import Adam
-from .rnn import RNN, check_size, param_shapes
+from .rnn import RNN, param_shapes
 from .train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
+from .validate import check_size
 
 FORMAT = "rnn-manual"
 VERSION = 1

@@ -19,11 +19,18 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .activations import ACTIVATIONS, sigmoid
 from .losses import LOSSES
+from .validate import (
+    check_choice,
+    check_dtype,
+    check_outputs,
+    check_sequence,
+    check_sizes,
+    check_state,
+    check_targets,
+)
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
-
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass
@@ -34,24 +41,6 @@ class Trace:
     h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h0
     z: Array  # (T, B, O) output logits
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
-
-
-def check_size(name: str, value: int) -> int:
-    """`value` as an int, or ValueError unless it is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_dtype(dtype: DTypeLike) -> np.dtype:
-    """`dtype` as a NumPy dtype, or ValueError unless it is float32 or float64."""
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if resolved not in DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return resolved
 
 
 def param_shapes(
@@ -69,13 +58,27 @@ def param_shapes(
     return shapes
 
 
+def init_params(
+    shapes: dict[str, tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator
+) -> dict[str, Array]:
+    """Weights uniform in [-1, 1) as in the tutorial, scaled by min(1, 4 / sqrt(fan_in)) so
+    that large layers do not saturate; biases zero."""
+    params: dict[str, Array] = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
+            params[name] = (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(dtype)
+        else:
+            params[name] = np.zeros(shape, dtype=dtype)
+    return params
+
+
 class RNN:
     """A one-layer RNN with a sigmoid output layer and hand-written BPTT.
 
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
     "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
-    Weights start uniform in [-1, 1) as in the tutorial, scaled by 1/sqrt(fan_in)
-    beyond 16 inputs so that large layers do not saturate.
+    Weights start as init_params makes them; biases at zero.
     """
 
     def __init__(
@@ -88,52 +91,25 @@ class RNN:
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
     ) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.output_size = check_size("output_size", output_size)
-        self.activation = activation
+        self.input_size, self.hidden_size, self.output_size = check_sizes(
+            input_size, hidden_size, output_size
+        )
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
+        self.state_width = self.hidden_size  # values a pass keeps per sequence and step
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-        def uniform(*shape: int) -> Array:
-            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
-            return (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(self.dtype)
-
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
-        self.params: dict[str, Array] = {
-            name: uniform(*shape) if name.startswith("W") else np.zeros(shape, dtype=self.dtype)
-            for name, shape in shapes.items()
-        }
-
-    def _inputs(self, x: ArrayLike, h0: ArrayLike | None) -> tuple[Array, Array]:
-        """x as a (T, B, I) array and h0 as (B, H) in the model's dtype, or ValueError."""
-        x = np.asarray(x)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"x must have shape (T, B, {self.input_size}), got {x.shape}")
-        T, B, _ = x.shape
-        if T == 0 or B == 0:
-            raise ValueError(f"x must hold at least one time step and one sequence, got {x.shape}")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise ValueError(f"x must be real numbers, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
-        if not np.isfinite(x).all():
-            raise ValueError("x must be finite")
-        if h0 is None:
-            return x, np.zeros((B, self.hidden_size), dtype=self.dtype)
-        h0 = np.asarray(h0)
-        if h0.shape != (B, self.hidden_size):
-            raise ValueError(f"h0 must have shape ({B}, {self.hidden_size}), got {h0.shape}")
-        h0 = h0.astype(self.dtype, copy=False)
-        if not np.isfinite(h0).all():
-            raise ValueError("h0 must be finite")
-        return x, h0
+        self.params = init_params(shapes, self.dtype, rng)
 
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
-        """Forward pass over the whole sequence, keeping what backward needs."""
-        x, h0 = self._inputs(x, h0)
+        """Forward pass over the whole sequence, keeping what backward needs.
+
+        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
+        or NaN, which forward and loss_and_grads refuse.
+        """
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
+        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype)
         f, _ = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
         T, B, _ = x.shape
@@ -147,20 +123,23 @@ class RNN:
         if self.bias:
             h[1:] += self.params["b_h"]
         hW = np.empty((B, self.hidden_size), dtype=self.dtype)  # h_{t-1} @ W_hh
-        for t in range(T):
-            a_t = h[t + 1]
-            a_t += np.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh
-            f(a_t, out=a_t)  # h_t = f(a_t)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below instead
+            for t in range(T):
+                a_t = h[t + 1]
+                a_t += np.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh
+                f(a_t, out=a_t)  # h_t = f(a_t)
 
-        # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
-        z = h[1:] @ W_hy  # (T, B, O)
-        if self.bias:
-            z += self.params["b_y"]
+            # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
+            z = h[1:] @ W_hy  # (T, B, O)
+            if self.bias:
+                z += self.params["b_y"]
         return Trace(x=x, h=h, z=z, p=sigmoid(z))
 
     def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I)."""
-        return self.run(x, h0).p
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
+        trace = self.run(x, h0)
+        check_outputs(trace.z)
+        return trace.p
 
     def backward(self, trace: Trace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
@@ -211,14 +190,9 @@ class RNN:
         self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
     ) -> tuple[float, Grads]:
         """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0)
-        y = np.asarray(y)
-        if y.shape != trace.p.shape:
-            raise ValueError(f"y must have shape {trace.p.shape}, got {y.shape}")
-        y = y.astype(self.dtype, copy=False)
-        if not np.isfinite(y).all():
-            raise ValueError("y must be finite")
+        check_outputs(trace.z)
+        y = check_targets(y, trace.p.shape, self.dtype)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

@@ -26,7 +26,8 @@ from .limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
 from .losses import LOSSES
 from .lstm import LSTM
 from .optim import SGD, Adam, clip_grad_norm
-from .rnn import RNN, check_size
+from .rnn import RNN
+from .validate import check_size
 
 Array = NDArray[np.floating]
 Log = Callable[[str], None]
@@ -98,6 +99,7 @@ class Model(Protocol):
     input_size: int
     hidden_size: int
     output_size: int
+    state_width: int
     bias: bool
     dtype: np.dtype
     params: dict[str, Array]
@@ -179,15 +181,16 @@ def exact_match(p: Array, y: Array) -> NDArray[np.bool_]:
 
 def accuracy(model: Model, x: Array, y: Array, chunk: int = 16384) -> float:
     """Fraction of the sequences in x: (T, B, I) whose every output bit is right."""
-    T, H = x.shape[0], model.hidden_size
-    check_elements("one sequence's hidden states (bits x hidden)", T, H)
-    chunk = max(1, min(chunk, MAX_ELEMENTS // (T * H)))  # each forward holds (T, chunk, H)
+    T, width = x.shape[0], model.state_width
+    check_elements("one sequence's pass (bits x state)", T + 1, width)
+    chunk = max(
+        1, min(chunk, MAX_ELEMENTS // ((T + 1) * width))
+    )  # a pass holds (T+1, chunk, width)
     right = 0
     for start in range(0, x.shape[1], chunk):
-        # An unbounded hidden state (relu) may overflow on long sums: its NaN outputs then
-        # count as wrong, the honest answer, rather than raise a warning.
-        with np.errstate(over="ignore", invalid="ignore"):
-            p = model.forward(x[:, start : start + chunk])
+        # An unbounded hidden state (relu) may overflow on long sums: run() leaves NaN there,
+        # which exact_match counts as wrong, the honest answer.
+        p = model.run(x[:, start : start + chunk]).p
         right += int(exact_match(p, y[:, start : start + chunk]).sum())
     return right / x.shape[1]
 

@@ -1,0 +1,113 @@
+"""Checks on what callers pass to the models, shared by the three cells.
+
+Each returns the value in the form the models use, or raises ValueError with one line that
+says what was wrong. Sizes that would exhaust memory are refused before anything is
+allocated (see limits.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from .limits import MAX_HIDDEN, MAX_LAYER, check_elements
+
+Array = NDArray[np.floating]
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_size(name: str, value: int, limit: int | None = None) -> int:
+    """`value` as an int, or ValueError unless it is a positive integer (at most `limit`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if limit is not None and value > limit:
+        raise ValueError(f"{name} must be at most {limit}, got {value}")
+    return int(value)
+
+
+def check_sizes(input_size: int, hidden_size: int, output_size: int) -> tuple[int, int, int]:
+    """The three layer sizes of a model, each checked against its limit."""
+    return (
+        check_size("input_size", input_size, MAX_LAYER),
+        check_size("hidden_size", hidden_size, MAX_HIDDEN),
+        check_size("output_size", output_size, MAX_LAYER),
+    )
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """`value`, or ValueError unless it is one of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_dtype(dtype: DTypeLike) -> np.dtype:
+    """`dtype` as a NumPy dtype, or ValueError unless it is float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    # `resolved in DTYPES` alone would let None through: np.dtype(None) is float64.
+    if resolved is None or dtype is None or resolved not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+def _real_array(name: str, value: ArrayLike, dtype: np.dtype) -> Array:
+    """`value` as a finite array of `dtype`; ValueError if it is not real, finite and in range."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":  # bool, signed, unsigned, float
+        raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    with np.errstate(over="raise"):
+        try:
+            return array.astype(dtype, copy=False)
+        except FloatingPointError:
+            raise ValueError(f"{name} has values too large for {dtype}") from None
+
+
+def check_sequence(x: ArrayLike, input_size: int, width: int, dtype: np.dtype) -> Array:
+    """x as a finite (T, B, input_size) array of `dtype`, or ValueError.
+
+    `width` is how many values per sequence and step the model keeps (H for the RNN,
+    4H for the LSTM's gates): a pass holds about (T + 1) * B * width of them.
+    """
+    shape = np.shape(x)
+    if len(shape) != 3 or shape[2] != input_size:
+        raise ValueError(f"x must have shape (T, B, {input_size}), got {shape}")
+    T, B, _ = shape
+    if T == 0 or B == 0:
+        raise ValueError(f"x must hold at least one time step and one sequence, got {shape}")
+    check_elements("a pass over x (steps x batch x state)", T + 1, B, width)
+    return _real_array("x", x, dtype)
+
+
+def check_state(
+    name: str, value: ArrayLike | None, shape: tuple[int, int], dtype: np.dtype
+) -> Array:
+    """An initial state as a finite array of `shape` and `dtype` (zeros for None), or ValueError."""
+    if value is None:
+        return np.zeros(shape, dtype=dtype)
+    if np.shape(value) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
+    return _real_array(name, value, dtype)
+
+
+def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Array:
+    """Targets as an array of `shape` and `dtype` with values in [0, 1], or ValueError."""
+    if np.shape(y) != shape:
+        raise ValueError(f"y must have shape {shape}, got {np.shape(y)}")
+    y = _real_array("y", y, dtype)
+    if ((y < 0) | (y > 1)).any():
+        raise ValueError("y must be probabilities, between 0 and 1")
+    return y
+
+
+def check_outputs(z: Array) -> None:
+    """ValueError if the output logits overflowed: inputs or weights far too large."""
+    if not np.isfinite(z).all():
+        raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
