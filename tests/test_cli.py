@@ -120,3 +120,18 @@ def test_unreadable_model_file_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "garbage.npz"
     bad.write_bytes(b"this is not a zip file")
     assert_usage_error(run("add", "--model", str(bad), "1", "2"), "not a valid model file")
+
+
+def test_a_closed_pipe_ends_quietly(trained_model: Path) -> None:
+    # A sum of 100,000 digits: more than a pipe holds, so the writer meets the closed pipe.
+    big = "9" * 100_000
+    result = subprocess.run(
+        f"{sys.executable} -W error -m rnn_manual add --model {trained_model} {big} 1 | head -c 5",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert len(result.stdout) == 5 and result.stdout.isdigit()
+    assert result.stderr == ""
