@@ -154,10 +154,22 @@ def test_check_command_prints_a_table_and_agrees() -> None:
         (["--bits", "4096", "--batch", "4096"], "must stay under"),
     ],
 )
-def test_check_command_refuses_bad_options_in_one_line(args: list[str], fragment: str) -> None:
-    result = run_check(*args)
+def test_check_command_refuses_bad_options_in_one_line(
+    args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        status = main(["check", *args])
+    except SystemExit as error:  # argparse's own errors
+        status = error.code
+    assert status == 2
+    stderr = capsys.readouterr().err
+    assert len(stderr.strip().splitlines()) == 1 and fragment in stderr
+
+
+def test_check_command_usage_error_from_the_shell() -> None:
+    result = run_check("--hidden", "0")
     assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+    assert result.stderr.count("\n") == 1 and "--hidden" in result.stderr
     assert "Traceback" not in result.stderr
 
 
