@@ -78,6 +78,8 @@ class RNN:
 
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
     "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
+    backward reuses a work array between calls: share a model across threads only for
+    forward passes.
     Weights start as init_params makes them; biases at zero.
     """
 
@@ -98,9 +100,16 @@ class RNN:
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
         self.state_width = self.hidden_size  # values a pass keeps per sequence and step
+        self._buffer = np.empty((0, 0), dtype=self.dtype)  # reused by backward, see _scratch
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
+
+    def _scratch(self, rows: int, cols: int) -> Array:
+        """A (rows, cols) work array kept between calls; one model, one backward at a time."""
+        if self._buffer.shape != (rows, cols):
+            self._buffer = np.empty((rows, cols), dtype=self.dtype)
+        return self._buffer
 
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
         """Forward pass over the whole sequence, keeping what backward needs.
@@ -156,8 +165,11 @@ class RNN:
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.
         # (np.dot on the flattened steps: np.matmul is several times slower at this outer
-        # product, whose inner size is O = 1.)
-        da = np.dot(dz.reshape(T * B, O), W_hy.T).reshape(T, B, H)  # (T, B, H)
+        # product, whose inner size is O = 1. The result goes into a buffer the model keeps
+        # between calls, since a fresh (T, B, H) array each call costs the allocator more
+        # than this arithmetic; nothing returned points into it.)
+        da_flat = np.dot(dz.reshape(T * B, O), W_hy.T, out=self._scratch(T * B, H))
+        da = da_flat.reshape(T, B, H)  # (T, B, H)
 
         # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
         # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.

@@ -133,3 +133,16 @@ def test_bad_construction_is_refused() -> None:
         RNN(2, 4, 1).loss_and_grads(np.zeros((1, 1, 2)), np.zeros((1, 1, 1)), loss="l1")
     with pytest.raises(ValueError, match="y must have shape"):
         RNN(2, 4, 1).loss_and_grads(np.zeros((1, 1, 2)), np.zeros((2, 1, 1)))
+
+
+def test_gradients_returned_earlier_survive_later_calls() -> None:
+    """backward reuses a work array between calls: nothing it returns may point into it."""
+    model = RNN(2, 5, 1, "tanh", bias=True, seed=2)
+    rng = np.random.default_rng(2)
+    x1, x2 = rng.normal(size=(2, 4, 3, 2))
+    y = np.ones((4, 3, 1))
+    _, first = model.loss_and_grads(x1, y)
+    saved = {name: g.copy() for name, g in first.items()}
+    model.loss_and_grads(x2, y)
+    for name, g in first.items():
+        np.testing.assert_array_equal(g, saved[name], err_msg=name)
