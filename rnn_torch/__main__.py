@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 import numpy as np
 
 from rnn_manual import GRU, LSTM, RNN, random_addition_batch
 from rnn_manual.activations import ACTIVATIONS
+from rnn_manual.cli import Parser, positive_int, seed
 
 from . import gated
 from .check import OBJECTIVES, Row, gradient_rows
@@ -25,29 +25,11 @@ MAX_SIZE = 4096
 MAX_ELEMENTS = 1 << 24  # T * B * H, the largest array (128 MiB in float64)
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def size(text: str) -> int:
     """A positive integer up to MAX_SIZE, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= MAX_SIZE:
+    value = positive_int(text)
+    if value > MAX_SIZE:
         raise argparse.ArgumentTypeError(f"expected an integer in 1..{MAX_SIZE}, got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 
