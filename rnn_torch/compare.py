@@ -56,13 +56,6 @@ def bound(dtype: DTypeLike, bits: int, width: int, batch: int) -> float:
     return float32_bound(bits, width, batch)
 
 
-def relative_error(a: Array, b: Array) -> float:
-    """||a - b|| / max(||a||, ||b||) in float64; 0 when both are zero."""
-    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.linalg.norm(a64), np.linalg.norm(b64))
-    return 0.0 if scale == 0 else float(np.linalg.norm(a64 - b64) / scale)
-
-
 def max_abs_error(a: Array, b: Array) -> float:
     """The largest entrywise |a - b|, in float64."""
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)

@@ -18,11 +18,12 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.func import functional_call
 
+from rnn_manual.gradcheck import relative_error
 from rnn_manual.gru import GRU
 from rnn_manual.lstm import LSTM
 
 from .check import Row
-from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error, relative_error
+from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error
 from .twin import TORCH_DTYPES, torch_loss
 
 Array = NDArray[np.floating]

@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from rnn_manual import GRU, LSTM, SGD, Adam
+from rnn_manual.gradcheck import numeric_gradient, relative_error
 from rnn_manual.modelfile import load, load_checkpoint, save, save_checkpoint
 from rnn_manual.train import TrainConfig, train
-from rnn_torch.compare import bound, float32_allowed, relative_error
+from rnn_torch.compare import bound, float32_allowed
 from rnn_torch.gated import GatedTwin, fused_forward, torch_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,15 +305,9 @@ def check_finite_differences(case: Case, model_class: type | None = None) -> Non
     arrays = {**model.params, "x": x, **states}  # perturbed in place, entry by entry
     rounding = 10 * (np.finfo(np.float64).eps * max(1.0, abs(value)) / FD_STEP + FD_STEP**2)
     for name, w in arrays.items():
-        numeric = np.empty_like(w)
-        for i in np.ndindex(w.shape):
-            saved = w[i]
-            w[i] = saved + FD_STEP
-            up = model.loss_and_grads(x, y, case.loss, **states)[0]
-            w[i] = saved - FD_STEP
-            down = model.loss_and_grads(x, y, case.loss, **states)[0]
-            w[i] = saved
-            numeric[i] = (up - down) / (2 * FD_STEP)
+        numeric = numeric_gradient(
+            lambda: model.loss_and_grads(x, y, case.loss, **states)[0], w, FD_STEP
+        )
         allowed = 1e-6 * np.linalg.norm(numeric) + rounding * np.sqrt(w.size)
         gap = np.linalg.norm(grads[name] - numeric)
         assert gap <= allowed, (

@@ -8,26 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rnn_manual import RNN
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Normwise relative error ||a - b|| / max(||a||, ||b||), 0 when both are 0."""
-    scale = max(np.linalg.norm(a), np.linalg.norm(b))
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
-
-
-def numeric_gradient(loss_of: callable, w: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences (L(w + eps) - L(w - eps)) / 2 eps, one entry at a time, in place."""
-    grad = np.empty_like(w)
-    for i in np.ndindex(w.shape):
-        saved = w[i]
-        w[i] = saved + eps
-        up = loss_of()
-        w[i] = saved - eps
-        down = loss_of()
-        w[i] = saved
-        grad[i] = (up - down) / (2 * eps)
-    return grad
+from rnn_manual.gradcheck import numeric_gradient, relative_error
 
 
 @given(

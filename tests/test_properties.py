@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from strategies import Case, Problem, away_from_relu_kinks, cases, examples, make_problem
 
 from rnn_manual import RNN, SGD, Adam
+from rnn_manual.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
-from rnn_torch.compare import bound, relative_error
+from rnn_torch.compare import bound
 from rnn_torch.twin import Twin, manual_upstream_grads, torch_loss
 
 #: relu pre-activations closer to 0 than this may land on different sides of the kink in the
@@ -249,15 +250,7 @@ def check_three_oracles(case: Case) -> None:
             return float(torch_loss(case.objective, z, p, torch.from_numpy(target)))
 
     for name, w in arrays.items():
-        numeric = np.empty_like(w)
-        for i in np.ndindex(w.shape):
-            saved = w[i]
-            w[i] = saved + FD_STEP
-            up = objective()
-            w[i] = saved - FD_STEP
-            down = objective()
-            w[i] = saved
-            numeric[i] = (up - down) / (2 * FD_STEP)  # central difference
+        numeric = numeric_gradient(objective, w, FD_STEP)  # central differences
         rounding = 10 * (
             np.finfo(np.float64).eps * max(1.0, abs(loss_value)) / FD_STEP + FD_STEP**2
         )

@@ -1,0 +1,42 @@
+"""Checking hand-written gradients: central finite differences, and how far apart two are.
+
+    dL/dw_i ~ (L(w + eps e_i) - L(w - eps e_i)) / (2 eps)
+
+The error of a central difference is about eps**2 |L'''| (truncation) plus
+machine_eps |L| / eps (rounding of the two losses), so eps = 1e-6 gives some 1e-10 in
+float64: close enough to catch any wrong term in a gradient, far too coarse to judge
+rounding. For that the tests compare with PyTorch autograd instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Array = NDArray[np.floating]
+
+
+def numeric_gradient(loss: Callable[[], float], w: Array, eps: float = 1e-6) -> Array:
+    """The central-difference gradient of loss() with respect to the array w.
+
+    Each entry of w is moved by +eps and -eps in place, and put back.
+    """
+    grad = np.empty_like(w)
+    for i in np.ndindex(w.shape):
+        saved = w[i]
+        w[i] = saved + eps
+        up = loss()
+        w[i] = saved - eps
+        down = loss()
+        w[i] = saved
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def relative_error(a: ArrayLike, b: ArrayLike) -> float:
+    """Normwise ||a - b|| / max(||a||, ||b||), in float64; 0 when both are zero."""
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.linalg.norm(a64), np.linalg.norm(b64))
+    return 0.0 if scale == 0 else float(np.linalg.norm(a64 - b64) / scale)
