@@ -25,7 +25,7 @@ OBJECTIVES = ("mse", "bce", "upstream")
 
 
 def examples(factor: int) -> settings:
-    """`factor` times the active profile's max_examples ("ci" 25, "thorough" 1000), for the
+    """`factor` times the active profile's max_examples ("ci" 50, "thorough" 1000), for the
     properties cheap enough to deserve more examples than the profile's default."""
     return settings(max_examples=factor * settings.default.max_examples)
 
