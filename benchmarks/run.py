@@ -1,36 +1,55 @@
 """The benchmark grid: one forward plus backward pass, manual NumPy against PyTorch autograd.
 
-Every grid point times, interleaved (benchmarks.timing): the manual RNN.loss_and_grads, a
-loop over nn.RNNCell, nn.RNN, and on a GPU the torch variants again there; at hidden >= 256
-also a 2048 x 2048 NumPy matmul, the machine's practical peak, in the same rounds.
-All use the same weights and data, tanh hidden units (the only smooth choice nn.RNN has) and
-the manual model's "mse" loss, and compute the same gradients (weights, x and h0).
+Every grid point times, interleaved (benchmarks.timing): the manual loss_and_grads of the
+RNN, LSTM or GRU, a loop over the matching torch cell (nn.RNNCell, nn.LSTMCell, nn.GRUCell),
+the fused layer (nn.RNN, nn.LSTM, nn.GRU), and on a GPU the torch variants again there; at
+hidden >= 256 also a 2048 x 2048 NumPy matmul, the machine's practical peak, in the same
+rounds. All use the same weights and data, no biases, the manual model's "mse" loss (the
+RNN with tanh hidden units, the only smooth choice nn.RNN has), and compute the same
+gradients (weights, x, h0 and for the LSTM c0).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rnn_manual import RNN
+from rnn_manual import GRU, LSTM, RNN
 
 from . import torch_models
 from .timing import interleaved, matmul_peak, spread
 
 MANUAL = "manual NumPy"
-CELL = "torch RNNCell loop"
-FUSED = "torch nn.RNN"
 PEAK = "matmul peak"
 PEAK_SIZE = 2048
+#: Each cell's torch modules: the cell, looped over in Python, and the fused layer.
+TORCH_MODULES = {"rnn": ("RNNCell", "RNN"), "lstm": ("LSTMCell", "LSTM"), "gru": ("GRUCell", "GRU")}
+#: Gates per cell: each has its own input and recurrent weight matrix.
+GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def loop_name(cell: str, device: str = "cpu") -> str:
+    """The name of the torch cell-loop variant, e.g. "torch LSTMCell loop"."""
+    name = f"torch {TORCH_MODULES[cell][0]} loop"
+    return name if device == "cpu" else f"{name} (CUDA)"
+
+
+def fused_name(cell: str, device: str = "cpu") -> str:
+    """The name of the fused torch variant, e.g. "torch nn.LSTM" ("torch nn.LSTM (cuDNN)")."""
+    name = f"torch nn.{TORCH_MODULES[cell][1]}"
+    return name if device == "cpu" else f"{name} (cuDNN)"
 
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: sequence length T, batch B, hidden size H, dtype."""
+    """One grid point: the cell ("rnn", "lstm", "gru"), sequence length T, batch B, hidden
+    size H, dtype."""
 
+    cell: str
     T: int
     B: int
     H: int
@@ -38,24 +57,35 @@ class Point:
 
 
 def grid(quick: bool) -> list[Point]:
-    """The issue's grid, or a tiny one for --quick (the smoke test)."""
+    """The issue's grid (the RNN's, and a smaller one for the gated cells), or a tiny one for
+    --quick (the smoke test)."""
     if quick:
-        shapes = [(8, 1, 16), (8, 32, 16), (8, 256, 16), (8, 256, 64)]
+        shapes = {
+            "rnn": [(8, 1, 16), (8, 32, 16), (8, 256, 16), (8, 256, 64)],
+            "lstm": [(8, 32, 16)],
+            "gru": [(8, 32, 16)],
+        }
     else:
-        shapes = [(8, B, 16) for B in (1, 32, 256, 4096)]
-        shapes += [
-            (T, 256, H) for H in (16, 64, 256, 1024) for T in (8, 32, 128) if (T, H) != (8, 16)
-        ]
-    return [Point(T, B, H, d) for d in ("float64", "float32") for T, B, H in shapes]
+        rnn = [(8, B, 16) for B in (1, 32, 256, 4096)]
+        rnn += [(T, 256, H) for H in (16, 64, 256, 1024) for T in (8, 32, 128) if (T, H) != (8, 16)]
+        gated = [(8, B, 16) for B in (1, 32, 256, 4096)] + [(32, 256, 64)]
+        shapes = {"rnn": rnn, "lstm": gated, "gru": gated}
+    return [
+        Point(cell, T, B, H, d)
+        for cell, cell_shapes in shapes.items()
+        for d in ("float64", "float32")
+        for T, B, H in cell_shapes
+    ]
 
 
-def matmul_flops(T: int, B: int, H: int, I: int = 2, O: int = 1) -> int:
+def matmul_flops(T: int, B: int, H: int, gates: int = 1, I: int = 2, O: int = 1) -> int:
     """Multiply-add flops (2 per multiply-add) of the matmuls in one manual forward + backward.
 
-    Forward: x W_xh, h W_hh, h W_hy. Backward: dz W_hy^T, da W_hh^T, da W_xh^T and the three
-    weight gradients. Elementwise work (activations, losses) is not counted.
+    Forward: x W_x, h W_h (each gates * H wide: W_xh and W_hh for the RNN, all gates side by
+    side for the LSTM and GRU), h W_hy. Backward: dz W_hy^T, da W_h^T, da W_x^T and the three
+    weight gradients. Elementwise work (activations, gate products, losses) is not counted.
     """
-    return 2 * T * B * (3 * (I * H + H * H + H * O))
+    return 2 * T * B * 3 * (gates * (I * H + H * H) + H * O)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,9 +97,11 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 def check_same(manual: tuple[float, dict], torch_result: tuple[float, dict], dtype: str) -> float:
     """Largest normwise relative error between the manual and a torch pass's loss and gradients.
 
-    Raises unless they agree to rounding: 1e-12 in float64 (seen: below 1e-14); in float32,
-    whose unit roundoff is 6e-8 and whose sums here run over up to T*B = 32768 terms, 1e-4
-    (seen: below 2e-6). A missing or wrong term shows as 1e-2 or more.
+    Raises unless they agree to rounding: 1e-12 in float64 (seen: below 3e-14 for every cell);
+    in float32, whose unit roundoff is 6e-8 and whose sums here run over up to T*B = 32768
+    terms (the weight gradients; dL/dh's sums over the stacked gates are shorter, at most
+    4H = 256 terms), 1e-4 (seen: below 5e-6 for every cell). A missing or wrong term shows as
+    1e-2 or more (two gates' weights swapped in the LSTM or GRU: about 1).
     """
     errors = [relative_error(torch_result[1][k], g) for k, g in manual[1].items()]
     worst = max([relative_error(np.array(manual[0]), np.array(torch_result[0])), *errors])
@@ -78,35 +110,51 @@ def check_same(manual: tuple[float, dict], torch_result: tuple[float, dict], dty
     return worst
 
 
+def make_model(cell: str, H: int, dtype: np.dtype, rng: np.random.Generator) -> RNN | LSTM | GRU:
+    """The manual model of one grid point: 2 inputs, H hidden, 1 output, no biases."""
+    if cell == "rnn":
+        return RNN(2, H, 1, "tanh", bias=False, dtype=dtype, seed=rng)
+    if cell == "lstm":
+        return LSTM(2, H, 1, bias=False, dtype=dtype, seed=rng)
+    return GRU(2, H, 1, bias=False, dtype=dtype, seed=rng)
+
+
 def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: int = 0) -> dict:
     """Time every variant at one grid point; return times, ratios and GFLOP/s."""
-    T, B, H, dtype = point.T, point.B, point.H, np.dtype(point.dtype)
+    cell, T, B, H, dtype = point.cell, point.T, point.B, point.H, np.dtype(point.dtype)
     rng = np.random.default_rng(seed)
-    model = RNN(2, H, 1, "tanh", bias=False, dtype=dtype, seed=rng)
-    # The default weights make the recurrence chaotic (spectral radius ~2.5), which amplifies
-    # rounding ~10x every 8 steps: two correct implementations could then differ in the
-    # 5th digit at T 128. A spectral norm of 0.9 keeps every pass contracting, so that the
+    model = make_model(cell, H, dtype, rng)
+    # The default weights make the RNN's recurrence chaotic (spectral radius ~2.5), which
+    # amplifies rounding ~10x every 8 steps: two correct implementations could then differ in
+    # the 5th digit at T 128. A spectral norm of 0.9 keeps every pass contracting, so that the
     # gradients must agree to rounding everywhere; the work, and so the timing, is the same.
-    W_hh = model.params["W_hh"]
-    W_hh *= 0.9 / np.linalg.norm(W_hh.astype(np.float64), 2)
+    # The gated cells need no such help at their grid points: with their default weights the
+    # torch passes agree with the manual ones to rounding (seen: 2e-14 in float64, 5e-6 in
+    # float32).
+    if isinstance(model, RNN):
+        W_hh = model.params["W_hh"]
+        W_hh *= 0.9 / np.linalg.norm(W_hh.astype(np.float64), 2)
     x = rng.integers(0, 2, (T, B, 2)).astype(dtype)
     y = rng.integers(0, 2, (T, B, 1)).astype(dtype)
 
-    variants = {MANUAL: lambda: model.loss_and_grads(x, y, "mse")}
+    baselines: dict[str, torch_models.Pass] = {}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        for name, build in ((CELL, torch_models.cell_loop), (FUSED, torch_models.fused_rnn)):
+        for name, build in (
+            (loop_name(cell, device), torch_models.cell_loop),
+            (fused_name(cell, device), torch_models.fused),
+        ):
             one_pass = build(model, x, y, device)
-            if device == "cuda":
-                one_pass = torch_models.synchronized(one_pass)
-                name += " (cuDNN)" if build is torch_models.fused_rnn else " (CUDA)"
-            variants[name] = one_pass
-    manual = variants[MANUAL]()
+            baselines[name] = one_pass if device == "cpu" else torch_models.synchronized(one_pass)
+    manual = model.loss_and_grads(x, y, "mse")
     worst = max(
-        check_same(manual, torch_models.as_manual_grads(fn()), point.dtype)
-        for name, fn in variants.items()
-        if name != MANUAL
+        check_same(manual, torch_models.as_manual_grads(model, one_pass()), point.dtype)
+        for one_pass in baselines.values()
     )
+    variants: dict[str, Callable[[], object]] = {
+        MANUAL: lambda: model.loss_and_grads(x, y, "mse"),
+        **baselines,
+    }
     if H >= 256:
         a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(dtype)
         out = np.empty_like(a)
@@ -114,8 +162,9 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         variants[PEAK]()  # its warm-up; the others had theirs in the check above
 
     timings = interleaved(variants, rounds, min_sample, budget)
-    flops = matmul_flops(T, B, H)
+    flops = matmul_flops(T, B, H, GATE_COUNT[cell])
     result: dict = {
+        "cell": cell,
         "T": T,
         "B": B,
         "H": H,
@@ -133,7 +182,7 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         "manual_gflops": flops / timings.median(MANUAL) / 1e9,
     }
     # Against whichever torch CPU variant was faster in each round.
-    cpu = [timings.ratios(name, MANUAL) for name in (CELL, FUSED)]
+    cpu = [timings.ratios(name, MANUAL) for name in (loop_name(cell), fused_name(cell))]
     result["speedup_vs_fastest_cpu"] = spread([min(r) for r in zip(*cpu, strict=True)])
     if PEAK in variants:
         peak_flops = 2 * PEAK_SIZE**3
@@ -145,7 +194,14 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
     return result
 
 
-def run_grid(points: list[Point], rounds: int, min_sample: float, budget: float, log) -> list:
+def run_grid(
+    points: list[Point],
+    rounds: int,
+    min_sample: float,
+    budget: float,
+    log: Callable[[str], object],
+) -> list[dict]:
+    """measure() at every point, logging each point's wall time."""
     results = []
     for point in points:
         start = time.perf_counter()

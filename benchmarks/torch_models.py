@@ -1,10 +1,14 @@
 """The PyTorch baselines, built here from the manual model's weights.
 
 Each returns a function doing one forward and backward pass (the loss and the gradients of
-every weight, of x and of h0, the same set the manual RNN.loss_and_grads returns), so that
-the manual pass and these do the same work on the same numbers.
+every weight, of x, of h0 and for the LSTM of c0: the same set the manual loss_and_grads
+returns), so that the manual pass and these do the same work on the same numbers.
 
-nn.RNNCell and nn.RNN offer only tanh and relu hidden units, so the comparison uses tanh.
+Two baselines per cell: a Python loop over the cell module (nn.RNNCell, nn.LSTMCell,
+nn.GRUCell) and the fused layer (nn.RNN, nn.LSTM, nn.GRU). All without biases, like the
+manual models they copy: for the GRU this also drops torch's b_hn, the bias inside the reset
+product, exactly as the manual GRU with bias=False has none. nn.RNNCell and nn.RNN offer only
+tanh and relu hidden units, so the RNN comparison uses tanh.
 """
 
 from __future__ import annotations
@@ -14,23 +18,31 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from rnn_manual import RNN
+from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.gru import GATES as GRU_GATES
+from rnn_manual.lstm import GATES as LSTM_GATES
+from rnn_torch.gated import torch_weights
 
-Pass = Callable[[], object]
+Pass = Callable[[], tuple[torch.Tensor, ...]]
+Model = RNN | LSTM | GRU
 
 
 def _tensors(
-    model: RNN, x: np.ndarray, y: np.ndarray, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.nn.Linear]:
-    """x, y and a zero h0 as tensors on `device` (x and h0 need gradients), and the output layer."""
-    B = x.shape[1]
+    model: Model, x: np.ndarray, y: np.ndarray, device: str
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.nn.Linear]:
+    """x, y, the zero initial states [h0] ([h0, c0] for the LSTM) as tensors on `device` (x and
+    the states need gradients), and the output layer."""
+    B, H = x.shape[1], model.hidden_size
     xt = torch.from_numpy(x).to(device).requires_grad_()
     yt = torch.from_numpy(y).to(device)
-    h0 = torch.zeros(B, model.hidden_size, dtype=xt.dtype, device=device, requires_grad=True)
-    out = torch.nn.Linear(model.hidden_size, model.output_size, bias=False, **_made_as(xt))
+    states = [
+        torch.zeros(B, H, dtype=xt.dtype, device=device, requires_grad=True)
+        for _ in range(2 if isinstance(model, LSTM) else 1)
+    ]
+    out = torch.nn.Linear(H, model.output_size, bias=False, **_made_as(xt))
     with torch.no_grad():
         out.weight.copy_(torch.from_numpy(model.params["W_hy"].T.copy()))  # (O, H)
-    return xt, yt, h0, out
+    return xt, yt, states, out
 
 
 def _made_as(t: torch.Tensor) -> dict:
@@ -39,11 +51,34 @@ def _made_as(t: torch.Tensor) -> dict:
     return {"dtype": t.dtype, "device": t.device}
 
 
-def _copy_recurrent(module: torch.nn.Module, model: RNN, suffix: str = "") -> None:
-    """Copy W_xh and W_hh into an nn.RNN / nn.RNNCell (which store their transposes)."""
+def _torch_module(model: Model, fused: bool, like: torch.Tensor) -> torch.nn.Module:
+    """The cell (fused=False) or the one-layer fused module for model's cell, without biases,
+    holding model's recurrent weights (gates stacked, transposed: weight_ih, weight_hh)."""
+    I, H = model.input_size, model.hidden_size
+    module_type: type[torch.nn.Module]
+    module: torch.nn.Module
+    if isinstance(model, RNN):
+        assert model.activation == "tanh" and not model.bias
+        module_type = torch.nn.RNN if fused else torch.nn.RNNCell
+        module = module_type(I, H, bias=False, nonlinearity="tanh", **_made_as(like))
+        weights = {
+            "weight_ih": torch.from_numpy(model.params["W_xh"].T),  # (H, I)
+            "weight_hh": torch.from_numpy(model.params["W_hh"].T),  # (H, H)
+        }
+    else:
+        assert not model.bias
+        if isinstance(model, LSTM):
+            module_type = torch.nn.LSTM if fused else torch.nn.LSTMCell
+        else:
+            module_type = torch.nn.GRU if fused else torch.nn.GRUCell
+        module = module_type(I, H, bias=False, **_made_as(like))
+        params = {name: torch.from_numpy(w) for name, w in model.params.items()}
+        weights = torch_weights(model, params)  # (gates * H, I) and (gates * H, H)
+    suffix = "_l0" if fused else ""
     with torch.no_grad():
-        getattr(module, "weight_ih" + suffix).copy_(torch.from_numpy(model.params["W_xh"].T.copy()))
-        getattr(module, "weight_hh" + suffix).copy_(torch.from_numpy(model.params["W_hh"].T.copy()))
+        for name in ("weight_ih", "weight_hh"):
+            getattr(module, name + suffix).copy_(weights[name])
+    return module
 
 
 def _mse(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -51,24 +86,25 @@ def _mse(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((p - y) ** 2).sum() / p.shape[1]
 
 
-def cell_loop(model: RNN, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
-    """A Python loop over nn.RNNCell (tanh, no bias), autograd for the backward pass.
+def cell_loop(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
+    """A Python loop over nn.RNNCell / nn.LSTMCell / nn.GRUCell, autograd for the backward pass.
 
     The loop walks x.unbind(0): indexing x[t] instead would make backward allocate a
     full-size zero gradient for every step.
     """
-    assert model.activation == "tanh" and not model.bias
-    xt, yt, h0, out = _tensors(model, x, y, device)
-    cell = torch.nn.RNNCell(
-        model.input_size, model.hidden_size, bias=False, nonlinearity="tanh", **_made_as(xt)
-    )
-    _copy_recurrent(cell, model)
-    wrt = [cell.weight_ih, cell.weight_hh, out.weight, xt, h0]
+    xt, yt, states, out = _tensors(model, x, y, device)
+    cell = _torch_module(model, fused=False, like=xt)
+    weights = [cell.get_parameter("weight_ih"), cell.get_parameter("weight_hh")]
+    wrt = [*weights, out.weight, xt, *states]
+    is_lstm = isinstance(model, LSTM)
 
     def one_pass() -> tuple[torch.Tensor, ...]:
-        h, hs = h0, []
+        h, c, hs = states[0], states[-1], []
         for x_t in xt.unbind(0):
-            h = cell(x_t, h)
+            if is_lstm:
+                h, c = cell(x_t, (h, c))
+            else:
+                h = cell(x_t, h)
             hs.append(h)
         loss = _mse(torch.sigmoid(out(torch.stack(hs))), yt)
         return (loss, *torch.autograd.grad(loss, wrt))
@@ -76,18 +112,17 @@ def cell_loop(model: RNN, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> 
     return one_pass
 
 
-def fused_rnn(model: RNN, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
-    """torch.nn.RNN (tanh, no bias; cuDNN on a GPU), autograd for the backward pass."""
-    assert model.activation == "tanh" and not model.bias
-    xt, yt, h0, out = _tensors(model, x, y, device)
-    rnn = torch.nn.RNN(
-        model.input_size, model.hidden_size, bias=False, nonlinearity="tanh", **_made_as(xt)
-    )
-    _copy_recurrent(rnn, model, "_l0")
-    wrt = [rnn.weight_ih_l0, rnn.weight_hh_l0, out.weight, xt, h0]
+def fused(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
+    """The fused nn.RNN / nn.LSTM / nn.GRU (cuDNN on a GPU), autograd for the backward pass."""
+    xt, yt, states, out = _tensors(model, x, y, device)
+    layer = _torch_module(model, fused=True, like=xt)
+    weights = [layer.get_parameter("weight_ih_l0"), layer.get_parameter("weight_hh_l0")]
+    wrt = [*weights, out.weight, xt, *states]
+    # The layer takes (1, B, H) states: one layer, one direction.
+    first = tuple(s[None] for s in states) if isinstance(model, LSTM) else states[0][None]
 
     def one_pass() -> tuple[torch.Tensor, ...]:
-        hs, _ = rnn(xt, h0[None])
+        hs, _ = layer(xt, first)
         loss = _mse(torch.sigmoid(out(hs)), yt)
         return (loss, *torch.autograd.grad(loss, wrt))
 
@@ -97,7 +132,7 @@ def fused_rnn(model: RNN, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> 
 def synchronized(one_pass: Pass) -> Pass:
     """The pass followed by a wait for the GPU, so that timing it times the work."""
 
-    def waited() -> object:
+    def waited() -> tuple[torch.Tensor, ...]:
         result = one_pass()
         torch.cuda.synchronize()
         return result
@@ -105,8 +140,18 @@ def synchronized(one_pass: Pass) -> Pass:
     return waited
 
 
-def as_manual_grads(result: tuple[torch.Tensor, ...]) -> tuple[float, dict[str, np.ndarray]]:
-    """A pass's (loss, grads) in the manual model's names and layouts, for checking."""
-    loss, g_ih, g_hh, g_out, g_x, g_h0 = (t.detach().cpu().numpy() for t in result)
-    grads = {"W_xh": g_ih.T, "W_hh": g_hh.T, "W_hy": g_out.T, "x": g_x, "h0": g_h0}
+def as_manual_grads(
+    model: Model, result: tuple[torch.Tensor, ...]
+) -> tuple[float, dict[str, np.ndarray]]:
+    """A pass's (loss, grads) in the manual model's names and layouts, for checking: the stacked
+    weight_ih / weight_hh gradients transposed and split gate by gate."""
+    loss, g_ih, g_hh, g_out, g_x, *g_states = (t.detach().cpu().numpy() for t in result)
+    if isinstance(model, RNN):
+        grads = {"W_xh": g_ih.T, "W_hh": g_hh.T}
+    else:
+        gates = LSTM_GATES if isinstance(model, LSTM) else GRU_GATES
+        grads = dict(zip([f"W_x{q}" for q in gates], np.split(g_ih.T, len(gates), 1), strict=True))
+        grads.update(zip([f"W_h{q}" for q in gates], np.split(g_hh.T, len(gates), 1), strict=True))
+    grads.update(W_hy=g_out.T, x=g_x)
+    grads.update(zip(["h0", "c0"], g_states, strict=False))
     return float(loss), grads
