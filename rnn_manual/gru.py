@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .losses import LOSSES
+from .lstm import split_gates
 from .rnn import init_params
 from .validate import (
     check_choice,
@@ -132,9 +133,9 @@ class GRU:
         hn = np.empty((T, B, H), dtype=self.dtype)
         for t in range(T):
             ah = h[t] @ W_h  # (B, 3H) the recurrent side h_{t-1} @ W_h
-            ah_r, ah_u, ah_n = np.split(ah, 3, axis=1)
-            ax_r, ax_u, ax_n = np.split(ax[t], 3, axis=1)
-            r, u, n = np.split(gates[t], 3, axis=1)  # views: writing them fills gates[t]
+            ah_r, ah_u, ah_n = split_gates(ah, 3)
+            ax_r, ax_u, ax_n = split_gates(ax[t], 3)
+            r, u, n = split_gates(gates[t], 3)  # views: writing them fills gates[t]
             sigmoid(ax_r + ah_r, out=r)  # r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)
             sigmoid(ax_u + ah_u, out=u)  # u_t = sigmoid(x_t @ W_xu + h_{t-1} @ W_hu + b_u)
             hn[t] = ah_n  # h_{t-1} @ W_hn + b_hn
@@ -178,9 +179,9 @@ class GRU:
         dah = np.empty((T, B, 3 * H), dtype=self.dtype)  # dL/d(h_{t-1} @ W_h + b_h)
         dh_next = np.zeros((B, H), dtype=self.dtype)
         for t in reversed(range(T)):
-            r, u, n = np.split(gates[t], 3, axis=1)
-            dax_r, dax_u, dax_n = np.split(dax[t], 3, axis=1)  # views into dax[t]
-            dah_r, dah_u, dah_n = np.split(dah[t], 3, axis=1)  # views into dah[t]
+            r, u, n = split_gates(gates[t], 3)
+            dax_r, dax_u, dax_n = split_gates(dax[t], 3)  # views into dax[t]
+            dah_r, dah_u, dah_n = split_gates(dah[t], 3)  # views into dah[t]
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
             dax_n[...] = dh * (1.0 - u) * tanh_derivative(n)  # dL/da_n = dL/dh_t (1-u_t) tanh'
             dax_u[...] = dh * (h[t] - n) * sigmoid_derivative(u)  # dL/da_u = dh (h_{t-1} - n_t) σ'

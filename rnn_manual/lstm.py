@@ -50,6 +50,12 @@ Grads = dict[str, Array]
 GATES = ("i", "f", "g", "o")
 
 
+def split_gates(a: Array, n: int) -> list[Array]:
+    """The n equal blocks of a's last axis, as views (np.split's result, without its overhead)."""
+    width = a.shape[-1] // n
+    return [a[..., k * width : (k + 1) * width] for k in range(n)]
+
+
 @dataclass
 class LSTMTrace:
     """What the forward pass keeps so that the backward pass need not recompute it."""
@@ -137,7 +143,7 @@ class LSTM:
         tanh_c = np.empty((T, B, H), dtype=self.dtype)
         for t in range(T):
             a[t] += h[t] @ W_h  # a_t = x_t @ W_x + h_{t-1} @ W_h + b
-            i, f, g, o = np.split(gates[t], 4, axis=1)  # views into gates[t]
+            i, f, g, o = split_gates(gates[t], 4)  # views into gates[t]
             a_g = a[t, :, 2 * H : 3 * H]  # g's block of a_t
             # i_t, f_t, o_t = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o): one call over the whole
             # row, g's block included, which g_t = tanh(a_g) then overwrites.
@@ -180,8 +186,8 @@ class LSTM:
         dh_next = np.zeros((B, H), dtype=self.dtype)
         dc_next = np.zeros((B, H), dtype=self.dtype)
         for t in reversed(range(T)):
-            i, f, g, o = np.split(gates[t], 4, axis=1)
-            da_i, da_f, da_g, da_o = np.split(da[t], 4, axis=1)  # views into da[t]
+            i, f, g, o = split_gates(gates[t], 4)
+            da_i, da_f, da_g, da_o = split_gates(da[t], 4)  # views into da[t]
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
             # dL/dc_t: from c_{t+1} (dc_next) plus through h_t = o_t * tanh(c_t)
             dc = dc_next + dh * o * tanh_derivative(tanh_c[t])
