@@ -12,8 +12,9 @@ import math
 MAX_HIDDEN = 4096
 #: Largest input or output layer of a model read from a file.
 MAX_LAYER = 4096
-#: Most values in one array of a pass, e.g. T * B * H (256 MiB in float64).
-MAX_ELEMENTS = 1 << 25
+#: Most values in one array of a pass, e.g. (T + 1) * B * H: 1 GiB in float64, a few of
+#: which fit a 24 GiB machine, and enough for the benchmark grid (129 x 256 x 1024).
+MAX_ELEMENTS = 1 << 27
 
 
 def check_elements(what: str, *dims: int) -> None:

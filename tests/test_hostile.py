@@ -159,7 +159,7 @@ def test_the_command_line_refuses_hostile_arguments_cleanly(
         (["train", "--hidden", "5000"], "hidden must be at most 4096"),
         (["train", "--batch", "10000000"], "more than the limit"),
         (["train", "--bits", "100000"], "more than the limit"),
-        (["train", "--bits", "3000", "--hidden", "1"], "validation set"),
+        (["train", "--bits", "5000", "--hidden", "1"], "validation set"),
         (["train", "--bits", "9" * 30], "expected a positive integer"),
         (["train", "--seed", "-1"], "from 0 to 2**64-1"),
         (["train", "--seed", str(2**64)], "from 0 to 2**64-1"),
