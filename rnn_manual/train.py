@@ -27,7 +27,7 @@ from .losses import LOSSES
 from .lstm import LSTM
 from .optim import SGD, Adam, clip_grad_norm
 from .rnn import RNN
-from .validate import check_size
+from .validate import check_choice, check_size
 
 Array = NDArray[np.floating]
 Log = Callable[[str], None]
@@ -69,13 +69,12 @@ class TrainConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         for name, choices in (
             ("cell", CELLS),
-            ("activation", sorted(ACTIVATIONS)),
-            ("loss", sorted(LOSSES)),
+            ("activation", ACTIVATIONS),
+            ("loss", LOSSES),
             ("optimizer", OPTIMIZERS),
             ("dtype", ("float32", "float64")),
         ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+            check_choice(name, getattr(self, name), choices)
         if not isinstance(self.bias, bool):
             raise ValueError(f"bias must be True or False, got {self.bias!r}")
         for name in ("lr", "clip"):
@@ -84,11 +83,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if not (_is_real(self.momentum) and 0.0 <= self.momentum < 1.0):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.hidden > MAX_HIDDEN:
-            raise ValueError(f"hidden must be at most {MAX_HIDDEN}, got {self.hidden}")
-        check_elements(
-            "a training batch (bits x batch x hidden)", self.bits, self.batch, self.hidden
-        )
+        check_size("hidden", self.hidden, MAX_HIDDEN)
+        # A pass keeps (bits + 1) x batch x state values: the state is 4H wide for the LSTM's
+        # gates, 3H for the GRU's, H for the RNN.
+        width = {"lstm": 4, "gru": 3}.get(self.cell, 1) * self.hidden
+        check_elements("a training pass (bits x batch x state)", self.bits + 1, self.batch, width)
         if self.bits > MAX_ALL_PAIRS_BITS:
             check_elements("the validation set (bits x sums x 2)", self.bits, VALIDATION_SUMS, 2)
 
