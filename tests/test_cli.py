@@ -135,3 +135,15 @@ def test_a_closed_pipe_ends_quietly(trained_model: Path) -> None:
     )
     assert len(result.stdout) == 5 and result.stdout.isdigit()
     assert result.stderr == ""
+
+
+def test_add_reports_an_overflowing_model_in_one_line(tmp_path: Path) -> None:
+    from rnn_manual import RNN
+    from rnn_manual.modelfile import save
+
+    model = RNN(2, 4, 1, "relu", seed=0)
+    model.params["W_xh"][...] = 1.0
+    model.params["W_hh"][...] = 1e100  # h grows by 1e100 a step: inf within a few bits
+    path = tmp_path / "exploding.npz"
+    save(path, model)
+    assert_usage_error(run("add", "--model", str(path), "255", "255"), "overflows")
