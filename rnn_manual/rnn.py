@@ -132,7 +132,8 @@ class RNN:
         if self.bias:
             h[1:] += self.params["b_h"]
         hW = np.empty((B, self.hidden_size), dtype=self.dtype)  # h_{t-1} @ W_hh
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below instead
+        # An overflow is left as inf or NaN, silently: forward and loss_and_grads refuse it.
+        with np.errstate(over="ignore", invalid="ignore"):
             for t in range(T):
                 a_t = h[t + 1]
                 a_t += np.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh

@@ -261,6 +261,8 @@ def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             trace = model.run(x)
+            if not np.isfinite(trace.z).all():  # run() leaves an overflow as inf or NaN
+                raise FloatingPointError("the forward pass overflowed")
             loss, dz = LOSSES[config.loss](trace.z, trace.p, y)
             grads = {
                 name: g for name, g in model.backward(trace, dz).items() if name in model.params
