@@ -42,6 +42,7 @@ from .validate import (
     check_sizes,
     check_state,
     check_targets,
+    ignore_blas_invalid_flag,
 )
 
 Array = NDArray[np.floating]
@@ -110,6 +111,7 @@ class GRU:
         """The named parameters side by side along their last axis."""
         return np.concatenate([self.params[name] for name in names], axis=-1)
 
+    @ignore_blas_invalid_flag
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
         """Forward pass over the whole sequence, keeping what backward needs.
 
@@ -156,6 +158,7 @@ class GRU:
         check_outputs(trace.z)
         return trace.p
 
+    @ignore_blas_invalid_flag
     def backward(self, trace: GRUTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 

@@ -41,6 +41,7 @@ from .validate import (
     check_sizes,
     check_state,
     check_targets,
+    ignore_blas_invalid_flag,
 )
 
 Array = NDArray[np.floating]
@@ -116,6 +117,7 @@ class LSTM:
         """The four gates' parameters named prefix + gate, side by side: (..., 4H)."""
         return np.concatenate([self.params[prefix + gate] for gate in GATES], axis=-1)
 
+    @ignore_blas_invalid_flag
     def run(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
     ) -> LSTMTrace:
@@ -167,6 +169,7 @@ class LSTM:
         check_outputs(trace.z)
         return trace.p
 
+    @ignore_blas_invalid_flag
     def backward(self, trace: LSTMTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
 

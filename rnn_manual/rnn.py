@@ -27,6 +27,7 @@ from .validate import (
     check_sizes,
     check_state,
     check_targets,
+    ignore_blas_invalid_flag,
 )
 
 Array = NDArray[np.floating]
@@ -111,6 +112,7 @@ class RNN:
             self._buffer = np.empty((rows, cols), dtype=self.dtype)
         return self._buffer
 
+    @ignore_blas_invalid_flag
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
         """Forward pass over the whole sequence, keeping what backward needs.
 
@@ -151,6 +153,7 @@ class RNN:
         check_outputs(trace.z)
         return trace.p
 
+    @ignore_blas_invalid_flag
     def backward(self, trace: Trace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 

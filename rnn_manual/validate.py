@@ -7,7 +7,9 @@ allocated (see limits.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -15,6 +17,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from .limits import MAX_HIDDEN, MAX_LAYER, check_elements
 
 Array = NDArray[np.floating]
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -111,3 +114,21 @@ def check_outputs(z: Array) -> None:
     """ValueError if the output logits overflowed: inputs or weights far too large."""
     if not np.isfinite(z).all():
         raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
+
+
+def ignore_blas_invalid_flag(method: Method) -> Method:
+    """`method`, run with NumPy's "invalid value" floating-point warning off.
+
+    OpenBLAS's small matrix-vector kernels can raise the processor's invalid flag on padding
+    they read and throw away (see numpy/numpy#24067), which NumPy then reports as a warning
+    about a matmul whose result is fine. The arrays here are checked finite on the way in,
+    so a real NaN can only follow an overflow, which still warns (and which forward and
+    loss_and_grads refuse).
+    """
+
+    @functools.wraps(method)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(invalid="ignore"):
+            return method(*args, **kwargs)
+
+    return quiet  # type: ignore[return-value]

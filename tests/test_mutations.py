@@ -70,7 +70,7 @@ def mutate(function: Callable[..., Any], snippet: str, replacement: str) -> Call
         f"{function.__qualname__}: {snippet!r} occurs {source.count(snippet)} times, not once; "
         "update MUTATIONS in tests/test_mutations.py to the current source"
     )
-    namespace = dict(function.__globals__)
+    namespace = dict(inspect.unwrap(function).__globals__)  # the module it was written in
     exec(
         compile(source.replace(snippet, replacement), inspect.getfile(function), "exec"), namespace
     )

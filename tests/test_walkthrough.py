@@ -122,7 +122,7 @@ def vocabulary() -> frozenset[str]:
             for f in filter(inspect.isfunction, functions):
                 names |= set(inspect.signature(f).parameters)
                 if module is rnn_manual.rnn:
-                    names |= set(f.__code__.co_varnames)
+                    names |= set(inspect.unwrap(f).__code__.co_varnames)
     for instance in (RNN(bias=True), SGD(0.1), Adam(0.1), TrainConfig()):
         names |= set(vars(instance))
     return frozenset(names)
