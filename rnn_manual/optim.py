@@ -33,7 +33,7 @@ class SGD:
         for name, w in params.items():
             g = grads[name]
             if self.momentum:
-                v = self.state.setdefault(f"velocity/{name}", np.zeros_like(w))
+                v = _slot(self.state, f"velocity/{name}", w)
                 v *= self.momentum
                 v += g
                 g = v
@@ -76,8 +76,8 @@ class Adam:
         correction2 = 1.0 - b2**self.steps
         for name, w in params.items():
             g = grads[name]
-            m = self.state.setdefault(f"m/{name}", np.zeros_like(w))
-            v = self.state.setdefault(f"v/{name}", np.zeros_like(w))
+            m = _slot(self.state, f"m/{name}", w)
+            v = _slot(self.state, f"v/{name}", w)
             m *= b1
             m += (1.0 - b1) * g
             v *= b2
@@ -110,6 +110,16 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
         for g in grads.values():
             g *= max_norm / norm
     return norm
+
+
+def _slot(state: dict[str, Array], key: str, like: Array) -> Array:
+    """state[key], made as zeros shaped like `like` the first time it is asked for.
+
+    (dict.setdefault would build a fresh zero array on every call, every step.)
+    """
+    if key not in state:
+        state[key] = np.zeros_like(like)
+    return state[key]
 
 
 def _with_zeros(

@@ -182,9 +182,8 @@ def accuracy(model: Model, x: Array, y: Array, chunk: int = 16384) -> float:
     """Fraction of the sequences in x: (T, B, I) whose every output bit is right."""
     T, width = x.shape[0], model.state_width
     check_elements("one sequence's pass (bits x state)", T + 1, width)
-    chunk = max(
-        1, min(chunk, MAX_ELEMENTS // ((T + 1) * width))
-    )  # a pass holds (T+1, chunk, width)
+    # A pass holds (T+1, chunk, width) values: keep it within the memory limit.
+    chunk = max(1, min(chunk, MAX_ELEMENTS // ((T + 1) * width)))
     right = 0
     for start in range(0, x.shape[1], chunk):
         # An unbounded hidden state (relu) may overflow on long sums: run() leaves NaN there,
