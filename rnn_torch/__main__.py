@@ -13,7 +13,7 @@ import numpy as np
 
 from rnn_manual import GRU, LSTM, RNN, random_addition_batch
 from rnn_manual.activations import ACTIVATIONS
-from rnn_manual.cli import Parser, positive_int, seed
+from rnn_manual.cli import Parser, UsageError, positive_int, seed
 
 from . import gated
 from .check import OBJECTIVES, Row, gradient_rows
@@ -114,12 +114,12 @@ def check_gated(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    if args.bits * args.batch * max(args.hidden, INPUTS) > MAX_ELEMENTS:
+        raise UsageError(f"--bits x --batch x --hidden must stay under {MAX_ELEMENTS}")
     if args.cell != "rnn":
         return check_gated(args)
     if args.fused and args.activation == "sigmoid":
         raise UsageError("--fused needs --activation tanh or relu (torch.nn.RNN has no sigmoid)")
-    if args.bits * args.batch * max(args.hidden, INPUTS) > MAX_ELEMENTS:
-        raise UsageError(f"--bits x --batch x --hidden must stay under {MAX_ELEMENTS}")
     rng = np.random.default_rng(args.seed)
     model = build_model(args, rng)
     x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)  # (T, B, 2), (T, B, 1)
@@ -142,10 +142,6 @@ def check(args: argparse.Namespace) -> int:
         return 1
     print("all gradients agree")
     return 0
-
-
-class UsageError(Exception):
-    """Options that parse but do not fit together: one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

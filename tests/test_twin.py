@@ -152,6 +152,7 @@ def test_check_command_prints_a_table_and_agrees() -> None:
         (["--seed", "-1"], "--seed"),
         (["--fused"], "--fused"),
         (["--bits", "4096", "--batch", "4096"], "must stay under"),
+        (["--cell", "lstm", "--bits", "4096", "--batch", "4096"], "must stay under"),
     ],
 )
 def test_check_command_refuses_bad_options_in_one_line(
