@@ -44,7 +44,7 @@ from .limits import MAX_HIDDEN, MAX_LAYER
 from .optim import Adam
 from .rnn import RNN, param_shapes
 from .train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
-from .validate import check_size
+from .validate import check_choice, check_size
 
 FORMAT = "rnn-manual"
 VERSION = 1
@@ -254,12 +254,11 @@ def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Model:
     bias, activation, dtype = meta.get("bias"), meta.get("activation"), meta.get("dtype")
     if not isinstance(bias, bool):
         raise ValueError(f"bias must be true or false, got {bias!r}")
-    if cell == "rnn" and activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if cell == "rnn":
+        activation = check_choice("activation", activation, ACTIVATIONS)
     if cell != "rnn" and "activation" in meta:
         raise ValueError(f"an {cell} has no activation setting")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    dtype = check_choice("dtype", dtype, ("float32", "float64"))
     # Check what is stored against the description before building anything of that size.
     shapes = {"rnn": param_shapes, "lstm": lstm.param_shapes, "gru": gru.param_shapes}[cell]
     _check_params(shapes(I, H, O, bias), np.dtype(dtype), arrays)

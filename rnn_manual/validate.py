@@ -40,7 +40,7 @@ def check_sizes(input_size: int, hidden_size: int, output_size: int) -> tuple[in
     )
 
 
-def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     """`value`, or ValueError unless it is one of `choices`."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
