@@ -3,6 +3,10 @@
 Backpropagation only ever needs f'(a) at pre-activations a whose output h = f(a) it
 has already stored, so every derivative here is written in terms of h, as in the
 tutorial's ``sigmoid_output_to_derivative``.
+
+Each works on the arrays of any library the models run on (see backend.py) and writes its
+result into `out` when one is given; 1 - h is spelled -h + 1, which rounds identically,
+since PyTorch's subtract takes no number as its first argument.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .backend import namespace
 
 Array = NDArray[np.floating]
 
@@ -22,38 +28,47 @@ def sigmoid(a: Array, out: Array | None = None) -> Array:
     correctly rounded answer; likewise exp(-a) underflows to 0 for large a and the
     result is 1. Neither is worth a warning.
     """
+    xp = namespace(a)
     with np.errstate(over="ignore", under="ignore"):
-        e = np.exp(np.negative(a, out=out), out=out)  # exp(-a), inf allowed
+        e = xp.exp(xp.negative(a, out=out), out=out)  # exp(-a), inf allowed
     e += 1.0
-    return np.reciprocal(e, out=e)  # 1 / (1 + exp(-a))
+    return xp.reciprocal(e, out=e)  # 1 / (1 + exp(-a))
 
 
 def sigmoid_derivative(h: Array, out: Array | None = None) -> Array:
     """sigmoid'(a) = h * (1 - h), where h = sigmoid(a)."""
-    d = np.subtract(1.0, h, out=out)  # 1 - h
+    d = namespace(h).negative(h, out=out)  # -h
+    d += 1.0  # 1 - h
     d *= h
     return d
 
 
 def tanh(a: Array, out: Array | None = None) -> Array:
     """tanh(a); bounded, never overflows."""
-    return np.tanh(a, out=out)
+    return namespace(a).tanh(a, out=out)
 
 
 def tanh_derivative(h: Array, out: Array | None = None) -> Array:
     """tanh'(a) = 1 - h**2, where h = tanh(a)."""
-    d = np.multiply(h, h, out=out)  # h**2
-    return np.subtract(1.0, d, out=d)
+    xp = namespace(h)
+    d = xp.multiply(h, h, out=out)  # h**2
+    d = xp.negative(d, out=d)
+    d += 1.0  # 1 - h**2
+    return d
 
 
 def relu(a: Array, out: Array | None = None) -> Array:
     """relu(a) = max(a, 0)."""
-    return np.maximum(a, 0.0, out=out)
+    return namespace(a).clip(a, min=0.0, out=out)
 
 
 def relu_derivative(h: Array, out: Array | None = None) -> Array:
     """relu'(a) = 1 where h > 0, else 0 (also 0 at the kink a = 0, as PyTorch)."""
-    return np.heaviside(h, 0.0, out=out)  # 1 for h > 0, the second argument at h = 0
+    positive = h > 0
+    if out is None:
+        return namespace(h).astype(positive, h.dtype)
+    out[...] = positive  # True -> 1.0, False -> 0.0
+    return out
 
 
 Activation = tuple[Callable[..., Array], Callable[..., Array]]

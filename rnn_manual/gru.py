@@ -14,6 +14,7 @@ The reset gate multiplies the whole recurrent term h_{t-1} @ W_hn + b_hn, bias i
 so the candidate needs two biases, b_xn outside the product and b_hn inside it; the reset
 and update gates need one each. Arrays are time-major: x is (T, B, I). The code stacks the
 gates side by side in PyTorch's order r, u, n so that one matmul per step serves them all.
+As the RNN, it runs on NumPy, PyTorch or CuPy arrays (see rnn.py and backend.py).
 
 Mapping to PyTorch (nn.GRUCell / nn.GRU layer 0), where [A, B] stacks along the gate axis:
 
@@ -26,10 +27,13 @@ Mapping to PyTorch (nn.GRUCell / nn.GRU layer 0), where [A, B] stacks along the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import backend
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .losses import LOSSES
 from .lstm import split_gates
@@ -107,9 +111,16 @@ class GRU:
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
 
+    def to(self, library: ModuleType | str, device: Any = None) -> GRU:
+        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
+        `device` ("cuda", ...; the library's default if None). Returns the model."""
+        self.params = backend.move(self.params, library, device)
+        return self
+
     def _stacked(self, names: list[str]) -> Array:
         """The named parameters side by side along their last axis."""
-        return np.concatenate([self.params[name] for name in names], axis=-1)
+        stack = [self.params[name] for name in names]
+        return backend.namespace(*stack).concat(stack, axis=-1)
 
     @ignore_blas_invalid_flag
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
@@ -118,21 +129,22 @@ class GRU:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
+        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_h)
         T, B, _ = x.shape
         H = self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype)
-        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
+        h0 = check_state("h0", h0, (B, H), self.dtype, like=W_h)
 
         # The input side x_t @ W_x + [b_r, b_u, b_xn] for every step at once: one matmul.
         ax = x @ self._stacked(["W_xr", "W_xu", "W_xn"])  # (T, B, 3H)
         if self.bias:
             ax += self._stacked(["b_r", "b_u", "b_xn"])
 
-        h = np.empty((T + 1, B, H), dtype=self.dtype)  # h[0] = h0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # h[0] = h0
         h[0] = h0
-        gates = np.empty((T, B, 3 * H), dtype=self.dtype)
-        hn = np.empty((T, B, H), dtype=self.dtype)
+        gates = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)
+        hn = xp.empty((T, B, H), dtype=x.dtype, device=where)
         for t in range(T):
             ah = h[t] @ W_h  # (B, 3H) the recurrent side h_{t-1} @ W_h
             ah_r, ah_u, ah_n = split_gates(ah, 3)
@@ -169,7 +181,8 @@ class GRU:
         H, O = self.hidden_size, self.output_size
         W_x = self._stacked(["W_xr", "W_xu", "W_xn"])
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])
-        dz = np.asarray(dz, dtype=self.dtype)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
+        dz = xp.asarray(dz, dtype=x.dtype, device=where)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ self.params["W_hy"].T  # (T, B, H)
@@ -178,9 +191,9 @@ class GRU:
         # gates' pre-activations (the arguments of sigmoid, sigmoid, tanh). The input side
         # and the recurrent side get separate gradients since r_t scales only the recurrent
         # side of a_n: a_n = x_t @ W_xn + b_xn + r_t * hn_t.
-        dax = np.empty((T, B, 3 * H), dtype=self.dtype)  # dL/d(x_t @ W_x + b_x)
-        dah = np.empty((T, B, 3 * H), dtype=self.dtype)  # dL/d(h_{t-1} @ W_h + b_h)
-        dh_next = np.zeros((B, H), dtype=self.dtype)
+        dax = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)  # dL/d(x_t @ W_x + b_x)
+        dah = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)  # dL/d(h_{t-1} @ W_h + b_h)
+        dh_next = xp.zeros((B, H), dtype=x.dtype, device=where)
         for t in reversed(range(T)):
             r, u, n = split_gates(gates[t], 3)
             dax_r, dax_u, dax_n = split_gates(dax[t], 3)  # views into dax[t]
@@ -196,18 +209,19 @@ class GRU:
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T dax_t,  dL/dW_h = sum_t h_{t-1}^T dah_t
-        dW_x = x.reshape(T * B, -1).T @ dax.reshape(T * B, 3 * H)
-        dW_h = h[:-1].reshape(T * B, H).T @ dah.reshape(T * B, 3 * H)
+        dW_x = xp.reshape(x, (T * B, -1)).T @ xp.reshape(dax, (T * B, 3 * H))
+        dW_h = xp.reshape(h[:-1], (T * B, H)).T @ xp.reshape(dah, (T * B, 3 * H))
         grads: Grads = {}
-        grads.update(zip(["W_xr", "W_xu", "W_xn"], np.split(dW_x, 3, axis=1), strict=True))
-        grads.update(zip(["W_hr", "W_hu", "W_hn"], np.split(dW_h, 3, axis=1), strict=True))
+        grads.update(zip(["W_xr", "W_xu", "W_xn"], split_gates(dW_x, 3), strict=True))
+        grads.update(zip(["W_hr", "W_hu", "W_hn"], split_gates(dW_h, 3), strict=True))
         if self.bias:
-            db_r, db_u, db_xn = np.split(dax.sum(axis=(0, 1)), 3)  # dL/db = sum_t dax_t
+            db_r, db_u, db_xn = split_gates(xp.sum(dax, axis=(0, 1)), 3)  # sum_t dax_t
             grads.update(b_r=db_r, b_u=db_u, b_xn=db_xn)
-            grads["b_hn"] = dah[:, :, 2 * H :].sum(axis=(0, 1))  # dL/db_hn = sum_t dL/dhn_t
-        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
+            grads["b_hn"] = xp.sum(dah[:, :, 2 * H :], axis=(0, 1))  # sum_t dL/dhn_t
+        # dL/dW_hy = sum_t h_t^T dz_t
+        grads["W_hy"] = xp.reshape(h[1:], (T * B, H)).T @ xp.reshape(dz, (T * B, O))
         if self.bias:
-            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = dax @ W_x.T  # dL/dx_t = dax_t @ W_x^T
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         return grads
@@ -219,6 +233,6 @@ class GRU:
         check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0)
         check_outputs(trace.z)
-        y = check_targets(y, trace.p.shape, self.dtype)
+        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

@@ -1,7 +1,8 @@
 """Losses on the sigmoid output layer: their value and dL/dz, z being the output logits.
 
 Both are summed over time steps and outputs and averaged over the batch, so that a
-batch of one sequence is exactly the tutorial's objective.
+batch of one sequence is exactly the tutorial's objective. They work on the arrays of any
+library the models run on (see backend.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .backend import namespace
 
 Array = NDArray[np.floating]
 
@@ -21,7 +24,7 @@ def mse(z: Array, p: Array, y: Array) -> tuple[float, Array]:
     """
     batch = p.shape[1]
     error = p - y  # (T, B, O)
-    loss = 0.5 * float(np.sum(error * error)) / batch
+    loss = 0.5 * float(namespace(p).sum(error * error)) / batch
     # Grouped as the tutorial groups it: error * (p * (1 - p)).
     dz = error * (p * (1.0 - p))
     dz /= batch
@@ -34,10 +37,11 @@ def bce(z: Array, p: Array, y: Array) -> tuple[float, Array]:
     Computed as max(z, 0) + log1p(exp(-|z|)) - y * z, finite for any finite z.
     dL/dz = (sigmoid(z) - y) / B = (p - y) / B
     """
+    xp = namespace(z)
     batch = p.shape[1]
     with np.errstate(under="ignore"):  # exp(-|z|) -> 0 for large |z| is exact enough
-        per_element = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))) - y * z
-    loss = float(np.sum(per_element)) / batch
+        per_element = xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z))) - y * z
+    loss = float(xp.sum(per_element)) / batch
     dz = p - y
     dz /= batch
     return loss, dz

@@ -12,7 +12,8 @@ Equations (one time step, batch rows side by side; exactly PyTorch's nn.LSTMCell
     p_t = sigmoid(z_t)                                  output probability   (B, O)
 
 Arrays are time-major: x is (T, B, I). The code stacks the four gates side by side in
-PyTorch's order i, f, g, o, so one matmul per step serves them all.
+PyTorch's order i, f, g, o, so one matmul per step serves them all. As the RNN, it runs on
+NumPy, PyTorch or CuPy arrays (see rnn.py and backend.py).
 
 Mapping to PyTorch (nn.LSTMCell / nn.LSTM layer 0), where [A, B] stacks along the gate axis:
 
@@ -26,10 +27,13 @@ Mapping to PyTorch (nn.LSTMCell / nn.LSTM layer 0), where [A, B] stacks along th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import backend
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .losses import LOSSES
 from .rnn import init_params
@@ -52,7 +56,7 @@ GATES = ("i", "f", "g", "o")
 
 
 def split_gates(a: Array, n: int) -> list[Array]:
-    """The n equal blocks of a's last axis, as views (np.split's result, without its overhead)."""
+    """The n equal blocks of a's last axis, as views (np.split's, without its overhead)."""
     width = a.shape[-1] // n
     return [a[..., k * width : (k + 1) * width] for k in range(n)]
 
@@ -113,9 +117,16 @@ class LSTM:
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
 
+    def to(self, library: ModuleType | str, device: Any = None) -> LSTM:
+        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
+        `device` ("cuda", ...; the library's default if None). Returns the model."""
+        self.params = backend.move(self.params, library, device)
+        return self
+
     def _stacked(self, prefix: str) -> Array:
         """The four gates' parameters named prefix + gate, side by side: (..., 4H)."""
-        return np.concatenate([self.params[prefix + gate] for gate in GATES], axis=-1)
+        stack = [self.params[prefix + gate] for gate in GATES]
+        return backend.namespace(*stack).concat(stack, axis=-1)
 
     @ignore_blas_invalid_flag
     def run(
@@ -126,23 +137,24 @@ class LSTM:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
+        W_h = self._stacked("W_h")  # (H, 4H)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_h)
         T, B, _ = x.shape
         H = self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype)
-        c0 = check_state("c0", c0, (B, H), self.dtype)
-        W_h = self._stacked("W_h")  # (H, 4H)
+        h0 = check_state("h0", h0, (B, H), self.dtype, like=W_h)
+        c0 = check_state("c0", c0, (B, H), self.dtype, like=W_h)
 
         # The input projection x_t @ W_x + b for every step at once: one matmul.
         a = x @ self._stacked("W_x")  # (T, B, 4H) gate pre-activations, completed below
         if self.bias:
             a += self._stacked("b_")
 
-        h = np.empty((T + 1, B, H), dtype=self.dtype)  # h[0] = h0
-        c = np.empty((T + 1, B, H), dtype=self.dtype)  # c[0] = c0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # h[0] = h0
+        c = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # c[0] = c0
         h[0], c[0] = h0, c0
-        gates = np.empty((T, B, 4 * H), dtype=self.dtype)
-        tanh_c = np.empty((T, B, H), dtype=self.dtype)
+        gates = xp.empty((T, B, 4 * H), dtype=x.dtype, device=where)
+        tanh_c = xp.empty((T, B, H), dtype=x.dtype, device=where)
         for t in range(T):
             a[t] += h[t] @ W_h  # a_t = x_t @ W_x + h_{t-1} @ W_h + b
             i, f, g, o = split_gates(gates[t], 4)  # views into gates[t]
@@ -153,7 +165,7 @@ class LSTM:
             tanh(a_g, out=g)
             c[t + 1] = f * c[t] + i * g  # c_t = f_t * c_{t-1} + i_t * g_t
             tanh(c[t + 1], out=tanh_c[t])
-            np.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(c_t)
+            xp.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(c_t)
 
         # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
         z = h[1:] @ self.params["W_hy"]  # (T, B, O)
@@ -179,15 +191,16 @@ class LSTM:
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
         W_x, W_h, W_hy = self._stacked("W_x"), self._stacked("W_h"), self.params["W_hy"]
-        dz = np.asarray(dz, dtype=self.dtype)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
+        dz = xp.asarray(dz, dtype=x.dtype, device=where)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ W_hy.T  # (T, B, H)
 
         # Walk back in time carrying dL/dh_{t} and dL/dc_{t} that arrive from step t+1.
-        da = np.empty((T, B, 4 * H), dtype=self.dtype)  # dL/da_t, gates side by side
-        dh_next = np.zeros((B, H), dtype=self.dtype)
-        dc_next = np.zeros((B, H), dtype=self.dtype)
+        da = xp.empty((T, B, 4 * H), dtype=x.dtype, device=where)  # dL/da_t, gates side by side
+        dh_next = xp.zeros((B, H), dtype=x.dtype, device=where)
+        dc_next = xp.zeros((B, H), dtype=x.dtype, device=where)
         for t in reversed(range(T)):
             i, f, g, o = split_gates(gates[t], 4)
             da_i, da_f, da_g, da_o = split_gates(da[t], 4)  # views into da[t]
@@ -203,17 +216,19 @@ class LSTM:
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T da_t,  dL/dW_h = sum_t h_{t-1}^T da_t
-        dW_x = x.reshape(T * B, -1).T @ da.reshape(T * B, 4 * H)
-        dW_h = h[:-1].reshape(T * B, H).T @ da.reshape(T * B, 4 * H)
+        da_flat = xp.reshape(da, (T * B, 4 * H))
+        dW_x = xp.reshape(x, (T * B, -1)).T @ da_flat
+        dW_h = xp.reshape(h[:-1], (T * B, H)).T @ da_flat
         grads: Grads = {}
-        grads.update(zip([f"W_x{q}" for q in GATES], np.split(dW_x, 4, axis=1), strict=True))
-        grads.update(zip([f"W_h{q}" for q in GATES], np.split(dW_h, 4, axis=1), strict=True))
+        grads.update(zip([f"W_x{q}" for q in GATES], split_gates(dW_x, 4), strict=True))
+        grads.update(zip([f"W_h{q}" for q in GATES], split_gates(dW_h, 4), strict=True))
         if self.bias:
-            db = da.sum(axis=(0, 1))  # dL/db = sum_t da_t
-            grads.update(zip([f"b_{q}" for q in GATES], np.split(db, 4), strict=True))
-        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
+            db = xp.sum(da, axis=(0, 1))  # dL/db = sum_t da_t
+            grads.update(zip([f"b_{q}" for q in GATES], split_gates(db, 4), strict=True))
+        # dL/dW_hy = sum_t h_t^T dz_t
+        grads["W_hy"] = xp.reshape(h[1:], (T * B, H)).T @ xp.reshape(dz, (T * B, O))
         if self.bias:
-            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_x.T  # dL/dx_t = da_t @ W_x^T
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         grads["c0"] = dc_next  # dL/dc_0
@@ -231,6 +246,6 @@ class LSTM:
         check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0, c0)
         check_outputs(trace.z)
-        y = check_targets(y, trace.p.shape, self.dtype)
+        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

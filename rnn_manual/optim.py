@@ -1,13 +1,17 @@
 """Optimisers that update a dict of parameter arrays in place from a dict of gradients.
 
-Each can hand out its state as named arrays and take it back (`state_arrays`,
+Each can hand out its state as named NumPy arrays and take it back (`state_arrays`,
 `load_state_arrays`), so that a checkpointed run continues exactly as if never stopped.
+The parameters may be arrays of any library the models run on (see backend.py); the
+optimiser's state then lives there too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+from . import backend
 
 Array = NDArray[np.floating]
 Params = dict[str, Array]
@@ -48,7 +52,7 @@ class SGD:
     def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
         """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
         _check_state(self.state_arrays(params), arrays)
-        self.state = {key: np.array(a) for key, a in arrays.items()}
+        self.state = _placed(arrays, params)
 
 
 class Adam:
@@ -82,7 +86,11 @@ class Adam:
             m += (1.0 - b1) * g
             v *= b2
             v += (1.0 - b2) * (g * g)
-            w -= self.lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+            w -= (
+                self.lr
+                * (m / correction1)
+                / (backend.namespace(v).sqrt(v / correction2) + self.eps)
+            )
 
     def state_arrays(self, params: Params) -> dict[str, NDArray[np.generic]]:
         """Copies of both moments (zeros before the first step) and the step count k."""
@@ -97,7 +105,7 @@ class Adam:
         if steps < 0:
             raise ValueError(f"optimizer step count must not be negative, got {steps}")
         self.steps = steps
-        self.state = {key: np.array(a) for key, a in arrays.items() if key != "steps"}
+        self.state = _placed({key: a for key, a in arrays.items() if key != "steps"}, params)
 
 
 def clip_grad_norm(grads: Params, max_norm: float) -> float:
@@ -105,7 +113,7 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
 
     ||g|| = sqrt(sum over every array of sum(g**2));  g <- g * max_norm / ||g|| if larger.
     """
-    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    norm = float(np.sqrt(sum(float(backend.namespace(g).sum(g * g)) for g in grads.values())))
     if norm > max_norm:
         for g in grads.values():
             g *= max_norm / norm
@@ -118,21 +126,35 @@ def _slot(state: dict[str, Array], key: str, like: Array) -> Array:
     (dict.setdefault would build a fresh zero array on every call, every step.)
     """
     if key not in state:
-        state[key] = np.zeros_like(like)
+        state[key] = backend.namespace(like).zeros_like(like)
     return state[key]
 
 
 def _with_zeros(
     state: dict[str, Array], params: Params, kinds: tuple[str, ...]
 ) -> dict[str, NDArray[np.generic]]:
-    """A copy of state[f"{kind}/{name}"] for every kind and parameter, zeros where none yet."""
+    """A NumPy copy of state[f"{kind}/{name}"] for every kind and parameter, zeros where none
+    yet."""
     return {
-        f"{kind}/{name}": state[f"{kind}/{name}"].copy()
+        f"{kind}/{name}": backend.to_numpy(state[f"{kind}/{name}"]).copy()
         if f"{kind}/{name}" in state
-        else np.zeros_like(w)
+        else np.zeros_like(backend.to_numpy(w))
         for kind in kinds
         for name, w in params.items()
     }
+
+
+def _placed(arrays: dict[str, NDArray[np.generic]], params: Params) -> dict[str, Array]:
+    """Copies of the state arrays `arrays`, each in the library and on the device of the
+    parameter it belongs to ("m/W_hh" goes where "W_hh" is)."""
+    placed = {}
+    for key, a in arrays.items():
+        w = params[key.split("/", 1)[1]]
+        if backend.is_numpy(w):
+            placed[key] = np.array(a)
+        else:
+            placed[key] = backend.namespace(w).asarray(a, device=backend.device(w), copy=True)
+    return placed
 
 
 def _check_state(

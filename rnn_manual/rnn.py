@@ -8,15 +8,20 @@ Equations (one time step, batch rows side by side):
     p_t = sigmoid(z_t)                          output probability   (B, O)
 
 Arrays are time-major: x is (T, B, I), time step t holding bit t (least significant first).
+The code runs on NumPy arrays, or on PyTorch or CuPy ones after `model.to(torch)`: every
+array operation goes through `xp`, the namespace of the model's parameters (backend.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import backend
 from .activations import ACTIVATIONS, sigmoid
 from .losses import LOSSES
 from .validate import (
@@ -81,7 +86,8 @@ class RNN:
     "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
     backward reuses a work array between calls: share a model across threads only for
     forward passes.
-    Weights start as init_params makes them; biases at zero.
+    Weights start as init_params makes them; biases at zero. The parameters are NumPy
+    arrays until `to` moves them to another array library.
     """
 
     def __init__(
@@ -101,15 +107,23 @@ class RNN:
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
         self.state_width = self.hidden_size  # values a pass keeps per sequence and step
-        self._buffer = np.empty((0, 0), dtype=self.dtype)  # reused by backward, see _scratch
+        self._buffer: Any = None  # reused by backward, see _scratch
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
 
-    def _scratch(self, rows: int, cols: int) -> Array:
+    def to(self, library: ModuleType | str, device: Any = None) -> RNN:
+        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
+        `device` ("cuda", ...; the library's default if None). Returns the model."""
+        self.params = backend.move(self.params, library, device)
+        self._buffer = None
+        return self
+
+    def _scratch(self, rows: int, cols: int, like: Array) -> Array:
         """A (rows, cols) work array kept between calls; one model, one backward at a time."""
-        if self._buffer.shape != (rows, cols):
-            self._buffer = np.empty((rows, cols), dtype=self.dtype)
+        if self._buffer is None or tuple(self._buffer.shape) != (rows, cols):
+            xp = backend.namespace(like)
+            self._buffer = xp.empty((rows, cols), dtype=like.dtype, device=backend.device(like))
         return self._buffer
 
     @ignore_blas_invalid_flag
@@ -119,26 +133,27 @@ class RNN:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype)
-        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype)
         f, _ = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
+        xp, where = backend.namespace(W_hh), backend.device(W_hh)
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_hh)
+        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like=W_hh)
         T, B, _ = x.shape
 
-        h = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)  # h[0] = h0
+        h = xp.empty((T + 1, B, self.hidden_size), dtype=x.dtype, device=where)  # h[0] = h0
         h[0] = h0
         # The input projection x_t @ W_xh + b_h for every step at once, one matmul, written
         # straight into h[1:]: each h[t + 1] holds its step's pre-activation until the loop
         # below completes it and applies f in place.
-        np.matmul(x, W_xh, out=h[1:])
+        xp.matmul(x, W_xh, out=h[1:])
         if self.bias:
             h[1:] += self.params["b_h"]
-        hW = np.empty((B, self.hidden_size), dtype=self.dtype)  # h_{t-1} @ W_hh
+        hW = xp.empty((B, self.hidden_size), dtype=x.dtype, device=where)  # h_{t-1} @ W_hh
         # An overflow is left as inf or NaN, silently: forward and loss_and_grads refuse it.
         with np.errstate(over="ignore", invalid="ignore"):
             for t in range(T):
                 a_t = h[t + 1]
-                a_t += np.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh
+                a_t += xp.matmul(h[t], W_hh, out=hW)  # a_t = x_t @ W_xh + b_h + h_{t-1} @ W_hh
                 f(a_t, out=a_t)  # h_t = f(a_t)
 
             # z_t = h_t @ W_hy + b_y, p_t = sigmoid(z_t), for every step at once.
@@ -161,28 +176,31 @@ class RNN:
         """
         _, df = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
+        xp, where = backend.namespace(W_hh), backend.device(W_hh)
         x, h = trace.x, trace.h
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
-        dz = np.asarray(dz, dtype=self.dtype)
+        dz = xp.asarray(dz, dtype=x.dtype, device=where)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.
-        # (np.dot on the flattened steps: np.matmul is several times slower at this outer
-        # product, whose inner size is O = 1. The result goes into a buffer the model keeps
-        # between calls, since a fresh (T, B, H) array each call costs the allocator more
-        # than this arithmetic; nothing returned points into it.)
-        da_flat = np.dot(dz.reshape(T * B, O), W_hy.T, out=self._scratch(T * B, H))
-        da = da_flat.reshape(T, B, H)  # (T, B, H)
+        # (The result goes into a buffer the model keeps between calls, since a fresh
+        # (T, B, H) array each call costs the allocator more than this arithmetic; nothing
+        # returned points into it. In NumPy, np.dot: np.matmul leaves BLAS for this outer
+        # product, whose inner size is O = 1, and is several times slower.)
+        dz_flat, da_flat = xp.reshape(dz, (T * B, O)), self._scratch(T * B, H, like=W_hh)
+        matmul = np.dot if xp is np else xp.matmul
+        matmul(dz_flat, W_hy.T, out=da_flat)
+        da = xp.reshape(da_flat, (T, B, H))  # (T, B, H)
 
         # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
         # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
-        dh_prev = np.empty((B, H), dtype=self.dtype)
-        df_t = np.empty((B, H), dtype=self.dtype)  # f'(a_t)
+        dh_prev = xp.empty((B, H), dtype=x.dtype, device=where)
+        df_t = xp.empty((B, H), dtype=x.dtype, device=where)  # f'(a_t)
         for t in reversed(range(T)):
             # Here da[t] holds dL/dh_t: its own output's share plus the future's.
             da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
-            np.matmul(da[t], W_hh.T, out=dh_prev)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
+            xp.matmul(da[t], W_hh.T, out=dh_prev)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
             if t > 0:
                 da[t - 1] += dh_prev  # dL/dh_{t-1}: its output's share plus the future's
 
@@ -191,13 +209,13 @@ class RNN:
         #   dL/dW_hh = sum_t h_{t-1}^T da_t
         #   dL/dW_hy = sum_t h_t^T dz_t
         grads: Grads = {
-            "W_xh": x.reshape(T * B, -1).T @ da.reshape(T * B, H),
-            "W_hh": h[:-1].reshape(T * B, H).T @ da.reshape(T * B, H),
-            "W_hy": h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O),
+            "W_xh": xp.reshape(x, (T * B, -1)).T @ da_flat,
+            "W_hh": xp.reshape(h[:-1], (T * B, H)).T @ da_flat,
+            "W_hy": xp.reshape(h[1:], (T * B, H)).T @ dz_flat,
         }
         if self.bias:
-            grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
-            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_h"] = xp.sum(da, axis=(0, 1))  # dL/db_h = sum_t da_t
+            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
         grads["h0"] = dh_prev  # dL/dh_0, what reached the start
         return grads
@@ -209,6 +227,6 @@ class RNN:
         check_choice("loss", loss, LOSSES)
         trace = self.run(x, h0)
         check_outputs(trace.z)
-        y = check_targets(y, trace.p.shape, self.dtype)
+        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
         return value, self.backward(trace, dz)

@@ -11,9 +11,11 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import array_api_compat
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import backend
 from .limits import MAX_HIDDEN, MAX_LAYER, check_elements
 
 Array = NDArray[np.floating]
@@ -59,8 +61,15 @@ def check_dtype(dtype: DTypeLike) -> np.dtype:
     return resolved
 
 
-def _real_array(name: str, value: ArrayLike, dtype: np.dtype) -> Array:
-    """`value` as a finite array of `dtype`; ValueError if it is not real, finite and in range."""
+def _real_array(name: str, value: ArrayLike, dtype: np.dtype, like: Array) -> Array:
+    """`value` as a finite array of `dtype`, in the library and on the device of `like` (a
+    parameter of the model); ValueError if it is not real, finite and in range.
+
+    Lists and NumPy arrays are checked in NumPy and then copied to the model's library and
+    device; an array of another library must already be where the model is.
+    """
+    if not backend.is_numpy(value) and array_api_compat.is_array_api_obj(value):
+        return _library_array(name, value, like)
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":  # bool, signed, unsigned, float
         raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
@@ -68,51 +77,84 @@ def _real_array(name: str, value: ArrayLike, dtype: np.dtype) -> Array:
         raise ValueError(f"{name} must be finite")
     with np.errstate(over="raise"):
         try:
-            return array.astype(dtype, copy=False)
+            array = array.astype(dtype, copy=False)
         except FloatingPointError:
             raise ValueError(f"{name} has values too large for {dtype}") from None
+    if backend.is_numpy(like):
+        return array
+    return backend.namespace(like).asarray(array, device=backend.device(like))
 
 
-def check_sequence(x: ArrayLike, input_size: int, width: int, dtype: np.dtype) -> Array:
-    """x as a finite (T, B, input_size) array of `dtype`, or ValueError.
+def _library_array(name: str, value: Any, like: Array) -> Array:
+    """An array of PyTorch, CuPy, ... as `_real_array` wants it, checked in its own library."""
+    xp = backend.namespace(like)
+    where, theirs = backend.device(like), array_api_compat.array_namespace(value)
+    if theirs is not array_api_compat.array_namespace(like):
+        raise ValueError(
+            f"{name} is a {theirs.__name__.split('.')[-1]} array but the model's parameters are "
+            f"{xp.__name__.split('.')[-1]} arrays: move the model with model.to(...)"
+        )
+    if backend.device(value) != where:
+        raise ValueError(f"{name} is on {backend.device(value)}, the model on {where}")
+    if array_api_compat.is_torch_array(value):
+        value = value.detach()  # the manual pass writes with out=, which autograd forbids
+    if not xp.isdtype(value.dtype, ("bool", "integral", "real floating")):
+        raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
+    if not bool(xp.all(xp.isfinite(value))):
+        raise ValueError(f"{name} must be finite")
+    cast = xp.astype(value, like.dtype, copy=False)
+    if not bool(xp.all(xp.isfinite(cast))):
+        raise ValueError(f"{name} has values too large for {like.dtype}")
+    return cast
+
+
+def check_sequence(
+    x: ArrayLike, input_size: int, width: int, dtype: np.dtype, like: Array
+) -> Array:
+    """x as a finite (T, B, input_size) array of `dtype` where `like` is, or ValueError.
 
     `width` is how many values per sequence and step the model keeps (H for the RNN,
     4H for the LSTM's gates): a pass holds about (T + 1) * B * width of them.
     """
-    shape = np.shape(x)
+    shape = tuple(np.shape(x))
     if len(shape) != 3 or shape[2] != input_size:
         raise ValueError(f"x must have shape (T, B, {input_size}), got {shape}")
     T, B, _ = shape
     if T == 0 or B == 0:
         raise ValueError(f"x must hold at least one time step and one sequence, got {shape}")
     check_elements("a pass over x (steps x batch x state)", T + 1, B, width)
-    return _real_array("x", x, dtype)
+    return _real_array("x", x, dtype, like)
 
 
 def check_state(
-    name: str, value: ArrayLike | None, shape: tuple[int, int], dtype: np.dtype
+    name: str, value: ArrayLike | None, shape: tuple[int, int], dtype: np.dtype, like: Array
 ) -> Array:
-    """An initial state as a finite array of `shape` and `dtype` (zeros for None), or ValueError."""
+    """An initial state as a finite array of `shape` and `dtype` where `like` is (zeros for
+    None), or ValueError."""
     if value is None:
-        return np.zeros(shape, dtype=dtype)
-    if np.shape(value) != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
-    return _real_array(name, value, dtype)
+        xp = backend.namespace(like)
+        return xp.zeros(shape, dtype=like.dtype, device=backend.device(like))
+    if tuple(np.shape(value)) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(np.shape(value))}")
+    return _real_array(name, value, dtype, like)
 
 
-def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    """Targets as an array of `shape` and `dtype` with values in [0, 1], or ValueError."""
-    if np.shape(y) != shape:
-        raise ValueError(f"y must have shape {shape}, got {np.shape(y)}")
-    y = _real_array("y", y, dtype)
-    if ((y < 0) | (y > 1)).any():
+def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: Array) -> Array:
+    """Targets as an array of `shape` and `dtype` where `like` is, with values in [0, 1], or
+    ValueError."""
+    if tuple(np.shape(y)) != shape:
+        raise ValueError(f"y must have shape {shape}, got {tuple(np.shape(y))}")
+    y = _real_array("y", y, dtype, like)
+    xp = backend.namespace(y)
+    if bool(xp.any((y < 0) | (y > 1))):
         raise ValueError("y must be probabilities, between 0 and 1")
     return y
 
 
 def check_outputs(z: Array) -> None:
     """ValueError if the output logits overflowed: inputs or weights far too large."""
-    if not np.isfinite(z).all():
+    xp = backend.namespace(z)
+    if not bool(xp.all(xp.isfinite(z))):
         raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
 
 

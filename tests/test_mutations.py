@@ -30,8 +30,8 @@ MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
     ),
     "h_t instead of h_{t-1} in dW_hh": (
         RNN.backward,
-        '"W_hh": h[:-1].reshape',
-        '"W_hh": h[1:].reshape',
+        '"W_hh": xp.reshape(h[:-1],',
+        '"W_hh": xp.reshape(h[1:],',
     ),
     "drop the activation derivative": (
         RNN.backward,
@@ -45,8 +45,8 @@ MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
     ),
     "forget a transpose: W_hh for W_hh^T": (
         RNN.backward,
-        "np.matmul(da[t], W_hh.T, out=dh_prev)",
-        "np.matmul(da[t], W_hh, out=dh_prev)",
+        "xp.matmul(da[t], W_hh.T, out=dh_prev)",
+        "xp.matmul(da[t], W_hh, out=dh_prev)",
     ),
     "dL/dh_0 from the wrong step": (
         RNN.backward,

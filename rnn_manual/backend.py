@@ -1,0 +1,90 @@
+"""Which array library evaluates the equations: NumPy by default, or PyTorch or CuPy.
+
+The cells, activations and losses are written once, against the array API standard
+(https://data-apis.org/array-api/): every array operation goes through `xp`, the namespace
+of the arrays at hand, which `namespace` finds. A model moved with `model.to(torch)` (or
+`model.to(torch, "cuda")`, `model.to(cupy)`) then runs the very same lines on that
+library's arrays, on that library's device.
+
+NumPy (2.1 and later) implements the standard itself and is used as it is; PyTorch and CuPy
+go through the small `array-api-compat` package, which fills in the few names they spell
+differently. Two things outside the standard are used because all three libraries have
+them and they pay:
+- `out=` on matmul and on elementwise functions, which writes a result into an array that
+  already exists instead of allocating a new one (allocation is a large share of a pass
+  at big batch sizes);
+- `np.errstate`, which quiets NumPy's floating-point warnings where an overflow is
+  expected and handled (it has no effect on other libraries, which never warn).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+from numpy.typing import NDArray
+
+#: The libraries a model can move to, by module name.
+LIBRARIES = ("numpy", "torch", "cupy")
+
+
+def namespace(*arrays: Any) -> Any:
+    """The array API namespace of `arrays` (TypeError if they mix libraries): NumPy itself
+    for NumPy arrays, array-api-compat's wrapper of the library otherwise."""
+    if type(arrays[0]) is np.ndarray and len(arrays) == 1:  # the common case, answered fast
+        return np  # (the activations ask once per time step)
+    xp = array_api_compat.array_namespace(*arrays)
+    return np if array_api_compat.is_numpy_namespace(xp) else xp
+
+
+def library_namespace(library: ModuleType | str) -> Any:
+    """The namespace for a library given as a module (numpy, torch, cupy) or its name."""
+    name = library if isinstance(library, str) else getattr(library, "__name__", repr(library))
+    if name not in LIBRARIES:
+        raise ValueError(f"array library must be one of {list(LIBRARIES)}, got {name!r}")
+    if name == "numpy":
+        return np
+    try:  # array_api_compat.torch imports torch itself, and only when asked for
+        return __import__(f"array_api_compat.{name}", fromlist=["*"])
+    except ImportError as error:
+        raise ValueError(f"array library {name!r} is not installed: {error}") from None
+
+
+def device(array: Any) -> Any:
+    """The device `array` lives on ("cpu" for NumPy)."""
+    return "cpu" if type(array) is np.ndarray else array_api_compat.device(array)
+
+
+def is_numpy(array: Any) -> bool:
+    """Whether `array` is a NumPy array (or NumPy scalar)."""
+    return isinstance(array, (np.ndarray, np.generic))
+
+
+def to_numpy(array: Any) -> NDArray[Any]:
+    """A NumPy array holding `array`'s values, copied to the host if it lives on a device."""
+    if is_numpy(array):
+        return np.asarray(array)
+    if array_api_compat.is_torch_array(array):
+        return array.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -> dict[str, Any]:
+    """Copies of `arrays` in `library` (module or name), on device `where` (its default if
+    None), with their dtypes kept."""
+    xp = library_namespace(library)
+    if xp is np:
+        if where not in (None, "cpu"):
+            raise ValueError(f"NumPy arrays live on the cpu, not on {where!r}")
+        return {name: to_numpy(a).copy() for name, a in arrays.items()}
+    try:
+        return {
+            name: xp.asarray(to_numpy(a), device=where, copy=True) for name, a in arrays.items()
+        }
+    except (RuntimeError, TypeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise ValueError(f"cannot place arrays on device {where!r}: {first_line}") from None
