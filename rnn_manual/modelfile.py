@@ -38,7 +38,7 @@ import numpy as np
 from numpy.lib import format as npy
 from numpy.typing import NDArray
 
-from . import gru, lstm
+from . import backend, gru, lstm
 from .activations import ACTIVATIONS
 from .limits import MAX_HIDDEN, MAX_LAYER
 from .optim import Adam
@@ -134,7 +134,8 @@ def _arrays(
 ) -> dict[str, NDArray[Any]]:
     """The entries of a model file; ModelFileError rather than write non-finite weights."""
     arrays: dict[str, NDArray[Any]] = {"meta": np.array(json.dumps(meta, allow_nan=False))}
-    for name, w in model.params.items():
+    for name, param in model.params.items():
+        w = backend.to_numpy(param)  # saved from any library; loaded as NumPy
         if not np.isfinite(w).all():
             raise ModelFileError(f"{path}: refusing to save, {name} holds non-finite values")
         arrays[f"param/{name}"] = w

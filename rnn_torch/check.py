@@ -12,6 +12,7 @@ import torch
 from numpy.typing import NDArray
 
 from rnn_manual import RNN
+from rnn_manual.backend import to_numpy
 from rnn_manual.gradcheck import relative_error
 
 from .compare import FLOAT64_BOUND, float32_allowed, max_abs_error
@@ -42,7 +43,8 @@ def both_gradients(
     """(manual, autograd) gradients of `objective`; a loss's value rides along as "loss"."""
     if objective == "upstream":
         return manual_upstream_grads(model, x, target, h0), twin.upstream_grads(x, target, h0)
-    manual_loss, manual = model.loss_and_grads(x, target, objective, h0)
+    manual_loss, grads = model.loss_and_grads(x, target, objective, h0)
+    manual = {name: to_numpy(g) for name, g in grads.items()}  # from whatever library
     auto_loss, auto = twin.loss_and_grads(x, target, objective, h0)
     dtype = manual["x"].dtype
     manual["loss"] = np.array(manual_loss, dtype=dtype)
@@ -58,7 +60,8 @@ def gradient_rows(
     h0: Array | None = None,
     fused: bool = False,
 ) -> list[Row]:
-    """Every gradient of `objective` (params, "x", "h0", and the loss) by hand and by autograd.
+    """Every gradient of `objective` (params, "x", "h0", and the loss) by hand and by autograd
+    (on the device where the model's parameters are: the twin is made there).
 
     target: y (T, B, O) for a loss, V (T, B, O) for "upstream". fused: judge by torch.nn.RNN.
     float64 rows pass within FLOAT64_BOUND; float32 rows pass when the manual gradient is

@@ -18,13 +18,14 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.func import functional_call
 
+from rnn_manual.backend import to_numpy
 from rnn_manual.gradcheck import relative_error
 from rnn_manual.gru import GRU
 from rnn_manual.lstm import LSTM
 
 from .check import Row
 from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error
-from .twin import TORCH_DTYPES, torch_loss
+from .twin import TORCH_DTYPES, torch_device, torch_loss
 
 Array = NDArray[np.floating]
 
@@ -59,16 +60,18 @@ class GatedTwin:
     def __init__(self, model: LSTM | GRU) -> None:
         self.model = model
         self.dtype = TORCH_DTYPES[model.dtype]
+        self.device = torch_device(next(iter(model.params.values())))  # where the model runs
         self.params = {
-            name: torch.tensor(w, dtype=self.dtype, requires_grad=True)
+            name: self._tensor(to_numpy(w)).clone().requires_grad_(True)
             for name, w in model.params.items()
         }
         I, H = model.input_size, model.hidden_size
         cell_type = nn.LSTMCell if isinstance(model, LSTM) else nn.GRUCell
-        self.cell = cell_type(I, H, bias=model.bias, dtype=self.dtype).requires_grad_(False)
+        self.cell = cell_type(I, H, bias=model.bias, dtype=self.dtype, device=self.device)
+        self.cell.requires_grad_(False)
 
     def _tensor(self, value: ArrayLike) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value), dtype=self.dtype)
+        return torch.as_tensor(np.asarray(value), dtype=self.dtype, device=self.device)
 
     def logits(
         self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None = None
@@ -99,12 +102,12 @@ class GatedTwin:
         """The loss and its autograd gradients, keyed as the manual model's loss_and_grads."""
         x_t = self._tensor(x).requires_grad_(True)
         B, H = x_t.shape[1], self.model.hidden_size
-        h0_t = torch.zeros(B, H, dtype=self.dtype) if h0 is None else self._tensor(h0)
+        h0_t = self._tensor(np.zeros((B, H))) if h0 is None else self._tensor(h0)
         h0_t.requires_grad_(True)
         inputs = {"x": x_t, "h0": h0_t}
         c0_t = None
         if isinstance(self.model, LSTM):
-            c0_t = torch.zeros(B, H, dtype=self.dtype) if c0 is None else self._tensor(c0)
+            c0_t = self._tensor(np.zeros((B, H))) if c0 is None else self._tensor(c0)
             inputs["c0"] = c0_t.requires_grad_(True)
         for w in self.params.values():
             w.grad = None
@@ -113,7 +116,7 @@ class GatedTwin:
         leaves = {**self.params, **inputs}
         grads = torch.autograd.grad(value, list(leaves.values()))
         return float(value.detach()), {
-            name: g.numpy() for name, g in zip(leaves, grads, strict=True)
+            name: to_numpy(g) for name, g in zip(leaves, grads, strict=True)
         }
 
 
@@ -123,7 +126,7 @@ def fused_forward(
     """Output probabilities (T, B, O) from the fused nn.LSTM / nn.GRU holding model's weights."""
     dtype = TORCH_DTYPES[model.dtype]
     I, H = model.input_size, model.hidden_size
-    params = {name: torch.as_tensor(w, dtype=dtype) for name, w in model.params.items()}
+    params = {name: torch.as_tensor(to_numpy(w), dtype=dtype) for name, w in model.params.items()}
     layer_type = nn.LSTM if isinstance(model, LSTM) else nn.GRU
     layer = layer_type(I, H, bias=model.bias, dtype=dtype)
     weights = {f"{k}_l0": w for k, w in torch_weights(model, params).items()}
@@ -160,7 +163,8 @@ def gradient_rows(
     hand and by autograd on the cell twin, judged as rnn_torch.check.gradient_rows judges the
     RNN's: float64 within FLOAT64_BOUND, float32 within float32_allowed of the float64 truth."""
     states = {"h0": h0, "c0": c0} if isinstance(model, LSTM) else {"h0": h0}
-    manual_loss, manual = model.loss_and_grads(x, y, loss, **states)
+    manual_loss, grads = model.loss_and_grads(x, y, loss, **states)
+    manual = {name: to_numpy(g) for name, g in grads.items()}  # from whatever library
     auto_loss, auto = GatedTwin(model).loss_and_grads(x, y, loss, **states)
     manual["loss"], auto["loss"] = np.array(manual_loss), np.array(auto_loss)
     truth = None
@@ -169,7 +173,7 @@ def gradient_rows(
             model.input_size, model.hidden_size, model.output_size, model.bias, np.float64
         )
         for name, w in model.params.items():
-            model64.params[name][...] = w
+            model64.params[name][...] = to_numpy(w)
         truth_loss, truth = GatedTwin(model64).loss_and_grads(x, y, loss, **states)
         truth["loss"] = np.array(truth_loss)
     T, B, _ = np.shape(x)

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from rnn_manual import RNN
+from rnn_manual import RNN, backend
+from rnn_manual.backend import to_numpy
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -86,6 +87,7 @@ class Twin(nn.Module):
         bias: bool = False,
         dtype: torch.dtype = torch.float64,
         fused: bool = False,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__()
         self.hidden_size = hidden_size
@@ -95,15 +97,27 @@ class Twin(nn.Module):
             if activation == "sigmoid":
                 raise ValueError("torch.nn.RNN has no sigmoid; use fused=False")
             self.recurrence = nn.RNN(
-                input_size, hidden_size, nonlinearity=activation, bias=bias, dtype=dtype
+                input_size,
+                hidden_size,
+                nonlinearity=activation,
+                bias=bias,
+                dtype=dtype,
+                device=device,
             )
         elif activation == "sigmoid":
-            self.recurrence = SigmoidRNNCell(input_size, hidden_size, bias, dtype=dtype)
+            self.recurrence = SigmoidRNNCell(
+                input_size, hidden_size, bias, dtype=dtype, device=device
+            )
         else:
             self.recurrence = nn.RNNCell(
-                input_size, hidden_size, bias=bias, nonlinearity=activation, dtype=dtype
+                input_size,
+                hidden_size,
+                bias=bias,
+                nonlinearity=activation,
+                dtype=dtype,
+                device=device,
             )
-        self.out = nn.Linear(hidden_size, output_size, bias=bias, dtype=dtype)
+        self.out = nn.Linear(hidden_size, output_size, bias=bias, dtype=dtype, device=device)
         if bias:
             bias_hh = self.torch_params()["bias_hh"]
             with torch.no_grad():
@@ -112,7 +126,8 @@ class Twin(nn.Module):
 
     @classmethod
     def from_manual(cls, model: RNN, fused: bool = False, dtype: torch.dtype | None = None) -> Twin:
-        """A twin holding a copy of `model`'s current weights, in its dtype unless given one."""
+        """A twin holding a copy of `model`'s current weights, in its dtype unless given one,
+        on the device where the model's parameters are (the CPU for NumPy)."""
         twin = cls(
             model.input_size,
             model.hidden_size,
@@ -121,6 +136,7 @@ class Twin(nn.Module):
             model.bias,
             dtype or TORCH_DTYPES[model.dtype],
             fused,
+            torch_device(model.params["W_hh"]),
         )
         twin.load_manual(model.params)
         return twin
@@ -145,14 +161,14 @@ class Twin(nn.Module):
         """Copy manual parameters in: weights transposed, b_h into bias_ih (bias_hh stays 0)."""
         with torch.no_grad():
             for name, tensor in self.manual_view().items():
-                value = torch.from_numpy(np.asarray(params[name]))
+                value = torch.from_numpy(to_numpy(params[name]))
                 tensor.copy_(value.T if name.startswith("W") else value)
 
     def manual_params(self) -> dict[str, Array]:
         """The parameters in the manual layout: weights transposed back, b_h = bias_ih + bias_hh."""
         params = {name: to_manual(name, tensor) for name, tensor in self.manual_view().items()}
         if "b_h" in params:
-            params["b_h"] = params["b_h"] + self.torch_params()["bias_hh"].detach().numpy()
+            params["b_h"] = params["b_h"] + to_numpy(self.torch_params()["bias_hh"])
         return params
 
     def run(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -172,13 +188,15 @@ class Twin(nn.Module):
         self, x: Array, objective: Objective, h0: Array | None = None
     ) -> tuple[float, Grads]:
         """objective(z, p) and its autograd gradients, keyed and laid out as the manual model's."""
-        dtype = self.out.weight.dtype
-        x_t = torch.tensor(x, dtype=dtype, requires_grad=True)  # (T, B, I)
+        dtype, device = self.out.weight.dtype, self.out.weight.device
+        x_t = torch.tensor(x, dtype=dtype, device=device, requires_grad=True)  # (T, B, I)
         B = x_t.shape[1]
         if h0 is None:
-            h0_t = torch.zeros(B, self.hidden_size, dtype=dtype, requires_grad=True)  # (B, H)
+            h0_t = torch.zeros(
+                B, self.hidden_size, dtype=dtype, device=device, requires_grad=True
+            )  # (B, H)
         else:
-            h0_t = torch.tensor(h0, dtype=dtype, requires_grad=True)
+            h0_t = torch.tensor(h0, dtype=dtype, device=device, requires_grad=True)
         _, z, p = self.run(x_t, h0_t)
         value = objective(z, p)
         view = self.manual_view()
@@ -191,23 +209,37 @@ class Twin(nn.Module):
         self, x: Array, y: Array, loss: str = "mse", h0: Array | None = None
     ) -> tuple[float, Grads]:
         """As `RNN.loss_and_grads`: the loss on targets y and its gradients, by autograd."""
-        y_t = torch.tensor(y, dtype=self.out.weight.dtype)
+        y_t = torch.tensor(y, dtype=self.out.weight.dtype, device=self.out.weight.device)
         return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0)
 
     def upstream_grads(self, x: Array, v: Array, h0: Array | None = None) -> Grads:
         """Gradients of sum(v * p) for upstream weights v: (T, B, O), by autograd."""
-        v_t = torch.tensor(v, dtype=self.out.weight.dtype)
+        v_t = torch.tensor(v, dtype=self.out.weight.dtype, device=self.out.weight.device)
         return self.gradients(x, lambda z, p: (v_t * p).sum(), h0)[1]
 
 
 def to_manual(name: str, tensor: Tensor) -> Array:
     """A torch parameter (or its gradient) as a NumPy array in the manual layout."""
-    array = tensor.detach().numpy()
+    array = to_numpy(tensor)
     return array.T.copy() if name.startswith("W") else array.copy()
 
 
+def torch_device(array: object) -> torch.device:
+    """The torch device of a manual model's parameter: its own for a torch tensor, the CPU for
+    a NumPy array, the same GPU for a CuPy array."""
+    if isinstance(array, Tensor):
+        return array.device
+    gpu = getattr(array, "device", None)
+    if gpu is not None and hasattr(gpu, "id"):  # a CuPy array: its device is a cupy Device
+        return torch.device("cuda", gpu.id)
+    return torch.device("cpu")
+
+
 def manual_upstream_grads(model: RNN, x: Array, v: Array, h0: Array | None = None) -> Grads:
-    """The manual model's gradients of sum(v * p): its backward from dz = v * p * (1 - p)."""
+    """The manual model's gradients of sum(v * p): its backward from dz = v * p * (1 - p),
+    as NumPy arrays whatever library the model runs on."""
     trace = model.run(x, h0)
-    dz = v * trace.p * (1.0 - trace.p)  # dL/dz = v * dp/dz, p = sigmoid(z)
-    return model.backward(trace, dz)
+    p = trace.p
+    v = backend.namespace(p).asarray(v, dtype=p.dtype, device=backend.device(p))
+    dz = v * p * (1.0 - p)  # dL/dz = v * dp/dz, p = sigmoid(z)
+    return {name: to_numpy(g) for name, g in model.backward(trace, dz).items()}

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from backends import BACKENDS, on_backend
 from hypothesis import example, given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from rnn_manual import GRU, LSTM, SGD, Adam
+from rnn_manual.backend import to_numpy
 from rnn_manual.gradcheck import numeric_gradient, relative_error
 from rnn_manual.modelfile import load, load_checkpoint, save, save_checkpoint
 from rnn_manual.train import TrainConfig, train
@@ -161,9 +163,12 @@ def clone(model: Model, model_class: type, dtype: str | None = None) -> Model:
 # ---- gradients ---------------------------------------------------------------------------
 
 
-def check_gradients(case: Case, model_class: type | None = None) -> float:
+def check_gradients(
+    case: Case, model_class: type | None = None, backend: tuple[str, str | None] = ("numpy", None)
+) -> float:
     """Loss and every gradient (params, x, h0, c0) equal autograd's on the cell twin; returns
-    the worst normwise error. model_class: the model under test (a mutant, say).
+    the worst normwise error. model_class: the model under test (a mutant, say), run on
+    `backend`; the twins run on the same device.
 
     The judge is the float64 twin of the same weights and inputs. float64 errors must be
     within rnn_torch.compare.bound; float32 ones within float32_allowed, which also admits
@@ -171,10 +176,11 @@ def check_gradients(case: Case, model_class: type | None = None) -> float:
     twin (the manual/twin error ratio stayed below 2.3 on 60 random gated cases).
     """
     problem = make_problem(case)
-    model = clone(problem.model, model_class or CELLS[case.cell])
+    model = on_backend(clone(problem.model, model_class or CELLS[case.cell]), backend)
     x, y, states = problem.x, problem.y, problem.states
-    manual_loss, manual = model.loss_and_grads(x, y, case.loss, **states)
-    judge = GatedTwin(clone(problem.model, CELLS[case.cell], "float64"))
+    manual_loss, grads = model.loss_and_grads(x, y, case.loss, **states)
+    manual = {name: to_numpy(g) for name, g in grads.items()}
+    judge = GatedTwin(on_backend(clone(problem.model, CELLS[case.cell], "float64"), backend))
     auto_loss, auto = judge.loss_and_grads(x, y, case.loss, **states)
     tol = bound(case.dtype, case.bits, case.width, case.batch)
     err = abs(manual_loss - auto_loss) / abs(auto_loss)
@@ -182,7 +188,8 @@ def check_gradients(case: Case, model_class: type | None = None) -> float:
     assert set(manual) == set(auto), f"gradient keys {sorted(manual)} vs {sorted(auto)}"
     twin32 = {}
     if case.dtype == "float32":
-        twin32 = GatedTwin(problem.model).loss_and_grads(x, y, case.loss, **states)[1]
+        twin32 = GatedTwin(on_backend(problem.model, backend))
+        twin32 = twin32.loss_and_grads(x, y, case.loss, **states)[1]
     worst = 0.0
     for name, g in auto.items():
         assert manual[name].shape == g.shape, f"d{name}: {manual[name].shape} vs {g.shape}"
@@ -200,17 +207,19 @@ def check_gradients(case: Case, model_class: type | None = None) -> float:
     return worst
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(case=cases("float64"))
-def test_gradients_equal_autograd_float64(case: Case) -> None:
-    check_gradients(case)
+def test_gradients_equal_autograd_float64(backend: tuple[str, str | None], case: Case) -> None:
+    check_gradients(case, backend=backend)
 
 
 # H = 1, B > 1 with float32: NumPy 2.4's float32 np.negative(a, out=b) reads a strided (N, 1)
 # column as if contiguous, which once broke the LSTM's per-gate sigmoid calls.
 @example(case=Case("lstm", 5, 4, 2, 1, 1, "mse", True, False, 1.0, "float32", 56))
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(case=cases("float32"))
-def test_gradients_equal_autograd_float32(case: Case) -> None:
-    check_gradients(case)
+def test_gradients_equal_autograd_float32(backend: tuple[str, str | None], case: Case) -> None:
+    check_gradients(case, backend=backend)
 
 
 # ---- forward -----------------------------------------------------------------------------
@@ -244,15 +253,18 @@ def test_forward_equals_fused_float32(case: Case) -> None:
 LEARNING_RATES = {"sgd": 0.1, "adam": 0.01}
 
 
-def check_training(case: Case, optimizer: str, steps: int) -> None:
+def check_training(
+    case: Case, optimizer: str, steps: int, backend: tuple[str, str | None] = ("numpy", None)
+) -> None:
     """`steps` updates from the same start on the same batches give the same weights.
 
-    Manual: loss_and_grads + rnn_manual's optimiser. Torch: the twin's loss, autograd and
-    torch.optim on the twin's own leaves, an independent path.
+    Manual: loss_and_grads + rnn_manual's optimiser, on `backend`. Torch: the twin's loss,
+    autograd and torch.optim on the twin's own leaves (on the CPU), an independent path.
     """
     problem = make_problem(case)
-    model, rng = problem.model, problem.rng
-    twin = GatedTwin(model)  # copies the starting weights
+    rng = problem.rng
+    twin = GatedTwin(problem.model)  # copies the starting weights
+    model = on_backend(problem.model, backend)
     lr = LEARNING_RATES[optimizer]
     manual_opt = SGD(lr) if optimizer == "sgd" else Adam(lr)
     leaves = list(twin.params.values())
@@ -269,18 +281,21 @@ def check_training(case: Case, optimizer: str, steps: int) -> None:
         y = rng.integers(0, 2, y.shape).astype(y.dtype)
     tol = bound(case.dtype, case.bits, case.width, case.batch)
     for name, w in model.params.items():
-        err = relative_error(w, twin.params[name].detach().numpy())
+        err = relative_error(to_numpy(w), twin.params[name].detach().numpy())
         record(f"{optimizer} steps", case.cell, case.dtype, err)
         assert err <= tol, f"{name} after {steps} {optimizer} steps: {err:.2e} ({case.describe()})"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(
     case=cases("float64", max_bits=8, max_hidden=8),
     optimizer=st.sampled_from(["sgd", "adam"]),
     steps=st.integers(1, 4),
 )
-def test_training_trajectories_equal_float64(case: Case, optimizer: str, steps: int) -> None:
-    check_training(case, optimizer, steps)
+def test_training_trajectories_equal_float64(
+    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+) -> None:
+    check_training(case, optimizer, steps, backend)
 
 
 # ---- finite differences ------------------------------------------------------------------

@@ -107,8 +107,11 @@ def test_unmutated_copy_passes() -> None:
     property_test(clone)()
 
 
-def property_test(rnn_class: type[RNN]) -> Callable[[], None]:
-    """The float64 gradient property (test_properties' check_gradients) on `rnn_class`.
+def property_test(
+    rnn_class: type[RNN], backend: tuple[str, str | None] = ("numpy", None)
+) -> Callable[[], None]:
+    """The float64 gradient property (test_properties' check_gradients) on `rnn_class`, run
+    on `backend`.
 
     No shrinking and no example database: the question is only whether it fails.
     """
@@ -121,12 +124,14 @@ def property_test(rnn_class: type[RNN]) -> Callable[[], None]:
     )
     @given(case=cases("float64"))
     def run(case: Case) -> None:
-        check_gradients(case, rnn_class)
+        check_gradients(case, rnn_class, backend)
 
     return run
 
 
+@pytest.mark.parametrize("backend", [("numpy", None), ("torch", "cpu")], ids=["numpy", "torch"])
 @pytest.mark.parametrize("name", MUTATIONS)
-def test_gradient_property_catches(name: str) -> None:
+def test_gradient_property_catches(name: str, backend: tuple[str, str | None]) -> None:
+    """Every planted bug fails the property, whichever library runs the (one) manual code."""
     with pytest.raises(AssertionError, match="normwise relative error"):
-        property_test(mutant(name))()
+        property_test(mutant(name), backend)()

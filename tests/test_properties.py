@@ -15,11 +15,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from backends import BACKENDS, on_backend
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import Case, Problem, away_from_relu_kinks, cases, examples, make_problem
 
 from rnn_manual import RNN, SGD, Adam
+from rnn_manual.backend import to_numpy
 from rnn_manual.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
 from rnn_torch.compare import bound
@@ -54,14 +56,16 @@ def usable(case: Case, problem: Problem) -> bool:
 # ---- gradients ---------------------------------------------------------------------------
 
 
-def check_gradients(case: Case, rnn_class: type[RNN] = RNN) -> None:
+def check_gradients(
+    case: Case, rnn_class: type[RNN] = RNN, backend: tuple[str, str | None] = ("numpy", None)
+) -> None:
     """Every manual gradient (params, x, h0) and the loss equal autograd's, within the bound
-    of rnn_torch.compare (float64: 1e-10 normwise; float32: derived there)."""
+    of rnn_torch.compare (float64: 1e-10 normwise; float32: derived there). The manual model
+    runs on `backend`; autograd on the same device."""
     problem = make_problem(case, rnn_class)
     assume(usable(case, problem))
-    rows = gradient_rows(
-        problem.model, problem.x, problem.target, case.objective, problem.h0, case.fused
-    )
+    model = on_backend(problem.model, backend)
+    rows = gradient_rows(model, problem.x, problem.target, case.objective, problem.h0, case.fused)
     for row in rows:
         if rnn_class is RNN:  # not test_mutations' broken copies
             record("gradients", case.dtype, row.relative)
@@ -71,26 +75,29 @@ def check_gradients(case: Case, rnn_class: type[RNN] = RNN) -> None:
         )
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(20)
 @given(case=cases("float64"))
-def test_gradients_equal_autograd_float64(case: Case) -> None:
-    check_gradients(case)
+def test_gradients_equal_autograd_float64(backend: tuple[str, str | None], case: Case) -> None:
+    check_gradients(case, backend=backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(8)
 @given(case=cases("float32"))
-def test_gradients_equal_autograd_float32(case: Case) -> None:
-    check_gradients(case)
+def test_gradients_equal_autograd_float32(backend: tuple[str, str | None], case: Case) -> None:
+    check_gradients(case, backend=backend)
 
 
 # ---- forward -----------------------------------------------------------------------------
 
 
-def check_forward(case: Case) -> None:
-    """Hidden states (T+1, B, H) and outputs (T, B, O) equal the cell twin's and nn.RNN's."""
+def check_forward(case: Case, backend: tuple[str, str | None] = ("numpy", None)) -> None:
+    """Hidden states (T+1, B, H) and outputs (T, B, O), computed on `backend`, equal the
+    cell twin's and nn.RNN's (on the CPU)."""
     problem = make_problem(case)
     model, x, h0 = problem.model, problem.x, problem.h0
-    trace = model.run(x, h0)
+    trace = on_backend(model, backend).run(x, h0)
     tol = bound(case.dtype, case.bits, case.width, case.batch)
     judges = [False] if case.activation == "sigmoid" else [False, True]  # fused: nn.RNN
     for fused in judges:
@@ -101,7 +108,10 @@ def check_forward(case: Case) -> None:
             h0_t = torch.from_numpy(h0)
         with torch.no_grad():
             h, _, p = twin.run(x_t, h0_t)
-        for name, mine, theirs in [("h", trace.h, h.numpy()), ("p", trace.p, p.numpy())]:
+        for name, mine, theirs in [
+            ("h", to_numpy(trace.h), h.numpy()),
+            ("p", to_numpy(trace.p), p.numpy()),
+        ]:
             assert mine.shape == theirs.shape, f"{name}: {mine.shape} vs {theirs.shape}"
             err = relative_error(mine, theirs)
             record("forward", case.dtype, err)
@@ -109,16 +119,18 @@ def check_forward(case: Case) -> None:
             assert err <= tol, f"{name} {mine.shape} vs {judge}: error {err:.2e} ({case.shapes()})"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(4)
 @given(case=cases("float64"))
-def test_forward_equals_torch_float64(case: Case) -> None:
-    check_forward(case)
+def test_forward_equals_torch_float64(backend: tuple[str, str | None], case: Case) -> None:
+    check_forward(case, backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(4)
 @given(case=cases("float32"))
-def test_forward_equals_torch_float32(case: Case) -> None:
-    check_forward(case)
+def test_forward_equals_torch_float32(backend: tuple[str, str | None], case: Case) -> None:
+    check_forward(case, backend)
 
 
 # ---- training ----------------------------------------------------------------------------
@@ -129,15 +141,18 @@ LEARNING_RATES = {"sgd": 0.1, "adam": 0.01}
 MAX_GRADIENT = 100.0  # an SGD step of 0.1 x 100 = 10 per weight is a divergence, not training
 
 
-def check_training(case: Case, optimizer: str, steps: int) -> None:
+def check_training(
+    case: Case, optimizer: str, steps: int, backend: tuple[str, str | None] = ("numpy", None)
+) -> None:
     """`steps` updates of SGD or Adam from the same start on the same batches: same weights.
 
-    Manual side: RNN.loss_and_grads + rnn_manual's optimiser. Torch side: the twin's loss,
-    loss.backward() and torch.optim, a fully independent path.
+    Manual side: RNN.loss_and_grads + rnn_manual's optimiser, on `backend`. Torch side: the
+    twin's loss, loss.backward() and torch.optim, a fully independent path.
     """
     problem = make_problem(case)
-    model, rng = problem.model, problem.rng
-    twin = Twin.from_manual(model, fused=case.fused)
+    rng = problem.rng
+    twin = Twin.from_manual(problem.model, fused=case.fused)
+    model = on_backend(problem.model, backend)
     lr = LEARNING_RATES[optimizer]
     manual_opt = SGD(lr) if optimizer == "sgd" else Adam(lr)
     trainable = [p for p in twin.parameters() if p.requires_grad]
@@ -159,17 +174,17 @@ def check_training(case: Case, optimizer: str, steps: int) -> None:
     # The final weights are the start plus K updates; rounding is relative to those terms,
     # so each weight's error is judged against ||w_0|| + sum_k ||w_k - w_{k-1}|| (a weight
     # that training brings near 0 keeps only that absolute accuracy).
-    path = {name: float(np.linalg.norm(w)) for name, w in model.params.items()}
+    path = {name: float(np.linalg.norm(w)) for name, w in problem.model.params.items()}
     for x, y in batches:
-        assume(away_from_relu_kinks(Problem(model, x, y, h0, rng), KINK_MARGIN[case.dtype]))
+        now = on_backend(model, ("numpy", None))  # the weights so far, in NumPy
+        assume(away_from_relu_kinks(Problem(now, x, y, h0, rng), KINK_MARGIN[case.dtype]))
         _, grads = model.loss_and_grads(x, y, case.objective, h0)
         # An exploding step (relu at gain 1 can blow up in a few steps) leaves nothing to
         # compare but overflow; such trajectories are skipped.
-        assume(max(float(np.abs(g).max()) for g in grads.values()) < MAX_GRADIENT)
-        before = {name: w.copy() for name, w in model.params.items()}
+        assume(max(float(np.abs(to_numpy(g)).max()) for g in grads.values()) < MAX_GRADIENT)
         manual_opt.step(model.params, grads)
         for name, w in model.params.items():
-            path[name] += float(np.linalg.norm(w - before[name]))
+            path[name] += float(np.linalg.norm(to_numpy(w) - now.params[name]))
 
         torch_opt.zero_grad()
         _, z, p = twin.run(torch.from_numpy(x), h0_t)
@@ -178,7 +193,8 @@ def check_training(case: Case, optimizer: str, steps: int) -> None:
 
     tol = bound(case.dtype, case.bits, case.width, case.batch)
     trained = twin.manual_params()
-    for name, w in model.params.items():
+    for name, param in model.params.items():
+        w = to_numpy(param)
         err = float(np.linalg.norm(w - trained[name])) / path[name] if path[name] else 0.0
         record(f"{optimizer} steps", case.dtype, err)
         assert err <= tol, (
@@ -190,24 +206,30 @@ def check_training(case: Case, optimizer: str, steps: int) -> None:
 TRAINING_CASES = {"max_bits": 16, "max_batch": 8, "max_hidden": 32, "objectives": ("mse", "bce")}
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(8)
 @given(
     case=cases("float64", **TRAINING_CASES),
     optimizer=st.sampled_from(["sgd", "adam"]),
     steps=st.integers(1, 5),
 )
-def test_training_trajectories_equal_float64(case: Case, optimizer: str, steps: int) -> None:
-    check_training(case, optimizer, steps)
+def test_training_trajectories_equal_float64(
+    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+) -> None:
+    check_training(case, optimizer, steps, backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @examples(4)
 @given(
     case=cases("float32", **TRAINING_CASES),
     optimizer=st.sampled_from(["sgd", "adam"]),
     steps=st.integers(1, 5),
 )
-def test_training_trajectories_equal_float32(case: Case, optimizer: str, steps: int) -> None:
-    check_training(case, optimizer, steps)
+def test_training_trajectories_equal_float32(
+    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+) -> None:
+    check_training(case, optimizer, steps, backend)
 
 
 # ---- three oracles -----------------------------------------------------------------------
