@@ -82,9 +82,12 @@ def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -
             raise ValueError(f"NumPy arrays live on the cpu, not on {where!r}")
         return {name: to_numpy(a).copy() for name, a in arrays.items()}
     try:
-        return {
+        moved = {
             name: xp.asarray(to_numpy(a), device=where, copy=True) for name, a in arrays.items()
         }
-    except (RuntimeError, TypeError, ValueError) as error:
+        for a in moved.values():  # read back, so that a device that keeps no data (torch's
+            to_numpy(a)  # "meta") fails here rather than in the middle of a pass
+        return moved
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise ValueError(f"cannot place arrays on device {where!r}: {first_line}") from None

@@ -8,15 +8,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from rnn_manual import GRU, LSTM, RNN, random_addition_batch
 from rnn_manual.activations import ACTIVATIONS
+from rnn_manual.backend import LIBRARIES
 from rnn_manual.cli import Parser, UsageError, positive_int, seed
 
 from . import gated
 from .check import OBJECTIVES, Row, gradient_rows
+
+Model = TypeVar("Model", bound=RNN | LSTM | GRU)
 
 #: The adder's input and output sizes: two operand bits in, one sum bit out.
 INPUTS, OUTPUTS = 2, 1
@@ -62,7 +66,31 @@ def build_parser() -> Parser:
         action="store_true",
         help="judge by the whole-sequence torch.nn.RNN (tanh, relu) instead of nn.RNNCell",
     )
+    c.add_argument(
+        "--backend",
+        choices=LIBRARIES,
+        default="numpy",
+        help="the array library that runs the manual BPTT (default numpy); autograd runs on "
+        "the same device",
+    )
+    c.add_argument("--device", help="where the backend runs, e.g. cuda (default: its default)")
     return parser
+
+
+def on_backend(model: Model, args: argparse.Namespace) -> Model:
+    """`model` moved to the --backend library and --device, or UsageError if it cannot go."""
+    if args.device is not None and args.backend == "numpy":
+        raise UsageError("--device needs --backend torch or cupy (NumPy runs on the cpu)")
+    try:
+        model.to(args.backend, args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return model
+
+
+def where(args: argparse.Namespace) -> str:
+    """The backend and device, for the report's first line."""
+    return args.backend if args.device is None else f"{args.backend} on {args.device}"
 
 
 def build_model(args: argparse.Namespace, rng: np.random.Generator) -> RNN:
@@ -92,7 +120,7 @@ def check_gated(args: argparse.Namespace) -> int:
     if args.fused or args.loss == "upstream":
         raise UsageError(f"--fused and --loss upstream are for the rnn cell, not {args.cell}")
     rng = np.random.default_rng(args.seed)
-    cell = LSTM if args.cell == "lstm" else GRU
+    cell: type[LSTM] | type[GRU] = LSTM if args.cell == "lstm" else GRU
     model = cell(INPUTS, args.hidden, OUTPUTS, args.bias, args.dtype, seed=rng)
     for name, w in model.params.items():
         if name.startswith("b_"):  # non-zero, so that a misplaced bias shows
@@ -101,9 +129,10 @@ def check_gated(args: argparse.Namespace) -> int:
     shape = (args.batch, args.hidden)
     h0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 else None
     c0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 and cell is LSTM else None
-    rows = gated.gradient_rows(model, x, y, args.loss, h0, c0)
+    rows = gated.gradient_rows(on_backend(model, args), x, y, args.loss, h0, c0)
     print(
-        f"manual BPTT vs PyTorch autograd (torch.nn.{cell.__name__}Cell): T {args.bits}, "
+        f"manual BPTT ({where(args)}) vs PyTorch autograd (torch.nn.{cell.__name__}Cell): "
+        f"T {args.bits}, "
         f"B {args.batch}, H {args.hidden}, bias {args.bias}, {args.loss}, "
         f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
     )
@@ -125,13 +154,14 @@ def check(args: argparse.Namespace) -> int:
     x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)  # (T, B, 2), (T, B, 1)
     target = rng.normal(0.0, 1.0, y.shape).astype(args.dtype) if args.loss == "upstream" else y
     h0 = rng.normal(0.0, 0.5, (args.batch, args.hidden)).astype(args.dtype) if args.h0 else None
-    rows = gradient_rows(model, x, target, args.loss, h0, args.fused)
+    rows = gradient_rows(on_backend(model, args), x, target, args.loss, h0, args.fused)
     if args.fused:
         judge = "torch.nn.RNN"
     else:
         judge = "SigmoidRNNCell" if args.activation == "sigmoid" else "torch.nn.RNNCell"
     print(
-        f"manual BPTT vs PyTorch autograd ({judge}): T {args.bits}, B {args.batch}, "
+        f"manual BPTT ({where(args)}) vs PyTorch autograd ({judge}): T {args.bits}, "
+        f"B {args.batch}, "
         f"H {args.hidden}, {args.activation}, bias {args.bias}, {args.loss}, "
         f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
     )

@@ -153,6 +153,10 @@ def test_check_command_prints_a_table_and_agrees() -> None:
         (["--fused"], "--fused"),
         (["--bits", "4096", "--batch", "4096"], "must stay under"),
         (["--cell", "lstm", "--bits", "4096", "--batch", "4096"], "must stay under"),
+        (["--backend", "jax"], "--backend"),
+        (["--device", "cuda"], "--device needs --backend torch or cupy"),
+        (["--backend", "torch", "--device", "meta"], "cannot place arrays on device 'meta'"),
+        (["--backend", "torch", "--device", "cuda:x"], "cannot place arrays on device"),
     ],
 )
 def test_check_command_refuses_bad_options_in_one_line(
@@ -165,6 +169,15 @@ def test_check_command_refuses_bad_options_in_one_line(
     assert status == 2
     stderr = capsys.readouterr().err
     assert len(stderr.strip().splitlines()) == 1 and fragment in stderr
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_check_command_runs_the_manual_pass_on_torch(cell: str) -> None:
+    result = run_check("--cell", cell, "--backend", "torch", "--bias", "--h0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("manual BPTT (torch) vs PyTorch autograd")
+    assert lines[-1] == "all gradients agree"
 
 
 def test_check_command_usage_error_from_the_shell() -> None:
