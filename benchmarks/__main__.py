@@ -1,8 +1,9 @@
-"""python -m benchmarks [--quick] [--threads N] [--out DIR] [--readme]
+"""python -m benchmarks [--quick | --gpu] [--threads N] [--out DIR] [--readme]
 
 Pins NumPy's BLAS and torch to the same number of threads before either is imported, runs
 the grid and the time-to-solve race, prints the markdown table and writes results.json and
-throughput.png (and with --readme, the table into benchmarks/README.md).
+throughput.png (and with --readme, the table into benchmarks/README.md). With --gpu, runs
+the GPU grid instead (it needs CUDA) and writes gpu.md and gpu.json.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 #: The tutorial's script, beside the repository (../shared/seed), when it is there.
@@ -40,16 +43,84 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the tutorial's seed_rnn.py (default: ../shared/seed)",
     )
     parser.add_argument("--readme", action="store_true", help="also put the table in README.md")
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="the GPU grid instead: the manual pass on CUDA against cuDNN (needs CUDA)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1 or args.seeds < 1:
         parser.error("--threads and --seeds must be at least 1")
+    if args.gpu and args.quick:
+        parser.error("--gpu and --quick do not combine: the GPU grid is short already")
     return args
+
+
+def gpu_meta(device: str) -> dict[str, Any]:
+    """What the GPU grid ran on: the machine, the GPU, and the libraries' versions."""
+    import numpy as np
+    import torch
+
+    from .manual_backends import cupy_or_none
+
+    cupy = cupy_or_none()
+    gpu = torch.cuda.get_device_name() if device != "cpu" else "none"
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"GPU {gpu}",
+        "device": device,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
+        "cudnn": torch.backends.cudnn.version() if device != "cpu" else "none",
+        "cupy": cupy.__version__ if cupy is not None else "not installed",
+        "numpy": np.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def gpu_run(
+    out: Path,
+    readme: Path | None,
+    log: Callable[[str], object],
+    device: str = "cuda",
+    points: list | None = None,
+) -> None:
+    """The GPU grid (run.gpu_grid, or `points`) on `device`: gpu.md and gpu.json in `out`,
+    rewritten after every point; the table on stdout and, given `readme`, between its "gpu
+    results" markers. device="cpu" runs the same path on the CPU, for the tests."""
+    from . import report, run
+
+    meta = gpu_meta(device)
+
+    def save(results: list[dict]) -> str:
+        text = report.gpu_markdown(meta, results)
+        report.write_whole(out / "gpu.md", text)
+        report.write_json(out / "gpu.json", {"meta": meta, "grid": results})
+        return text
+
+    # GPU timings are steady: 5 rounds of 20 ms samples, meant to keep the run well within
+    # the few minutes of a borrowed GPU (not yet measured on one).
+    results = run.run_gpu_grid(
+        points or run.gpu_grid(),
+        rounds=5,
+        min_sample=0.02,
+        budget=10,
+        log=log,
+        device=device,
+        after=save,
+    )
+    text = save(results)
+    print(text)
+    if readme is not None:
+        report.replace_readme_table(readme, text, "gpu results")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tutorial = args.tutorial or TUTORIAL
-    if not tutorial.is_file():
+    if args.gpu:
+        tutorial = None  # the GPU grid has no time to solve
+    elif not tutorial.is_file():
         if args.tutorial is not None:
             print(f"error: no tutorial script at {tutorial}", file=sys.stderr)
             return 2
@@ -68,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import report, run, solve
 
     torch.set_num_threads(args.threads)
+    if args.gpu and not torch.cuda.is_available():
+        print("error: --gpu needs CUDA, and torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
     # On a GPU, float32 is to mean float32, not TensorFloat-32 (cuDNN's default for RNNs).
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -76,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: cannot make {args.out}: {error.strerror}", file=sys.stderr)
         return 2
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.gpu:
+        gpu_run(args.out, HERE / "README.md" if args.readme else None, log)
+        return 0
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
@@ -89,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak_gflops": run.peaks(),
     }
     print(f"threads: NumPy BLAS {meta['blas_threads']}, torch {meta['torch_threads']}")
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.quick:
         results = run.run_grid(
             run.grid(quick=True), rounds=3, min_sample=0.005, budget=1.0, log=log

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from .run import MANUAL, fused_name, loop_name
+from .manual_backends import MANUAL_CUPY, torch_name
+from .run import MANUAL, fused_name, gpu_target, loop_name
 
 
 def target(r: dict) -> tuple[str, str]:
@@ -28,20 +29,42 @@ def _x(spread: list[float] | tuple[float, ...]) -> str:
     return f"{median:.2f}x ({low:.2f}-{high:.2f})"
 
 
+def _columns(results: list[dict]) -> list[tuple[str, list[str]]]:
+    """The throughput columns of the CPU grid's table: (label, each row's variant name). The
+    CUDA and CuPy ones only where some row has them."""
+    columns = [
+        ("manual k/s", [MANUAL for r in results]),
+        ("cell loop k/s", [loop_name(r["cell"]) for r in results]),
+        ("fused k/s", [fused_name(r["cell"]) for r in results]),
+        ("cell loop (CUDA) k/s", [loop_name(r["cell"], "cuda") for r in results]),
+        ("fused (cuDNN) k/s", [fused_name(r["cell"], "cuda") for r in results]),
+        ("manual torch CPU k/s", [torch_name("cpu") for r in results]),
+        ("manual torch (CUDA) k/s", [torch_name("cuda") for r in results]),
+        ("manual CuPy k/s", [MANUAL_CUPY for r in results]),
+    ]
+    return [
+        (label, names)
+        for label, names in columns
+        if any(name in r["samples_per_s"] for name, r in zip(names, results, strict=True))
+    ]
+
+
 def grid_table(results: list[dict]) -> str:
-    """One row per grid point: throughputs, the manual speed-up, GFLOP/s and target."""
-    gpu = any(loop_name(r["cell"], "cuda") in r["samples_per_s"] for r in results)
-    head = ["cell", "dtype", "T", "B", "H", "manual k/s", "cell loop k/s", "fused k/s"]
-    head += ["cell loop (CUDA) k/s", "fused (cuDNN) k/s"] if gpu else []
+    """One row per grid point: throughputs, the manual speed-ups, GFLOP/s and target."""
+    columns = _columns(results)
+    on_torch = torch_name("cpu")
+    versus_torch = any(on_torch in r["speedup"] for r in results)
+    head = ["cell", "dtype", "T", "B", "H", *(label for label, _ in columns)]
+    head += ["manual / manual torch CPU, median (min-max)"] if versus_torch else []
     head += ["manual / fastest torch CPU, median (min-max)", "target", "met"]
     head += ["manual GFLOP/s", "of peak, median (min-max)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        rate, cell = r["samples_per_s"], r["cell"]
-        names = [MANUAL, loop_name(cell), fused_name(cell)]
-        names += [loop_name(cell, "cuda"), fused_name(cell, "cuda")] if gpu else []
-        cells = [cell, r["dtype"], r["T"], r["B"], r["H"]]
-        cells += [f"{rate[n] / 1e3:.3g}" for n in names]
+    for i, r in enumerate(results):
+        rate = r["samples_per_s"]
+        cells = [r["cell"], r["dtype"], r["T"], r["B"], r["H"]]
+        cells += [f"{rate[names[i]] / 1e3:.3g}" if names[i] in rate else "" for _, names in columns]
+        if versus_torch:
+            cells.append(_x(r["speedup"][on_torch]) if on_torch in r["speedup"] else "")
         cells += [_x(r["speedup_vs_fastest_cpu"]), *target(r)]
         cells.append(f"{r['manual_gflops']:.3g}")
         if "fraction_of_peak" in r:
@@ -88,9 +111,12 @@ def markdown(meta: dict, results: list[dict], solve: dict | None) -> str:
         f"2048 x 2048 matmul peak (best of 5), GFLOP/s: {peak}.",
         "",
         "One forward + backward pass (loss and every gradient), thousands of sequences per "
-        "second (k/s), median over interleaved rounds. Cell loop: a Python loop over "
-        "nn.RNNCell (tanh), nn.LSTMCell or nn.GRUCell; fused: nn.RNN, nn.LSTM or nn.GRU. "
-        "The issue's targets are for the RNN; the gated cells have none (-).",
+        "second (k/s), median over interleaved rounds. Manual: the hand-written BPTT on NumPy; "
+        "cell loop: a Python loop over nn.RNNCell (tanh), nn.LSTMCell or nn.GRUCell; fused: "
+        "nn.RNN, nn.LSTM or nn.GRU; manual torch CPU: the same hand-written BPTT run by torch "
+        "on the CPU (model.to(torch)). The speed-up over the fastest torch CPU variant, and "
+        "the issue's targets, compare the manual pass with the two torch autograd variants "
+        "only. The targets are for the RNN; the gated cells have none (-).",
         "",
         grid_table(results),
     ]
@@ -157,10 +183,97 @@ def plot(results: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def replace_readme_table(readme: Path, text: str) -> None:
-    """Put text between the README's results markers, replacing what was there."""
-    begin, end = "<!-- results: begin -->", "<!-- results: end -->"
+def replace_readme_table(readme: Path, text: str, marker: str = "results") -> None:
+    """Put text between the README's markers "<!-- {marker}: begin -->" and "... end -->",
+    replacing what was there ("results": the CPU grid; "gpu results": the GPU grid)."""
+    begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
     old = readme.read_text()
     head, rest = old.split(begin, 1)
     _, tail = rest.split(end, 1)
     write_whole(readme, f"{head}{begin}\n{text}{end}{tail}")
+
+
+def _gpu_names(device: str, cell: str = "rnn") -> dict[str, str]:
+    """The GPU grid's variants by column: fused, cell loop, and the manual pass on torch and
+    CuPy."""
+    return {
+        "fused": fused_name(cell, device),
+        "cell loop": loop_name(cell, device),
+        "manual torch": torch_name(device),
+        "manual CuPy": MANUAL_CUPY,
+    }
+
+
+def _gpu_cell(r: dict, name: str, value: str) -> str:
+    """A table cell for variant `name`: `value` if it was timed, else why it was not."""
+    if name in r["refused"]:
+        return "refused"
+    if name in r["disagree"]:
+        return "disagrees"
+    return value
+
+
+def _gpu_met(r: dict, manual: list[str]) -> str:
+    """Whether the faster manual pass (its median speed-up over the fused layer) meets the
+    target; "refused" where every manual pass was refused."""
+    medians = [r["speedup_vs_fused"][name][0] for name in manual if name in r["speedup_vs_fused"]]
+    if not medians:
+        return "refused" if any(name in r["refused"] for name in manual) else "-"
+    return "yes" if max(medians) >= gpu_target(r) else "**no**"
+
+
+def gpu_table(results: list[dict]) -> tuple[str, list[str]]:
+    """The GPU grid's table (one row per point: throughputs, each manual pass's speed-up over
+    the fused layer, target), and notes saying why a variant was not timed."""
+    with_cupy = any(
+        MANUAL_CUPY in {*r["samples_per_s"], *r["refused"], *r["disagree"]} for r in results
+    )
+    roles = ["fused", "cell loop", "manual torch"] + (["manual CuPy"] if with_cupy else [])
+    manual_roles = [role for role in roles if role.startswith("manual")]
+    head = ["cell", "dtype", "T", "B", "H", *(f"{role} k/s" for role in roles)]
+    head += [f"{role} / fused, median (min-max)" for role in manual_roles]
+    head += ["target", "met"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for r in results:
+        names = _gpu_names(r["device"], r["cell"])
+        rate, speedup = r["samples_per_s"], r["speedup_vs_fused"]
+        cells = [r["cell"], r["dtype"], r["T"], r["B"], r["H"]]
+        for role in roles:
+            name = names[role]
+            cells.append(_gpu_cell(r, name, f"{rate[name] / 1e3:.3g}" if name in rate else ""))
+        for role in manual_roles:
+            name = names[role]
+            cells.append(_gpu_cell(r, name, _x(speedup[name]) if name in speedup else ""))
+        cells += [f">= {gpu_target(r):g}x", _gpu_met(r, [names[m] for m in manual_roles])]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        where = f"{r['cell']} {r['dtype']} T {r['T']} B {r['B']} H {r['H']}"
+        for name, why in {**r["refused"], **r["disagree"]}.items():
+            notes.append(f"- {where}, {name}: {why}.")
+        if r["checked_against"] != MANUAL:
+            notes.append(f"- {where}: checked against {r['checked_against']} instead.")
+    return "\n".join(lines), notes
+
+
+def gpu_markdown(meta: dict, results: list[dict]) -> str:
+    """The GPU grid's report: the machine, what the columns are, the table and its notes."""
+    names = _gpu_names(meta["device"])
+    table, notes = gpu_table(results)
+    parts = [
+        f"Machine: {meta['machine']}; torch {meta['torch']} (CUDA {meta['cuda']}, cuDNN "
+        f"{meta['cudnn']}); CuPy {meta['cupy']}; NumPy {meta['numpy']}; {meta['date']}.",
+        "",
+        f"One forward + backward pass (loss and every gradient) on {meta['device']}, thousands "
+        "of sequences per second (k/s), median over interleaved rounds, every pass checked "
+        f"against the manual NumPy pass first. Fused: {names['fused']}; cell loop: "
+        f"{names['cell loop']}; manual torch: rnn_manual's hand-written BPTT run by torch "
+        f"there ({names['manual torch']}); manual CuPy: the same run by CuPy. "
+        "A speed-up is the fused layer's time over the manual pass's, round by round. "
+        "Target: the manual pass at least as fast as the fused layer, 3x at batch 65536; met "
+        "by the faster of the manual passes.",
+        "",
+        table,
+    ]
+    if notes:
+        parts += ["", "Not timed, or checked otherwise:", "", *notes]
+    return "\n".join(parts) + "\n"

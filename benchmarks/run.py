@@ -2,11 +2,15 @@
 
 Every grid point times, interleaved (benchmarks.timing): the manual loss_and_grads of the
 RNN, LSTM or GRU, a loop over the matching torch cell (nn.RNNCell, nn.LSTMCell, nn.GRUCell),
-the fused layer (nn.RNN, nn.LSTM, nn.GRU), and on a GPU the torch variants again there; at
-hidden >= 256 also a 2048 x 2048 NumPy matmul, the machine's practical peak, in the same
-rounds. All use the same weights and data, no biases, the manual model's "mse" loss (the
-RNN with tanh hidden units, the only smooth choice nn.RNN has), and compute the same
-gradients (weights, x, h0 and for the LSTM c0).
+the fused layer (nn.RNN, nn.LSTM, nn.GRU), the same manual loss_and_grads run by torch on the
+CPU (benchmarks.manual_backends), and on a GPU the torch variants and the manual pass (torch,
+and CuPy when installed) again there; at hidden >= 256 also a 2048 x 2048 NumPy matmul, the
+machine's practical peak, in the same rounds. All use the same weights and data, no biases,
+the manual model's "mse" loss (the RNN with tanh hidden units, the only smooth choice nn.RNN
+has), and compute the same gradients (weights, x, h0 and for the LSTM c0).
+
+The GPU grid (measure_gpu, `python -m benchmarks --gpu`) times the manual pass on CUDA
+against cuDNN's nn.RNN and the nn.RNNCell loop there, at the issue's reference points.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import torch
 
 from rnn_manual import GRU, LSTM, RNN
 
-from . import torch_models
+from . import manual_backends, torch_models
+from .manual_backends import as_numpy
 from .timing import interleaved, matmul_peak, spread
 
 MANUAL = "manual NumPy"
@@ -30,6 +35,14 @@ PEAK_SIZE = 2048
 TORCH_MODULES = {"rnn": ("RNNCell", "RNN"), "lstm": ("LSTMCell", "LSTM"), "gru": ("GRUCell", "GRU")}
 #: Gates per cell: each has its own input and recurrent weight matrix.
 GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
+#: The issue's reference points for the GPU, all the RNN (tanh): (dtype, T, B, H).
+GPU_POINTS = [
+    ("float32", 8, 256, 16),
+    ("float32", 8, 65536, 16),
+    ("float32", 128, 256, 64),
+    ("float32", 128, 4096, 1024),  # refused by rnn_manual.limits.MAX_ELEMENTS (541M > 2**27)
+    ("float64", 8, 256, 256),
+]
 
 
 def loop_name(cell: str, device: str = "cpu") -> str:
@@ -119,8 +132,11 @@ def make_model(cell: str, H: int, dtype: np.dtype, rng: np.random.Generator) -> 
     return GRU(2, H, 1, bias=False, dtype=dtype, seed=rng)
 
 
-def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: int = 0) -> dict:
-    """Time every variant at one grid point; return times, ratios and GFLOP/s."""
+def prepare(
+    point: Point, seed: int = 0
+) -> tuple[RNN | LSTM | GRU, np.ndarray, np.ndarray, np.random.Generator]:
+    """The manual NumPy model, x and y of one grid point, and the random generator they came
+    from (for anything else the point needs)."""
     cell, T, B, H, dtype = point.cell, point.T, point.B, point.H, np.dtype(point.dtype)
     rng = np.random.default_rng(seed)
     model = make_model(cell, H, dtype, rng)
@@ -136,10 +152,19 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         W_hh *= 0.9 / np.linalg.norm(W_hh.astype(np.float64), 2)
     x = rng.integers(0, 2, (T, B, 2)).astype(dtype)
     y = rng.integers(0, 2, (T, B, 1)).astype(dtype)
+    return model, x, y, rng
+
+
+def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: int = 0) -> dict:
+    """Time every variant at one grid point; return times, ratios and GFLOP/s."""
+    cell, T, B, H, dtype = point.cell, point.T, point.B, point.H, np.dtype(point.dtype)
+    model, x, y, rng = prepare(point, seed)
 
     baselines: dict[str, torch_models.Pass] = {}
+    twins: dict[str, manual_backends.ManualPass] = {}  # the manual pass on torch (and CuPy)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
+        twins.update(manual_backends.manual_passes(model, x, y, device))
         for name, build in (
             (loop_name(cell, device), torch_models.cell_loop),
             (fused_name(cell, device), torch_models.fused),
@@ -148,12 +173,16 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
             baselines[name] = one_pass if device == "cpu" else torch_models.synchronized(one_pass)
     manual = model.loss_and_grads(x, y, "mse")
     worst = max(
-        check_same(manual, torch_models.as_manual_grads(model, one_pass()), point.dtype)
-        for one_pass in baselines.values()
+        [
+            check_same(manual, torch_models.as_manual_grads(model, one_pass()), point.dtype)
+            for one_pass in baselines.values()
+        ]
+        + [check_same(manual, as_numpy(one_pass()), point.dtype) for one_pass in twins.values()]
     )
     variants: dict[str, Callable[[], object]] = {
         MANUAL: lambda: model.loss_and_grads(x, y, "mse"),
         **baselines,
+        **twins,
     }
     if H >= 256:
         a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(dtype)
@@ -173,7 +202,8 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         "max_grad_rel_error": worst,
         "seconds": timings.seconds,
         "samples_per_s": {name: B / timings.median(name) for name in variants if name != PEAK},
-        # How many times faster the manual pass is, round by round: (median, min, max).
+        # How many times faster the manual NumPy pass is than each other variant (the manual
+        # pass on torch among them), round by round: (median, min, max).
         "speedup": {
             name: spread(timings.ratios(name, MANUAL))
             for name in variants
@@ -181,7 +211,8 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         },
         "manual_gflops": flops / timings.median(MANUAL) / 1e9,
     }
-    # Against whichever torch CPU variant was faster in each round.
+    # Against whichever torch autograd CPU variant was faster in each round (the manual pass
+    # run by torch is not one of these baselines: it has its own ratio in "speedup").
     cpu = [timings.ratios(name, MANUAL) for name in (loop_name(cell), fused_name(cell))]
     result["speedup_vs_fastest_cpu"] = spread([min(r) for r in zip(*cpu, strict=True)])
     if PEAK in variants:
@@ -207,6 +238,137 @@ def run_grid(
         start = time.perf_counter()
         results.append(measure(point, rounds, min_sample, budget))
         log(f"  {point}  {time.perf_counter() - start:5.1f} s")
+    return results
+
+
+def gpu_grid() -> list[Point]:
+    """The issue's reference points for the GPU: the RNN (tanh) at GPU_POINTS."""
+    return [Point("rnn", T, B, H, dtype) for dtype, T, B, H in GPU_POINTS]
+
+
+def gpu_target(point: Point | dict) -> float:
+    """The speed-up over the fused layer (cuDNN) the issue asks of the manual pass on the GPU:
+    3x at batch 65536, 1x (no slower) elsewhere."""
+    B = point.B if isinstance(point, Point) else point["B"]
+    return 3.0 if B >= 65536 else 1.0
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an error's message: the reason, without the detail."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _checked_results(
+    model: RNN | LSTM | GRU,
+    x: np.ndarray,
+    y: np.ndarray,
+    baselines: dict[str, torch_models.Pass],
+    twins: dict[str, manual_backends.ManualPass],
+) -> tuple[str, dict[str, tuple[float, dict]], dict[str, str]]:
+    """One pass of each variant, in the manual model's names and as NumPy arrays; the passes a
+    size limit (or any ValueError of rnn_manual) refused, with the reason; and the reference
+    the others are checked against: the manual NumPy pass, or where that is refused too, the
+    torch cell loop (the first baseline)."""
+    results = {name: torch_models.as_manual_grads(model, p()) for name, p in baselines.items()}
+    refused: dict[str, str] = {}
+    for name, one_pass in twins.items():
+        try:
+            results[name] = as_numpy(one_pass())
+        except ValueError as error:  # rnn_manual.limits: more than MAX_ELEMENTS values
+            refused[name] = first_line(error)
+    try:
+        results[MANUAL] = model.loss_and_grads(x, y, "mse")
+        reference = MANUAL
+    except ValueError as error:
+        refused[MANUAL] = first_line(error)
+        reference = next(iter(baselines))
+    return reference, results, refused
+
+
+def measure_gpu(
+    point: Point,
+    rounds: int,
+    min_sample: float,
+    budget: float,
+    device: str = "cuda",
+    seed: int = 0,
+) -> dict:
+    """Time the manual pass on `device` (torch; with CuPy too on CUDA when it is installed)
+    against the fused layer (cuDNN on CUDA) and the cell loop there, at one point.
+
+    Every pass is first checked against the manual NumPy pass (check_same; where the size
+    limit refuses that, against the cell loop). Unlike measure(), a refused pass or one that
+    disagrees does not stop the run: it is left untimed and recorded with its reason, so that
+    one run on a borrowed GPU gives every point it can. device="cpu" runs the same code on the
+    CPU, for the tests.
+    """
+    cell = point.cell
+    model, x, y, _ = prepare(point, seed)
+    twins = manual_backends.manual_passes(model, x, y, device)
+    loop, fused = loop_name(cell, device), fused_name(cell, device)
+    baselines = {
+        loop: torch_models.cell_loop(model, x, y, device),
+        fused: torch_models.fused(model, x, y, device),
+    }
+    if device != "cpu":
+        baselines = {name: torch_models.synchronized(p) for name, p in baselines.items()}
+    reference, results, refused = _checked_results(model, x, y, baselines, twins)
+    errors: dict[str, float] = {}
+    disagree: dict[str, str] = {}
+    for name, result in results.items():
+        if name == reference:
+            continue
+        try:
+            errors[name] = check_same(results[reference], result, point.dtype)
+        except AssertionError as error:
+            disagree[name] = str(error)
+    passes: dict[str, Callable[[], object]] = {**baselines, **twins}
+    variants = {
+        name: one_pass for name, one_pass in passes.items() if name in errors or name == reference
+    }
+    timings = interleaved(variants, rounds, min_sample, budget)
+    return {
+        "cell": cell,
+        "T": point.T,
+        "B": point.B,
+        "H": point.H,
+        "dtype": point.dtype,
+        "device": device,
+        "rounds": min((len(s) for s in timings.seconds.values()), default=0),
+        "checked_against": reference,
+        "max_grad_rel_error": max(errors.values(), default=None),
+        "refused": refused,
+        "disagree": disagree,
+        "seconds": timings.seconds,
+        "samples_per_s": {name: point.B / timings.median(name) for name in variants},
+        # How many times faster each manual pass is than the fused layer, round by round.
+        "speedup_vs_fused": {
+            name: spread(timings.ratios(fused, name))
+            for name in twins
+            if name in variants and fused in variants
+        },
+    }
+
+
+def run_gpu_grid(
+    points: list[Point],
+    rounds: int,
+    min_sample: float,
+    budget: float,
+    log: Callable[[str], object],
+    device: str = "cuda",
+    after: Callable[[list[dict]], object] | None = None,
+) -> list[dict]:
+    """measure_gpu() at every point, logging each point's wall time; after(results so far)
+    after each point, so that a run cut short keeps what it measured."""
+    results: list[dict] = []
+    for point in points:
+        start = time.perf_counter()
+        results.append(measure_gpu(point, rounds, min_sample, budget, device))
+        log(f"  {point}  {time.perf_counter() - start:5.1f} s")
+        if after is not None:
+            after(results)
     return results
 
 

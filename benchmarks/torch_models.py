@@ -14,6 +14,7 @@ tanh and relu hidden units, so the RNN comparison uses tanh.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from rnn_torch.gated import torch_weights
 
 Pass = Callable[[], tuple[torch.Tensor, ...]]
 Model = RNN | LSTM | GRU
+R = TypeVar("R")
 
 
 def _tensors(
@@ -129,10 +131,11 @@ def fused(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pa
     return one_pass
 
 
-def synchronized(one_pass: Pass) -> Pass:
-    """The pass followed by a wait for the GPU, so that timing it times the work."""
+def synchronized(one_pass: Callable[[], R]) -> Callable[[], R]:
+    """The pass (a torch baseline or a manual pass on torch) followed by a wait for the GPU,
+    so that timing it times the work."""
 
-    def waited() -> tuple[torch.Tensor, ...]:
+    def waited() -> R:
         result = one_pass()
         torch.cuda.synchronize()
         return result
