@@ -277,6 +277,8 @@ def _checked_results(
             results[name] = as_numpy(one_pass())
         except ValueError as error:  # rnn_manual.limits: more than MAX_ELEMENTS values
             refused[name] = first_line(error)
+        except Exception as error:  # anything else (out of memory, ...) is noted too: one
+            refused[name] = f"{type(error).__name__}: {first_line(error)}"  # GPU run, all points
     try:
         results[MANUAL] = model.loss_and_grads(x, y, "mse")
         reference = MANUAL
