@@ -58,8 +58,10 @@ def tanh_derivative(h: Array, out: Array | None = None) -> Array:
 
 
 def relu(a: Array, out: Array | None = None) -> Array:
-    """relu(a) = max(a, 0)."""
-    return namespace(a).clip(a, min=0.0, out=out)
+    """relu(a) = max(a, 0), computed as a * (a > 0), which every library evaluates on its
+    device without a round trip to the host (max(a, 0) can cost one in PyTorch, clip in
+    CuPy through array-api-compat). Negative entries give -0.0, which equals 0."""
+    return namespace(a).multiply(a, a > 0, out=out)
 
 
 def relu_derivative(h: Array, out: Array | None = None) -> Array:

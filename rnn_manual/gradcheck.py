@@ -21,11 +21,12 @@ Array = NDArray[np.floating]
 def numeric_gradient(loss: Callable[[], float], w: Array, eps: float = 1e-6) -> Array:
     """The central-difference gradient of loss() with respect to the array w.
 
-    Each entry of w is moved by +eps and -eps in place, and put back.
+    Each entry of w is moved by +eps and -eps in place, and put back. w may be an array
+    of any library the models run on; the gradient is a NumPy array.
     """
-    grad = np.empty_like(w)
-    for i in np.ndindex(w.shape):
-        saved = w[i]
+    grad = np.empty(tuple(w.shape), dtype=np.float64)
+    for i in np.ndindex(*w.shape):
+        saved = float(w[i])  # a number, not a view of the entry (PyTorch's w[i] is one)
         w[i] = saved + eps
         up = loss()
         w[i] = saved - eps

@@ -42,6 +42,7 @@ from .validate import (
     check_choice,
     check_dtype,
     check_outputs,
+    check_params,
     check_sequence,
     check_sizes,
     check_state,
@@ -129,12 +130,14 @@ class GRU:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
-        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
-        xp, where = backend.namespace(W_h), backend.device(W_h)
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_h)
+        check_params(self.params)
+        like = self.params["W_hy"]  # where the model is: its library, device and dtype
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         T, B, _ = x.shape
         H = self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype, like=W_h)
+        h0 = check_state("h0", h0, (B, H), self.dtype, like)
+        xp, where = backend.namespace(like), backend.device(like)
+        W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
 
         # The input side x_t @ W_x + [b_r, b_u, b_xn] for every step at once: one matmul.
         ax = x @ self._stacked(["W_xr", "W_xu", "W_xn"])  # (T, B, 3H)
@@ -209,19 +212,18 @@ class GRU:
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T dax_t,  dL/dW_h = sum_t h_{t-1}^T dah_t
-        dW_x = xp.reshape(x, (T * B, -1)).T @ xp.reshape(dax, (T * B, 3 * H))
-        dW_h = xp.reshape(h[:-1], (T * B, H)).T @ xp.reshape(dah, (T * B, 3 * H))
+        dW_x = x.reshape(T * B, -1).T @ dax.reshape(T * B, 3 * H)
+        dW_h = h[:-1].reshape(T * B, H).T @ dah.reshape(T * B, 3 * H)
         grads: Grads = {}
         grads.update(zip(["W_xr", "W_xu", "W_xn"], split_gates(dW_x, 3), strict=True))
         grads.update(zip(["W_hr", "W_hu", "W_hn"], split_gates(dW_h, 3), strict=True))
         if self.bias:
-            db_r, db_u, db_xn = split_gates(xp.sum(dax, axis=(0, 1)), 3)  # sum_t dax_t
+            db_r, db_u, db_xn = split_gates(dax.sum(axis=(0, 1)), 3)  # dL/db = sum_t dax_t
             grads.update(b_r=db_r, b_u=db_u, b_xn=db_xn)
-            grads["b_hn"] = xp.sum(dah[:, :, 2 * H :], axis=(0, 1))  # sum_t dL/dhn_t
-        # dL/dW_hy = sum_t h_t^T dz_t
-        grads["W_hy"] = xp.reshape(h[1:], (T * B, H)).T @ xp.reshape(dz, (T * B, O))
+            grads["b_hn"] = dah[:, :, 2 * H :].sum(axis=(0, 1))  # dL/db_hn = sum_t dL/dhn_t
+        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
         if self.bias:
-            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = dax @ W_x.T  # dL/dx_t = dax_t @ W_x^T
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         return grads

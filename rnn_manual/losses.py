@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from .activations import relu
 from .backend import namespace
 
 Array = NDArray[np.floating]
@@ -40,7 +41,7 @@ def bce(z: Array, p: Array, y: Array) -> tuple[float, Array]:
     xp = namespace(z)
     batch = p.shape[1]
     with np.errstate(under="ignore"):  # exp(-|z|) -> 0 for large |z| is exact enough
-        per_element = xp.clip(z, min=0.0) + xp.log1p(xp.exp(-xp.abs(z))) - y * z
+        per_element = relu(z) + xp.log1p(xp.exp(-xp.abs(z))) - y * z
     loss = float(xp.sum(per_element)) / batch
     dz = p - y
     dz /= batch

@@ -41,6 +41,7 @@ from .validate import (
     check_choice,
     check_dtype,
     check_outputs,
+    check_params,
     check_sequence,
     check_sizes,
     check_state,
@@ -137,13 +138,15 @@ class LSTM:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
-        W_h = self._stacked("W_h")  # (H, 4H)
-        xp, where = backend.namespace(W_h), backend.device(W_h)
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_h)
+        check_params(self.params)
+        like = self.params["W_hy"]  # where the model is: its library, device and dtype
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         T, B, _ = x.shape
         H = self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype, like=W_h)
-        c0 = check_state("c0", c0, (B, H), self.dtype, like=W_h)
+        h0 = check_state("h0", h0, (B, H), self.dtype, like)
+        c0 = check_state("c0", c0, (B, H), self.dtype, like)
+        xp, where = backend.namespace(like), backend.device(like)
+        W_h = self._stacked("W_h")  # (H, 4H)
 
         # The input projection x_t @ W_x + b for every step at once: one matmul.
         a = x @ self._stacked("W_x")  # (T, B, 4H) gate pre-activations, completed below
@@ -216,19 +219,17 @@ class LSTM:
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T da_t,  dL/dW_h = sum_t h_{t-1}^T da_t
-        da_flat = xp.reshape(da, (T * B, 4 * H))
-        dW_x = xp.reshape(x, (T * B, -1)).T @ da_flat
-        dW_h = xp.reshape(h[:-1], (T * B, H)).T @ da_flat
+        dW_x = x.reshape(T * B, -1).T @ da.reshape(T * B, 4 * H)
+        dW_h = h[:-1].reshape(T * B, H).T @ da.reshape(T * B, 4 * H)
         grads: Grads = {}
         grads.update(zip([f"W_x{q}" for q in GATES], split_gates(dW_x, 4), strict=True))
         grads.update(zip([f"W_h{q}" for q in GATES], split_gates(dW_h, 4), strict=True))
         if self.bias:
-            db = xp.sum(da, axis=(0, 1))  # dL/db = sum_t da_t
+            db = da.sum(axis=(0, 1))  # dL/db = sum_t da_t
             grads.update(zip([f"b_{q}" for q in GATES], split_gates(db, 4), strict=True))
-        # dL/dW_hy = sum_t h_t^T dz_t
-        grads["W_hy"] = xp.reshape(h[1:], (T * B, H)).T @ xp.reshape(dz, (T * B, O))
+        grads["W_hy"] = h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O)  # sum_t h_t^T dz_t
         if self.bias:
-            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_x.T  # dL/dx_t = da_t @ W_x^T
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         grads["c0"] = dc_next  # dL/dc_0

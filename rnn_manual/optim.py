@@ -34,6 +34,7 @@ class SGD:
         self.state: dict[str, Array] = {}  # "velocity/<name>" per parameter
 
     def step(self, params: Params, grads: Params) -> None:
+        _check_grads(params, grads)
         for name, w in params.items():
             g = grads[name]
             if self.momentum:
@@ -74,6 +75,7 @@ class Adam:
         self.state: dict[str, Array] = {}  # "m/<name>" and "v/<name>" per parameter
 
     def step(self, params: Params, grads: Params) -> None:
+        _check_grads(params, grads)
         b1, b2 = self.betas
         self.steps += 1
         correction1 = 1.0 - b1**self.steps
@@ -120,14 +122,45 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
     return norm
 
 
+def _check_grads(params: Params, grads: Params) -> None:
+    """ValueError unless each gradient is an array of its parameter's library and device,
+    checked before any state or parameter changes."""
+    for name, w in params.items():
+        g = grads[name]
+        if type(w) is np.ndarray and type(g) is np.ndarray:
+            continue
+        try:
+            backend.namespace(w, g)
+            same_device = str(backend.device(w)) == str(backend.device(g))
+        except (TypeError, ValueError, AttributeError):
+            same_device = False
+        if not same_device:
+            raise ValueError(
+                f"the gradient of {name} is not an array of its parameter's library and device"
+            )
+
+
 def _slot(state: dict[str, Array], key: str, like: Array) -> Array:
-    """state[key], made as zeros shaped like `like` the first time it is asked for.
+    """state[key], made as zeros shaped like `like` the first time it is asked for, and
+    moved to where `like` is if the model has moved since (model.to).
 
     (dict.setdefault would build a fresh zero array on every call, every step.)
     """
     if key not in state:
         state[key] = backend.namespace(like).zeros_like(like)
+    else:
+        state[key] = _like(state[key], like)
     return state[key]
+
+
+def _like(a: Array, like: Array) -> Array:
+    """`a` in the library and on the device of `like`: itself if it is there already."""
+    if type(a) is type(like) and str(backend.device(a)) == str(backend.device(like)):
+        return a
+    host = backend.to_numpy(a)
+    if backend.is_numpy(like):
+        return np.array(host)
+    return backend.namespace(like).asarray(host, device=backend.device(like), copy=True)
 
 
 def _with_zeros(
@@ -147,14 +180,7 @@ def _with_zeros(
 def _placed(arrays: dict[str, NDArray[np.generic]], params: Params) -> dict[str, Array]:
     """Copies of the state arrays `arrays`, each in the library and on the device of the
     parameter it belongs to ("m/W_hh" goes where "W_hh" is)."""
-    placed = {}
-    for key, a in arrays.items():
-        w = params[key.split("/", 1)[1]]
-        if backend.is_numpy(w):
-            placed[key] = np.array(a)
-        else:
-            placed[key] = backend.namespace(w).asarray(a, device=backend.device(w), copy=True)
-    return placed
+    return {key: _like(np.array(a), params[key.split("/", 1)[1]]) for key, a in arrays.items()}
 
 
 def _check_state(

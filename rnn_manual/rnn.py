@@ -28,6 +28,7 @@ from .validate import (
     check_choice,
     check_dtype,
     check_outputs,
+    check_params,
     check_sequence,
     check_sizes,
     check_state,
@@ -84,8 +85,8 @@ class RNN:
 
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
     "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
-    backward reuses a work array between calls: share a model across threads only for
-    forward passes.
+    With NumPy, backward reuses a work array between calls: share a model across threads
+    only for forward passes.
     Weights start as init_params makes them; biases at zero. The parameters are NumPy
     arrays until `to` moves them to another array library.
     """
@@ -120,10 +121,13 @@ class RNN:
         return self
 
     def _scratch(self, rows: int, cols: int, like: Array) -> Array:
-        """A (rows, cols) work array kept between calls; one model, one backward at a time."""
-        if self._buffer is None or tuple(self._buffer.shape) != (rows, cols):
+        """A (rows, cols) work array like `like`, kept between calls with NumPy (one model,
+        one backward at a time); other libraries' allocators cache memory themselves."""
+        if not backend.is_numpy(like):
             xp = backend.namespace(like)
-            self._buffer = xp.empty((rows, cols), dtype=like.dtype, device=backend.device(like))
+            return xp.empty((rows, cols), dtype=like.dtype, device=backend.device(like))
+        if self._buffer is None or self._buffer.shape != (rows, cols):
+            self._buffer = np.empty((rows, cols), dtype=like.dtype)
         return self._buffer
 
     @ignore_blas_invalid_flag
@@ -133,6 +137,7 @@ class RNN:
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
+        check_params(self.params)
         f, _ = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
         xp, where = backend.namespace(W_hh), backend.device(W_hh)
@@ -188,10 +193,10 @@ class RNN:
         # (T, B, H) array each call costs the allocator more than this arithmetic; nothing
         # returned points into it. In NumPy, np.dot: np.matmul leaves BLAS for this outer
         # product, whose inner size is O = 1, and is several times slower.)
-        dz_flat, da_flat = xp.reshape(dz, (T * B, O)), self._scratch(T * B, H, like=W_hh)
+        da_flat = self._scratch(T * B, H, like=W_hh)  # (T * B, H)
         matmul = np.dot if xp is np else xp.matmul
-        matmul(dz_flat, W_hy.T, out=da_flat)
-        da = xp.reshape(da_flat, (T, B, H))  # (T, B, H)
+        matmul(dz.reshape(T * B, O), W_hy.T, out=da_flat)
+        da = da_flat.reshape(T, B, H)  # (T, B, H), a view: writing da writes da_flat
 
         # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
         # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
@@ -209,13 +214,13 @@ class RNN:
         #   dL/dW_hh = sum_t h_{t-1}^T da_t
         #   dL/dW_hy = sum_t h_t^T dz_t
         grads: Grads = {
-            "W_xh": xp.reshape(x, (T * B, -1)).T @ da_flat,
-            "W_hh": xp.reshape(h[:-1], (T * B, H)).T @ da_flat,
-            "W_hy": xp.reshape(h[1:], (T * B, H)).T @ dz_flat,
+            "W_xh": x.reshape(T * B, -1).T @ da.reshape(T * B, H),
+            "W_hh": h[:-1].reshape(T * B, H).T @ da.reshape(T * B, H),
+            "W_hy": h[1:].reshape(T * B, H).T @ dz.reshape(T * B, O),
         }
         if self.bias:
-            grads["b_h"] = xp.sum(da, axis=(0, 1))  # dL/db_h = sum_t da_t
-            grads["b_y"] = xp.sum(dz, axis=(0, 1))  # dL/db_y = sum_t dz_t
+            grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
+            grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
         grads["h0"] = dh_prev  # dL/dh_0, what reached the start
         return grads

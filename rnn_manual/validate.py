@@ -97,15 +97,59 @@ def _library_array(name: str, value: Any, like: Array) -> Array:
     if backend.device(value) != where:
         raise ValueError(f"{name} is on {backend.device(value)}, the model on {where}")
     if array_api_compat.is_torch_array(value):
+        if str(value.layout) != "torch.strided":
+            raise ValueError(f"{name} must be a dense tensor, got layout {value.layout}")
         value = value.detach()  # the manual pass writes with out=, which autograd forbids
-    if not xp.isdtype(value.dtype, ("bool", "integral", "real floating")):
-        raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
-    if not bool(xp.all(xp.isfinite(value))):
-        raise ValueError(f"{name} must be finite")
-    cast = xp.astype(value, like.dtype, copy=False)
+    try:
+        if not xp.isdtype(value.dtype, ("bool", "integral", "real floating")):
+            raise ValueError(f"{name} must be real numbers, got dtype {value.dtype}")
+        if not bool(xp.all(xp.isfinite(value))):
+            raise ValueError(f"{name} must be finite")
+        cast = xp.astype(value, like.dtype, copy=False)
+    except (RuntimeError, TypeError, NotImplementedError) as error:  # exotic dtypes, layouts
+        raise ValueError(f"{name} cannot be checked: {_first_line(error)}") from None
     if not bool(xp.all(xp.isfinite(cast))):
         raise ValueError(f"{name} has values too large for {like.dtype}")
     return cast
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """The start of an error's message: its first line, at most `limit` characters."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:limit]
+
+
+def _shape(name: str, value: Any) -> tuple[int, ...]:
+    """The shape of `value`, or ValueError if it has none (a list of tensors that need
+    autograd, say)."""
+    try:
+        return tuple(np.shape(value))
+    except (RuntimeError, TypeError, NotImplementedError) as error:
+        raise ValueError(f"{name} is not an array of numbers: {_first_line(error)}") from None
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """ValueError unless the parameters are arrays of one library on one device, which the
+    manual pass can compute with (PyTorch tensors that autograd tracks it cannot: it writes
+    into arrays with out=)."""
+    arrays = list(params.values())
+    if all(type(a) is np.ndarray for a in arrays):  # the common case, answered fast
+        return
+    try:
+        backend.namespace(*arrays)
+        devices = {str(backend.device(a)) for a in arrays}
+    except (TypeError, ValueError, AttributeError):
+        devices = set()
+    if len(devices) != 1:
+        raise ValueError(
+            "the model's parameters must be arrays of one library on one device: "
+            "move them together with model.to(...)"
+        )
+    if any(getattr(a, "requires_grad", False) for a in arrays):
+        raise ValueError(
+            "the model's parameters require grad; the manual pass computes its own "
+            "gradients: detach them (model.to(torch) makes plain tensors)"
+        )
 
 
 def check_sequence(
@@ -116,7 +160,7 @@ def check_sequence(
     `width` is how many values per sequence and step the model keeps (H for the RNN,
     4H for the LSTM's gates): a pass holds about (T + 1) * B * width of them.
     """
-    shape = tuple(np.shape(x))
+    shape = _shape("x", x)
     if len(shape) != 3 or shape[2] != input_size:
         raise ValueError(f"x must have shape (T, B, {input_size}), got {shape}")
     T, B, _ = shape
@@ -134,16 +178,16 @@ def check_state(
     if value is None:
         xp = backend.namespace(like)
         return xp.zeros(shape, dtype=like.dtype, device=backend.device(like))
-    if tuple(np.shape(value)) != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {tuple(np.shape(value))}")
+    if _shape(name, value) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {_shape(name, value)}")
     return _real_array(name, value, dtype, like)
 
 
 def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: Array) -> Array:
     """Targets as an array of `shape` and `dtype` where `like` is, with values in [0, 1], or
     ValueError."""
-    if tuple(np.shape(y)) != shape:
-        raise ValueError(f"y must have shape {shape}, got {tuple(np.shape(y))}")
+    if _shape("y", y) != shape:
+        raise ValueError(f"y must have shape {shape}, got {_shape('y', y)}")
     y = _real_array("y", y, dtype, like)
     xp = backend.namespace(y)
     if bool(xp.any((y < 0) | (y > 1))):

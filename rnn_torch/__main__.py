@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
+import torch
 
 from rnn_manual import GRU, LSTM, RNN, random_addition_batch
 from rnn_manual.activations import ACTIVATIONS
@@ -79,7 +80,7 @@ def build_parser() -> Parser:
 
 def on_backend(model: Model, args: argparse.Namespace) -> Model:
     """`model` moved to the --backend library and --device, or UsageError if it cannot go."""
-    if args.device is not None and args.backend == "numpy":
+    if args.device not in (None, "cpu") and args.backend == "numpy":
         raise UsageError("--device needs --backend torch or cupy (NumPy runs on the cpu)")
     try:
         model.to(args.backend, args.device)
@@ -177,6 +178,9 @@ def check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Judges in full float32 on a GPU: cuDNN's RNNs would otherwise round through TF32.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     try:
         return check(args)
     except UsageError as error:

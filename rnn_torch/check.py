@@ -70,6 +70,8 @@ def gradient_rows(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    x, target = to_numpy(x), to_numpy(target)  # the judges take NumPy inputs
+    h0 = None if h0 is None else to_numpy(h0)
     manual, auto = both_gradients(model, Twin.from_manual(model, fused), x, target, objective, h0)
     if model.dtype == np.float64:
         truth = None

@@ -16,6 +16,7 @@ from backends import NO_CUDA
 
 from rnn_manual import GRU, LSTM, RNN, SGD, Adam
 from rnn_manual.backend import to_numpy
+from rnn_manual.gradcheck import numeric_gradient
 from rnn_manual.modelfile import load, save
 
 CELLS = [
@@ -121,9 +122,12 @@ def test_bad_library_or_device_is_a_one_line_error() -> None:
         model.to(np.linalg)  # a module, but not a library
     with pytest.raises(ValueError, match="NumPy arrays live on the cpu"):
         model.to(np, "cuda")
-    with pytest.raises(ValueError, match="cannot place arrays on device"):
-        model.to(torch, "no-such-device")
+    for device in ("no-such-device", "cuda:x", "meta"):
+        with pytest.raises(ValueError, match="cannot place arrays on device") as error:
+            model.to(torch, device)
+        assert "\n" not in str(error.value) and len(str(error.value)) < 300
     assert type(model.params["W_hh"]) is np.ndarray  # a failed move leaves the model as it was
+    assert model.to(np, torch.device("cpu")) is model  # NumPy's one device, however named
 
 
 @pytest.mark.parametrize("optimizer", [lambda: SGD(0.5, momentum=0.9), lambda: Adam(0.05)])
@@ -177,3 +181,84 @@ def test_the_readmes_backend_example_runs() -> None:
     exec(compile(block, "README backend example", "exec"), namespace)
     model = namespace["model"]
     assert isinstance(model, RNN) and type(model.params["W_hh"]) is np.ndarray
+
+
+def test_a_pass_in_inference_mode_leaves_later_passes_working() -> None:
+    x, y = batch()
+    model = RNN(hidden_size=3).to(torch)
+    with torch.inference_mode():
+        expected = model.loss_and_grads(x, y)[1]
+    _, grads = model.loss_and_grads(x, y)  # would write into an inference tensor if reused
+    for name, g in grads.items():
+        torch.testing.assert_close(g, expected[name], rtol=0, atol=0)
+
+
+def test_finite_differences_on_torch_parameters_equal_numpys() -> None:
+    x, y = batch(T=3, B=2)
+    numeric = {}
+    for library in ("numpy", "torch"):
+        model = RNN(hidden_size=3, seed=7).to(library)
+        w = model.params["W_hh"]
+        numeric[library] = numeric_gradient(lambda m=model: m.loss_and_grads(x, y)[0], w)
+        np.testing.assert_array_equal(to_numpy(w), RNN(hidden_size=3, seed=7).params["W_hh"])
+    analytic = RNN(hidden_size=3, seed=7).loss_and_grads(x, y)[1]["W_hh"]
+    np.testing.assert_allclose(numeric["torch"], analytic, rtol=1e-7, atol=1e-10)
+    # The two losses round differently (~1e-16), which a step of 1e-6 turns into ~1e-10;
+    # the bug this guards against (a view of the entry as "saved") halves the gradient.
+    np.testing.assert_allclose(numeric["torch"], numeric["numpy"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: SGD(0.5, momentum=0.9), lambda: Adam(0.05)])
+def test_optimiser_state_follows_the_model_when_it_moves(optimizer) -> None:
+    x, y = batch()
+    moving, staying = RNN(hidden_size=4, seed=8), RNN(hidden_size=4, seed=8)
+    opt_moving, opt_staying = optimizer(), optimizer()
+    for step, library in enumerate(["numpy", "torch", "torch", "numpy"]):
+        moving.to(library)
+        for model, opt in ((moving, opt_moving), (staying, opt_staying)):
+            _, grads = model.loss_and_grads(x, y)
+            opt.step(model.params, {name: grads[name] for name in model.params})
+        for name, w in staying.params.items():
+            np.testing.assert_allclose(
+                to_numpy(moving.params[name]), w, rtol=1e-13, atol=1e-15, err_msg=f"{step}"
+            )
+
+
+def test_gradients_of_another_library_are_refused_before_anything_changes() -> None:
+    x, y = batch()
+    model = RNN(hidden_size=4, seed=9)
+    _, numpy_grads = model.loss_and_grads(x, y)
+    model.to(torch)
+    opt = Adam(0.1)
+    opt.step(model.params, model.loss_and_grads(x, y)[1])
+    before = {name: w.clone() for name, w in model.params.items()}
+    state = {key: a.clone() for key, a in opt.state.items()}
+    with pytest.raises(ValueError, match="gradient of W_xh is not an array of its parameter"):
+        opt.step(model.params, numpy_grads)
+    for name, w in model.params.items():
+        torch.testing.assert_close(w, before[name], rtol=0, atol=0)
+    for key, a in opt.state.items():
+        torch.testing.assert_close(a, state[key], rtol=0, atol=0)
+    assert opt.steps == 1
+
+
+def test_unusable_torch_tensors_and_parameters_give_one_line_errors() -> None:
+    model = RNN(hidden_size=4).to(torch)
+    dense = torch.zeros(3, 2, 2, dtype=torch.float64)
+    cases = {
+        "must be a dense tensor": lambda: model.forward(dense.to_sparse()),
+        "x is not an array of numbers": lambda: model.forward(
+            [[[torch.zeros((), requires_grad=True)] * 2] * 2] * 3
+        ),
+        "h0 must be a dense tensor": lambda: model.forward(dense, h0=torch.zeros(2, 4).to_sparse()),
+    }
+    for message, call in cases.items():
+        with pytest.raises(ValueError, match=message) as error:
+            call()
+        assert "\n" not in str(error.value), message
+    model.params["W_hh"].requires_grad_()
+    with pytest.raises(ValueError, match="parameters require grad"):
+        model.forward(dense)
+    model.params["W_hh"] = model.params["W_hh"].detach().numpy()  # one of another library
+    with pytest.raises(ValueError, match="arrays of one library on one device"):
+        model.forward(dense)

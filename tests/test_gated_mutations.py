@@ -106,7 +106,7 @@ MUTATIONS = [
     Mutation(
         "lstm time index shifted: h_t for h_{t-1} in dW_h",
         lstm,
-        (("dW_h = xp.reshape(h[:-1],", "dW_h = xp.reshape(h[1:],"),),
+        (("dW_h = h[:-1].reshape", "dW_h = h[1:].reshape"),),
         consistent=False,
         changes_forward=False,
     ),
@@ -127,7 +127,7 @@ MUTATIONS = [
         gru,
         (
             ('hn[t] += self.params["b_hn"]', 'ax_n += self.params["b_hn"]'),
-            ("xp.sum(dah[:, :, 2 * H :], axis=(0, 1))", "xp.sum(dax[:, :, 2 * H :], axis=(0, 1))"),
+            ("dah[:, :, 2 * H :].sum(axis=(0, 1))", "dax[:, :, 2 * H :].sum(axis=(0, 1))"),
         ),
         consistent=True,
         changes_forward=True,

@@ -30,8 +30,8 @@ MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
     ),
     "h_t instead of h_{t-1} in dW_hh": (
         RNN.backward,
-        '"W_hh": xp.reshape(h[:-1],',
-        '"W_hh": xp.reshape(h[1:],',
+        '"W_hh": h[:-1].reshape',
+        '"W_hh": h[1:].reshape',
     ),
     "drop the activation derivative": (
         RNN.backward,
