@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from rnn_manual import RNN, cli, decode, encode, modelfile
+from rnn_manual.backend import to_numpy
 from rnn_manual.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,10 +259,13 @@ X_DTYPES = st.sampled_from([np.float64, np.float32, np.int64, np.bool_, np.compl
     loss=st.sampled_from(["mse", "bce", "hinge"]),
     y_kind=st.sampled_from(["right", "wrong shape", "nan", "not binary", "ragged"]),
 )
+@pytest.mark.parametrize("library", ["numpy", "torch"])
 def test_forward_and_gradients_refuse_malformed_inputs(
-    x: np.ndarray, loss: str, y_kind: str
+    library: str, x: np.ndarray, loss: str, y_kind: str
 ) -> None:
-    model = RNN(2, 3, 1, "tanh")
+    model = RNN(2, 3, 1, "tanh").to(library)
+    if library == "torch" and x.dtype.kind in "fib":  # torch's own tensors, where it has them
+        x = torch.from_numpy(x)
     shape = (*x.shape[:2], 1) if x.ndim == 3 else (1, 1, 1)
     y = {
         "right": np.ones(shape),
@@ -273,13 +278,13 @@ def test_forward_and_gradients_refuse_malformed_inputs(
         p = model.forward(x)
     except ValueError:
         return  # refused: the wanted outcome for anything malformed
-    assert p.shape == shape and np.isfinite(p).all()
+    assert tuple(p.shape) == shape and np.isfinite(to_numpy(p)).all()
     try:
         value, grads = model.loss_and_grads(x, y, loss)
     except ValueError:
         return
     assert y_kind in ("right", "not binary") and loss in ("mse", "bce")
-    assert np.isfinite(value) and all(np.isfinite(g).all() for g in grads.values())
+    assert np.isfinite(value) and all(np.isfinite(to_numpy(g)).all() for g in grads.values())
 
 
 @given(

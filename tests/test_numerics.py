@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -98,3 +99,34 @@ def test_mse_is_the_tutorials_objective_at_batch_one() -> None:
     loss, dz = LOSSES["mse"](z, p, y)
     assert loss == pytest.approx(0.5 * np.sum((p - y) ** 2), rel=1e-15)
     np.testing.assert_array_equal(-dz, (y - p) * (p * (1 - p)))  # the tutorial's layer_2_delta
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_on_torch_equal_numpys_and_stay_finite(name: str, dtype: type) -> None:
+    """The same functions on torch tensors: finite at the extremes, and NumPy's values to a
+    few units in the last place (the libraries' exp and tanh may round differently)."""
+    f, df = ACTIVATIONS[name]
+    a = np.concatenate([EXTREMES, np.linspace(-5, 5, 41)]).astype(dtype)
+    h, h_torch = f(a.copy()), f(torch.from_numpy(a.copy()))
+    d, d_torch = df(h), df(h_torch)
+    assert isinstance(h_torch, torch.Tensor) and isinstance(d_torch, torch.Tensor)
+    ulp = np.finfo(dtype).eps
+    np.testing.assert_allclose(h_torch.numpy(), h, rtol=4 * ulp, atol=4 * ulp)
+    np.testing.assert_allclose(d_torch.numpy(), d, rtol=8 * ulp, atol=8 * ulp)
+    out = torch.empty(a.shape, dtype=h_torch.dtype)
+    assert f(torch.from_numpy(a.copy()), out=out) is out  # writes where it is told
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_losses_on_torch_equal_numpys_at_extreme_logits(name: str, dtype: type) -> None:
+    z = EXTREMES.astype(dtype).reshape(-1, 1, 1)
+    y = np.zeros_like(z)
+    y[::2] = 1.0
+    loss, dz = LOSSES[name](z, sigmoid(z.copy()), y)
+    z_t, y_t = torch.from_numpy(z), torch.from_numpy(y)
+    loss_t, dz_t = LOSSES[name](z_t, sigmoid(z_t.clone()), y_t)
+    assert isinstance(loss_t, float) and np.isfinite(loss_t)
+    assert loss_t == pytest.approx(loss, rel=4 * float(np.finfo(dtype).eps))
+    np.testing.assert_allclose(dz_t.numpy(), dz, rtol=4 * np.finfo(dtype).eps, atol=0)
