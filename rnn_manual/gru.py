@@ -123,9 +123,9 @@ class GRU:
         stack = [self.params[name] for name in names]
         return backend.namespace(*stack).concat(stack, axis=-1)
 
-    @ignore_blas_invalid_flag
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
-        """Forward pass over the whole sequence, keeping what backward needs.
+        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
+        inputs that are not what the model takes.
 
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
@@ -133,11 +133,20 @@ class GRU:
         check_params(self.params)
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
+        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like)
+        return self.run_unchecked(x, h0)
+
+    @ignore_blas_invalid_flag
+    def run_unchecked(self, x: Array, h0: Array) -> GRUTrace:
+        """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
+        state h0 (B, H), arrays of the model's library, dtype and device. Nothing here
+        waits for the device, so that a GPU pass can be captured as a CUDA graph
+        (rnn_torch.graphs).
+        """
         T, B, _ = x.shape
         H = self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype, like)
-        xp, where = backend.namespace(like), backend.device(like)
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
 
         # The input side x_t @ W_x + [b_r, b_u, b_xn] for every step at once: one matmul.
         ax = x @ self._stacked(["W_xr", "W_xu", "W_xn"])  # (T, B, 3H)
@@ -237,4 +246,4 @@ class GRU:
         check_outputs(trace.z)
         y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return value, self.backward(trace, dz)
+        return float(value), self.backward(trace, dz)

@@ -129,11 +129,11 @@ class LSTM:
         stack = [self.params[prefix + gate] for gate in GATES]
         return backend.namespace(*stack).concat(stack, axis=-1)
 
-    @ignore_blas_invalid_flag
     def run(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
     ) -> LSTMTrace:
-        """Forward pass over the whole sequence, keeping what backward needs.
+        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
+        inputs that are not what the model takes.
 
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
@@ -141,12 +141,22 @@ class LSTM:
         check_params(self.params)
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
-        T, B, _ = x.shape
-        H = self.hidden_size
+        B, H = x.shape[1], self.hidden_size
         h0 = check_state("h0", h0, (B, H), self.dtype, like)
         c0 = check_state("c0", c0, (B, H), self.dtype, like)
-        xp, where = backend.namespace(like), backend.device(like)
+        return self.run_unchecked(x, h0, c0)
+
+    @ignore_blas_invalid_flag
+    def run_unchecked(self, x: Array, h0: Array, c0: Array) -> LSTMTrace:
+        """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
+        states h0 and c0 (B, H), arrays of the model's library, dtype and device. Nothing here
+        waits for the device, so that a GPU pass can be captured as a CUDA graph
+        (rnn_torch.graphs).
+        """
+        T, B, _ = x.shape
+        H = self.hidden_size
         W_h = self._stacked("W_h")  # (H, 4H)
+        xp, where = backend.namespace(W_h), backend.device(W_h)
 
         # The input projection x_t @ W_x + b for every step at once: one matmul.
         a = x @ self._stacked("W_x")  # (T, B, 4H) gate pre-activations, completed below
@@ -249,4 +259,4 @@ class LSTM:
         check_outputs(trace.z)
         y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return value, self.backward(trace, dz)
+        return float(value), self.backward(trace, dz)

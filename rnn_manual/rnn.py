@@ -130,19 +130,29 @@ class RNN:
             self._buffer = np.empty((rows, cols), dtype=like.dtype)
         return self._buffer
 
-    @ignore_blas_invalid_flag
     def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
-        """Forward pass over the whole sequence, keeping what backward needs.
+        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
+        inputs that are not what the model takes.
 
         Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
         or NaN, which forward and loss_and_grads refuse.
         """
         check_params(self.params)
+        like = self.params["W_hh"]  # where the model is: its library, device and dtype
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
+        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like)
+        return self.run_unchecked(x, h0)
+
+    @ignore_blas_invalid_flag
+    def run_unchecked(self, x: Array, h0: Array) -> Trace:
+        """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
+        state h0 (B, H), arrays of the model's library, dtype and device. Nothing here
+        waits for the device, so that a GPU pass can be captured as a CUDA graph
+        (rnn_torch.graphs).
+        """
         f, _ = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
         xp, where = backend.namespace(W_hh), backend.device(W_hh)
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like=W_hh)
-        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like=W_hh)
         T, B, _ = x.shape
 
         h = xp.empty((T + 1, B, self.hidden_size), dtype=x.dtype, device=where)  # h[0] = h0
@@ -234,4 +244,4 @@ class RNN:
         check_outputs(trace.z)
         y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return value, self.backward(trace, dz)
+        return float(value), self.backward(trace, dz)

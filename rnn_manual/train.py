@@ -262,7 +262,8 @@ def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
             trace = model.run(x)
             if not np.isfinite(trace.z).all():  # run() leaves an overflow as inf or NaN
                 raise FloatingPointError("the forward pass overflowed")
-            loss, dz = LOSSES[config.loss](trace.z, trace.p, y)
+            value, dz = LOSSES[config.loss](trace.z, trace.p, y)
+            loss = float(value)
             grads = {
                 name: g for name, g in model.backward(trace, dz).items() if name in model.params
             }

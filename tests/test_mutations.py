@@ -54,7 +54,7 @@ MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
         'grads["h0"] = da[0]',
     ),
     "forward: drop b_h": (
-        RNN.run,
+        RNN.run_unchecked,
         'h[1:] += self.params["b_h"]',
         "pass",
     ),

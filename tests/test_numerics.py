@@ -127,6 +127,8 @@ def test_losses_on_torch_equal_numpys_at_extreme_logits(name: str, dtype: type) 
     loss, dz = LOSSES[name](z, sigmoid(z.copy()), y)
     z_t, y_t = torch.from_numpy(z), torch.from_numpy(y)
     loss_t, dz_t = LOSSES[name](z_t, sigmoid(z_t.clone()), y_t)
-    assert isinstance(loss_t, float) and np.isfinite(loss_t)
-    assert loss_t == pytest.approx(loss, rel=4 * float(np.finfo(dtype).eps))
+    assert isinstance(loss, float) and loss.dtype == np.float64  # a NumPy float64
+    assert isinstance(loss_t, torch.Tensor) and loss_t.dtype == torch.float64
+    assert loss_t.shape == () and np.isfinite(float(loss_t))
+    assert float(loss_t) == pytest.approx(loss, rel=4 * float(np.finfo(dtype).eps))
     np.testing.assert_allclose(dz_t.numpy(), dz, rtol=4 * np.finfo(dtype).eps, atol=0)
