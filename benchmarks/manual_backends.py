@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rnn_manual import GRU, LSTM, RNN, backend
+from rnn_torch.graphs import CapturedPass
 
 from . import torch_models
 
@@ -80,6 +81,29 @@ def manual_passes(
     if cupy is not None:
         passes[MANUAL_CUPY] = cupy_synchronized(manual_pass(model, x, y, "cupy"), cupy)
     return passes
+
+
+def graph_name(device: str = "cuda") -> str:
+    """The name of the captured variant: "manual torch graph (CUDA)" (on a CPU, where there
+    are no graphs and the same pass runs directly, "manual torch graph (CPU, none)")."""
+    return "manual torch graph (CPU, none)" if device == "cpu" else "manual torch graph (CUDA)"
+
+
+def captured_pass(model: Model, x: np.ndarray, y: np.ndarray, device: str) -> ManualPass:
+    """The manual pass on torch on `device`, captured as a CUDA graph (rnn_torch.graphs) on
+    its first call and replayed on every later one; the loss comes back as a 0-d tensor.
+    Capturing on the first call lets a refusal (the size cap, say) show where the other
+    passes' do."""
+    twin = copy.deepcopy(model).to("torch", device)
+    placed = backend.move({"x": x, "y": y}, "torch", device)
+    made: list[CapturedPass] = []
+
+    def replay() -> tuple[Any, dict[str, Any]]:
+        if not made:
+            made.append(CapturedPass(twin, placed["x"], placed["y"], "mse"))
+        return made[0]()
+
+    return replay
 
 
 def as_numpy(result: tuple[float, dict[str, Any]]) -> tuple[float, dict[str, np.ndarray]]:

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from .manual_backends import MANUAL_CUPY, torch_name
+from .manual_backends import MANUAL_CUPY, graph_name, torch_name
 from .run import MANUAL, fused_name, gpu_target, loop_name
 
 
@@ -200,6 +200,7 @@ def _gpu_names(device: str, cell: str = "rnn") -> dict[str, str]:
         "fused": fused_name(cell, device),
         "cell loop": loop_name(cell, device),
         "manual torch": torch_name(device),
+        "manual torch graph": graph_name(device),
         "manual CuPy": MANUAL_CUPY,
     }
 
@@ -228,7 +229,8 @@ def gpu_table(results: list[dict]) -> tuple[str, list[str]]:
     with_cupy = any(
         MANUAL_CUPY in {*r["samples_per_s"], *r["refused"], *r["disagree"]} for r in results
     )
-    roles = ["fused", "cell loop", "manual torch"] + (["manual CuPy"] if with_cupy else [])
+    roles = ["fused", "cell loop", "manual torch", "manual torch graph"]
+    roles += ["manual CuPy"] if with_cupy else []
     manual_roles = [role for role in roles if role.startswith("manual")]
     head = ["cell", "dtype", "T", "B", "H", *(f"{role} k/s" for role in roles)]
     head += [f"{role} / fused, median (min-max)" for role in manual_roles]
@@ -267,7 +269,8 @@ def gpu_markdown(meta: dict, results: list[dict]) -> str:
         "of sequences per second (k/s), median over interleaved rounds, every pass checked "
         f"against the manual NumPy pass first. Fused: {names['fused']}; cell loop: "
         f"{names['cell loop']}; manual torch: rnn_manual's hand-written BPTT run by torch "
-        f"there ({names['manual torch']}); manual CuPy: the same run by CuPy. "
+        f"there ({names['manual torch']}); manual torch graph: the same pass captured once "
+        "as a CUDA graph and replayed (rnn_torch.graphs); manual CuPy: the same run by CuPy. "
         "A speed-up is the fused layer's time over the manual pass's, round by round. "
         "Target: the manual pass at least as fast as the fused layer, 3x at batch 65536; met "
         "by the faster of the manual passes.",

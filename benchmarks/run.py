@@ -308,6 +308,10 @@ def measure_gpu(
     cell = point.cell
     model, x, y, _ = prepare(point, seed)
     twins = manual_backends.manual_passes(model, x, y, device)
+    graphed = manual_backends.captured_pass(model, x, y, device)
+    if device != "cpu":
+        graphed = torch_models.synchronized(graphed)
+    twins[manual_backends.graph_name(device)] = graphed
     loop, fused = loop_name(cell, device), fused_name(cell, device)
     baselines = {
         loop: torch_models.cell_loop(model, x, y, device),

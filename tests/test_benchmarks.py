@@ -234,12 +234,19 @@ def test_gpu_grid_path_runs_on_the_cpu(
     data = json.loads((tmp_path / "gpu.json").read_text())
     fits, over = data["grid"]
     assert data["meta"]["device"] == "cpu"
-    assert set(fits["samples_per_s"]) == {"torch RNNCell loop", "torch nn.RNN", "manual torch CPU"}
+    graph = "manual torch graph (CPU, none)"  # the captured variant, run directly on a CPU
+    assert set(fits["samples_per_s"]) == {
+        "torch RNNCell loop",
+        "torch nn.RNN",
+        "manual torch CPU",
+        graph,
+    }
     assert fits["checked_against"] == "manual NumPy" and not fits["refused"]
     assert fits["max_grad_rel_error"] < 1e-4 and not fits["disagree"]
-    median, low, high = fits["speedup_vs_fused"]["manual torch CPU"]
-    assert 0 < low <= median <= high
-    assert set(over["refused"]) == {"manual torch CPU", "manual NumPy"}
+    for name in ("manual torch CPU", graph):
+        median, low, high = fits["speedup_vs_fused"][name]
+        assert 0 < low <= median <= high
+    assert set(over["refused"]) == {"manual torch CPU", graph, "manual NumPy"}
     assert all("more than the limit of 2000" in why for why in over["refused"].values())
     assert over["checked_against"] == "torch RNNCell loop"
     assert set(over["samples_per_s"]) == {"torch RNNCell loop", "torch nn.RNN"}
@@ -248,7 +255,7 @@ def test_gpu_grid_path_runs_on_the_cpu(
     table = (tmp_path / "gpu.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| rnn |")]
     assert len(rows) == 2 and "refused" not in rows[0]
-    assert rows[1].count("refused") == 3  # its throughput, its speed-up, met
+    assert rows[1].count("refused") == 5  # two throughputs, two speed-ups, met
     assert "manual torch CPU: a pass over x" in table
     text = readme.read_text()
     assert cpu_part in text and table in text and "\nold\n" not in text
@@ -265,7 +272,11 @@ def test_gpu_grid_leaves_a_pass_that_disagrees_untimed(
     r = run.measure_gpu(run.Point("rnn", 3, 2, 4, "float64"), 1, 0.0, 0.0, device="cpu")
     assert set(r["disagree"]) == {"manual torch CPU"}
     assert "gradients differ" in r["disagree"]["manual torch CPU"]
-    assert set(r["samples_per_s"]) == {"torch RNNCell loop", "torch nn.RNN"}
+    assert set(r["samples_per_s"]) == {
+        "torch RNNCell loop",
+        "torch nn.RNN",
+        "manual torch graph (CPU, none)",
+    }
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA, --gpu runs the GPU grid")
