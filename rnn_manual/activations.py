@@ -5,8 +5,7 @@ has already stored, so every derivative here is written in terms of h, as in the
 tutorial's ``sigmoid_output_to_derivative``.
 
 Each works on the arrays of any library the models run on (see backend.py) and writes its
-result into `out` when one is given; 1 - h is spelled -h + 1, which rounds identically,
-since PyTorch's subtract takes no number as its first argument.
+result into `out` when one is given.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .backend import namespace
+from .backend import namespace, one_minus
 
 Array = NDArray[np.floating]
 
@@ -37,8 +36,7 @@ def sigmoid(a: Array, out: Array | None = None) -> Array:
 
 def sigmoid_derivative(h: Array, out: Array | None = None) -> Array:
     """sigmoid'(a) = h * (1 - h), where h = sigmoid(a)."""
-    d = namespace(h).negative(h, out=out)  # -h
-    d += 1.0  # 1 - h
+    d = one_minus(h, out=out)  # 1 - h
     d *= h
     return d
 
@@ -50,11 +48,8 @@ def tanh(a: Array, out: Array | None = None) -> Array:
 
 def tanh_derivative(h: Array, out: Array | None = None) -> Array:
     """tanh'(a) = 1 - h**2, where h = tanh(a)."""
-    xp = namespace(h)
-    d = xp.multiply(h, h, out=out)  # h**2
-    d = xp.negative(d, out=d)
-    d += 1.0  # 1 - h**2
-    return d
+    d = namespace(h).multiply(h, h, out=out)  # h**2
+    return one_minus(d, out=d)  # 1 - h**2
 
 
 def relu(a: Array, out: Array | None = None) -> Array:

@@ -52,6 +52,17 @@ def library_namespace(library: ModuleType | str) -> Any:
         raise ValueError(f"array library {name!r} is not installed: {error}") from None
 
 
+def one_minus(a: Any, out: Any = None) -> Any:
+    """1 - a, written into `out` when given. NumPy does it in one pass; PyTorch's subtract
+    takes no number as its first argument, so other libraries get -a + 1, which rounds
+    identically (two passes)."""
+    if type(a) is np.ndarray:
+        return np.subtract(1.0, a, out=out)
+    d = namespace(a).negative(a, out=out)  # -a
+    d += 1.0
+    return d
+
+
 def device(array: Any) -> Any:
     """The device `array` lives on ("cpu" for NumPy)."""
     return "cpu" if type(array) is np.ndarray else array_api_compat.device(array)

@@ -189,16 +189,14 @@ def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: A
     if _shape("y", y) != shape:
         raise ValueError(f"y must have shape {shape}, got {_shape('y', y)}")
     y = _real_array("y", y, dtype, like)
-    xp = backend.namespace(y)
-    if bool(xp.any((y < 0) | (y > 1))):
+    if bool(((y < 0) | (y > 1)).any()):
         raise ValueError("y must be probabilities, between 0 and 1")
     return y
 
 
 def check_outputs(z: Array) -> None:
     """ValueError if the output logits overflowed: inputs or weights far too large."""
-    xp = backend.namespace(z)
-    if not bool(xp.all(xp.isfinite(z))):
+    if not bool(backend.namespace(z).isfinite(z).all()):
         raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
 
 
