@@ -41,7 +41,7 @@ def cupy_or_none() -> ModuleType | None:
         cupy = importlib.import_module("cupy")
         if cupy.cuda.runtime.getDeviceCount() > 0:
             return cupy
-    except (ImportError, RuntimeError):  # not installed, or no driver / no GPU (CUDARuntimeError)
+    except Exception:  # not installed, no driver, no GPU (CUDARuntimeError), a broken install
         pass
     return None
 

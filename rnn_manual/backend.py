@@ -63,6 +63,11 @@ def one_minus(a: Any, out: Any = None) -> Any:
     return d
 
 
+def library_name(xp: Any) -> str:
+    """The name of the library behind a namespace: "numpy", "torch", "cupy", ..."""
+    return str(xp.__name__).split(".")[-1]
+
+
 def device(array: Any) -> Any:
     """The device `array` lives on ("cpu" for NumPy)."""
     return "cpu" if type(array) is np.ndarray else array_api_compat.device(array)
@@ -92,9 +97,12 @@ def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -
         if where is not None and str(where).split(":")[0] != "cpu":
             raise ValueError(f"NumPy arrays live on the cpu, not on {where!r}")
         return {name: to_numpy(a).copy() for name, a in arrays.items()}
+    place = where
     try:
+        if library_name(xp) == "cupy" and isinstance(where, str) and where.startswith("cuda"):
+            place = int(where.split(":")[1]) if ":" in where else None  # CuPy numbers GPUs
         moved = {
-            name: xp.asarray(to_numpy(a), device=where, copy=True) for name, a in arrays.items()
+            name: xp.asarray(to_numpy(a), device=place, copy=True) for name, a in arrays.items()
         }
         for a in moved.values():  # read back, so that a device that keeps no data (torch's
             to_numpy(a)  # "meta") fails here rather than in the middle of a pass

@@ -91,8 +91,8 @@ def _library_array(name: str, value: Any, like: Array) -> Array:
     where, theirs = backend.device(like), array_api_compat.array_namespace(value)
     if theirs is not array_api_compat.array_namespace(like):
         raise ValueError(
-            f"{name} is a {theirs.__name__.split('.')[-1]} array but the model's parameters are "
-            f"{xp.__name__.split('.')[-1]} arrays: move the model with model.to(...)"
+            f"{name} is a {backend.library_name(theirs)} array but the model's parameters are "
+            f"{backend.library_name(xp)} arrays: move the model with model.to(...)"
         )
     if backend.device(value) != where:
         raise ValueError(f"{name} is on {backend.device(value)}, the model on {where}")

@@ -108,7 +108,7 @@ class CapturedPass:
         for name, value, static in (("x", x, self.x), ("y", y, self.y)):
             if value is None:
                 continue
-            new = torch.as_tensor(value).detach()
+            new = torch.as_tensor(value, dtype=static.dtype, device=static.device).detach()
             if new.shape != static.shape:
                 raise ValueError(
                     f"{name} must have the captured shape {tuple(static.shape)}, "

@@ -17,17 +17,20 @@ import torch
 Model = TypeVar("Model")
 
 
-def _cupy_with_gpu() -> bool:
-    """Whether CuPy is installed and sees a GPU."""
+def _cupy_with_gpu() -> str | None:
+    """None if CuPy is installed and sees a GPU, else why not (the skip reason)."""
     try:
         import cupy  # type: ignore[import-not-found]
 
-        return bool(cupy.cuda.runtime.getDeviceCount() > 0)
-    except Exception:  # not installed, no driver, no device: all mean "not here"
-        return False
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return None
+        return "CuPy sees no GPU"
+    except Exception as error:  # not installed, no driver, no device: all mean "not here"
+        return f"no CuPy with a GPU here ({type(error).__name__}: {str(error)[:120]})"
 
 
 NO_CUDA = not torch.cuda.is_available()
+CUPY_MISSING = _cupy_with_gpu()
 GPU = [pytest.mark.gpu]
 
 #: (library, device) pairs, as model.to takes them.
@@ -42,7 +45,7 @@ BACKENDS = [
     pytest.param(
         ("cupy", None),
         id="cupy",
-        marks=[*GPU, pytest.mark.skipif(not _cupy_with_gpu(), reason="no CuPy with a GPU here")],
+        marks=[*GPU, pytest.mark.skipif(CUPY_MISSING is not None, reason=str(CUPY_MISSING))],
     ),
 ]
 

@@ -1,4 +1,5 @@
-"""Hypothesis profiles: "ci" (default; derandomized, so CI is reproducible) and "thorough".
+"""Hypothesis profiles: "ci" (default; derandomized, so CI is reproducible), "thorough", and
+"gpu" (short, for the GPU run).
 
 Choose one with `pytest --hypothesis-profile=thorough`.
 """
@@ -6,7 +7,7 @@ Choose one with `pytest --hypothesis-profile=thorough`.
 from __future__ import annotations
 
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 # On a GPU, judge float32 in full float32: cuDNN's RNNs (the fused judges) would otherwise
 # round through TensorFloat-32 and loosen the bound derived from torch's own error.
@@ -25,6 +26,17 @@ settings.register_profile(
     "thorough",
     deadline=None,
     max_examples=1000,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# For the one short run on a borrowed GPU (benchmarks/gpu_check.sh): a fifth of ci's examples,
+# and no shrinking, which could spend the whole session re-running one failing case.
+settings.register_profile(
+    "gpu",
+    derandomize=True,
+    deadline=None,
+    max_examples=10,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -55,6 +55,8 @@ def test_the_pass_equals_loss_and_grads_on_the_cpu(make: Make, loss: str) -> Non
     assert_same(value, grads, model.loss_and_grads(x, y, loss), tol=1e-15)
     x2, y2 = batch(seed=2)
     assert_same(*captured(x2, y2), model.loss_and_grads(x2, y2, loss), tol=1e-15)
+    y3 = np.random.default_rng(3).uniform(size=y2.shape)  # values float32 cannot hold
+    assert_same(*captured(y=y3.tolist()), model.loss_and_grads(x2, y3, loss), tol=1e-15)
 
 
 @pytest.mark.parametrize("make", CELLS)
