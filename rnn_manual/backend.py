@@ -8,11 +8,13 @@ library's arrays, on that library's device.
 
 NumPy (2.1 and later) implements the standard itself and is used as it is; PyTorch and CuPy
 go through the small `array-api-compat` package, which fills in the few names they spell
-differently. Two things outside the standard are used because all three libraries have
+differently. A few things outside the standard are used because all three libraries have
 them and they pay:
 - `out=` on matmul and on elementwise functions, which writes a result into an array that
   already exists instead of allocating a new one (allocation is a large share of a pass
   at big batch sizes);
+- the array methods `.reshape(...)`, `.sum(axis=...)`, `.all()` and `.any()`, which read
+  more plainly than the standard's functions (`xp.reshape(x, shape)`) and cost less on NumPy;
 - `np.errstate`, which quiets NumPy's floating-point warnings where an overflow is
   expected and handled (it has no effect on other libraries, which never warn).
 """
