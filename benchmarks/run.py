@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.backend import first_line
 
 from . import manual_backends, torch_models
 from .manual_backends import as_numpy
@@ -251,12 +252,6 @@ def gpu_target(point: Point | dict) -> float:
     3x at batch 65536, 1x (no slower) elsewhere."""
     B = point.B if isinstance(point, Point) else point["B"]
     return 3.0 if B >= 65536 else 1.0
-
-
-def first_line(error: Exception) -> str:
-    """The first line of an error's message: the reason, without the detail."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _checked_results(

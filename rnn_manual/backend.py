@@ -65,6 +65,24 @@ def one_minus(a: Any, out: Any = None) -> Any:
     return d
 
 
+def same_place(*arrays: Any) -> bool:
+    """Whether the arrays belong to one library and live on one device."""
+    if all(type(a) is np.ndarray for a in arrays):  # the common case, answered fast
+        return True
+    try:
+        namespace(*arrays)
+        return len({str(device(a)) for a in arrays}) == 1
+    except (TypeError, ValueError, AttributeError):  # several libraries, or not arrays
+        return False
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The start of an error's message: its first line (at most `limit` characters), or the
+    error's type where it has none. Libraries' messages can run to many lines."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:limit]
+
+
 def library_name(xp: Any) -> str:
     """The name of the library behind a namespace: "numpy", "torch", "cupy", ..."""
     return str(xp.__name__).split(".")[-1]
@@ -111,6 +129,5 @@ def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -
         return moved
     # (torch raises AssertionError for "cuda" on a build without CUDA, on some paths)
     except (RuntimeError, TypeError, ValueError, NotImplementedError, AssertionError) as error:
-        lines = str(error).strip().splitlines()
-        reason = (lines[0] if lines else type(error).__name__)[:200]
+        reason = first_line(error, 200)
         raise ValueError(f"cannot place arrays on device {where!r}: {reason}") from None

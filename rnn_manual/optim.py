@@ -126,15 +126,7 @@ def _check_grads(params: Params, grads: Params) -> None:
     """ValueError unless each gradient is an array of its parameter's library and device,
     checked before any state or parameter changes."""
     for name, w in params.items():
-        g = grads[name]
-        if type(w) is np.ndarray and type(g) is np.ndarray:
-            continue
-        try:
-            backend.namespace(w, g)
-            same_device = str(backend.device(w)) == str(backend.device(g))
-        except (TypeError, ValueError, AttributeError):
-            same_device = False
-        if not same_device:
+        if not backend.same_place(w, grads[name]):
             raise ValueError(
                 f"the gradient of {name} is not an array of its parameter's library and device"
             )
@@ -155,7 +147,7 @@ def _slot(state: dict[str, Array], key: str, like: Array) -> Array:
 
 def _like(a: Array, like: Array) -> Array:
     """`a` in the library and on the device of `like`: itself if it is there already."""
-    if type(a) is type(like) and str(backend.device(a)) == str(backend.device(like)):
+    if backend.same_place(a, like):
         return a
     host = backend.to_numpy(a)
     if backend.is_numpy(like):

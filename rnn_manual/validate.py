@@ -107,16 +107,10 @@ def _library_array(name: str, value: Any, like: Array) -> Array:
             raise ValueError(f"{name} must be finite")
         cast = xp.astype(value, like.dtype, copy=False)
     except (RuntimeError, TypeError, NotImplementedError) as error:  # exotic dtypes, layouts
-        raise ValueError(f"{name} cannot be checked: {_first_line(error)}") from None
+        raise ValueError(f"{name} cannot be checked: {backend.first_line(error, 200)}") from None
     if not bool(xp.all(xp.isfinite(cast))):
         raise ValueError(f"{name} has values too large for {like.dtype}")
     return cast
-
-
-def _first_line(error: BaseException, limit: int = 200) -> str:
-    """The start of an error's message: its first line, at most `limit` characters."""
-    lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:limit]
 
 
 def _shape(name: str, value: Any) -> tuple[int, ...]:
@@ -125,7 +119,9 @@ def _shape(name: str, value: Any) -> tuple[int, ...]:
     try:
         return tuple(np.shape(value))
     except (RuntimeError, TypeError, NotImplementedError) as error:
-        raise ValueError(f"{name} is not an array of numbers: {_first_line(error)}") from None
+        raise ValueError(
+            f"{name} is not an array of numbers: {backend.first_line(error, 200)}"
+        ) from None
 
 
 def check_params(params: dict[str, Any]) -> None:
@@ -133,14 +129,7 @@ def check_params(params: dict[str, Any]) -> None:
     manual pass can compute with (PyTorch tensors that autograd tracks it cannot: it writes
     into arrays with out=)."""
     arrays = list(params.values())
-    if all(type(a) is np.ndarray for a in arrays):  # the common case, answered fast
-        return
-    try:
-        backend.namespace(*arrays)
-        devices = {str(backend.device(a)) for a in arrays}
-    except (TypeError, ValueError, AttributeError):
-        devices = set()
-    if len(devices) != 1:
+    if not backend.same_place(*arrays):
         raise ValueError(
             "the model's parameters must be arrays of one library on one device: "
             "move them together with model.to(...)"
