@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rnn_manual import GRU, LSTM, RNN, backend
+from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.core import backend
 from rnn_torch.graphs import CapturedPass
 
 from . import torch_models

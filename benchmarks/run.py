@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rnn_manual import GRU, LSTM, RNN
-from rnn_manual.backend import first_line
+from rnn_manual.core.backend import first_line
 
 from . import manual_backends, torch_models
 from .manual_backends import as_numpy
@@ -41,7 +41,7 @@ GPU_POINTS = [
     ("float32", 8, 256, 16),
     ("float32", 8, 65536, 16),
     ("float32", 128, 256, 64),
-    ("float32", 128, 4096, 1024),  # refused by rnn_manual.limits.MAX_ELEMENTS (541M > 2**27)
+    ("float32", 128, 4096, 1024),  # refused by rnn_manual.core.limits.MAX_ELEMENTS (541M > 2**27)
     ("float64", 8, 256, 256),
 ]
 
@@ -270,7 +270,7 @@ def _checked_results(
     for name, one_pass in twins.items():
         try:
             results[name] = as_numpy(one_pass())
-        except ValueError as error:  # rnn_manual.limits: more than MAX_ELEMENTS values
+        except ValueError as error:  # rnn_manual.core.limits: more than MAX_ELEMENTS values
             refused[name] = first_line(error)
         except Exception as error:  # anything else (out of memory, ...) is noted too: one
             refused[name] = f"{type(error).__name__}: {first_line(error)}"  # GPU run, all points

@@ -1,7 +1,7 @@
 """Time to solve: wall time until 8-bit addition is learnt, every one of the 128 x 128 pairs right.
 
 Three contenders, each median over the same seeds:
-- `train`'s default run, rnn_manual.train.train(TrainConfig(seed=s));
+- `train`'s default run, rnn_manual.training.train.train(TrainConfig(seed=s));
 - the same training written with torch autograd (below): same network, initial weights,
   batches, Adam and stopping rule, only the gradients come from autograd;
 - the tutorial's own script, run as it is in a subprocess (it always makes its 10000 steps
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnn_manual.bits import random_addition_batch
-from rnn_manual.rnn import RNN
-from rnn_manual.train import TrainConfig, exact_match, train, validation_set
+from rnn_manual.cells.rnn import RNN
+from rnn_manual.training.bits import random_addition_batch
+from rnn_manual.training.train import TrainConfig, exact_match, train, validation_set
 
 
 def time_train(seed: int) -> tuple[float, int, bool]:

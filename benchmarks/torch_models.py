@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from rnn_manual import GRU, LSTM, RNN
-from rnn_manual.gru import GATES as GRU_GATES
-from rnn_manual.lstm import GATES as LSTM_GATES
+from rnn_manual.cells.gru import GATES as GRU_GATES
+from rnn_manual.cells.lstm import GATES as LSTM_GATES
 from rnn_torch.gated import torch_weights
 
 Pass = Callable[[], tuple[torch.Tensor, ...]]

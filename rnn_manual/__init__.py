@@ -1,11 +1,18 @@
 """Backpropagation through time by hand, in NumPy: a recurrent network that learns to add."""
 
-from .bits import add_bits, addition_examples, all_pairs, decode, encode, random_addition_batch
-from .gru import GRU
-from .losses import bce, mse
-from .lstm import LSTM
-from .optim import SGD, Adam
-from .rnn import RNN, Trace
+from .cells.gru import GRU
+from .cells.losses import bce, mse
+from .cells.lstm import LSTM
+from .cells.rnn import RNN, Trace
+from .training.bits import (
+    add_bits,
+    addition_examples,
+    all_pairs,
+    decode,
+    encode,
+    random_addition_batch,
+)
+from .training.optim import SGD, Adam
 
 __all__ = [
     "GRU",

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from rnn_manual import GRU, LSTM, RNN, random_addition_batch
-from rnn_manual.activations import ACTIVATIONS
-from rnn_manual.backend import LIBRARIES
-from rnn_manual.cli import Parser, UsageError, positive_int, seed
+from rnn_manual.app.cli import Parser, UsageError, positive_int, seed
+from rnn_manual.cells.activations import ACTIVATIONS
+from rnn_manual.core.backend import LIBRARIES
 
 from . import gated
 from .check import OBJECTIVES, Row, gradient_rows

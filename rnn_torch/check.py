@@ -12,8 +12,8 @@ import torch
 from numpy.typing import NDArray
 
 from rnn_manual import RNN
-from rnn_manual.backend import to_numpy
-from rnn_manual.gradcheck import relative_error
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.core.gradcheck import relative_error
 
 from .compare import FLOAT64_BOUND, float32_allowed, max_abs_error
 from .twin import Grads, Twin, manual_upstream_grads

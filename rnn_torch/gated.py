@@ -2,7 +2,7 @@
 
 A twin holds one torch leaf tensor per manual parameter, named and shaped as in the manual
 model. Each step stacks them into PyTorch's own layout (weight_ih, weight_hh, bias_ih,
-bias_hh; see the docstrings of rnn_manual.lstm and rnn_manual.gru) and runs the real
+bias_hh; see the docstrings of rnn_manual.cells.lstm and rnn_manual.cells.gru) and runs the real
 nn.LSTMCell or nn.GRUCell with them, so autograd carries the gradients back through the
 stacking to the manual names, and torch optimizers can train the twin exactly as the manual
 optimizers train the manual model.
@@ -18,10 +18,10 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.func import functional_call
 
-from rnn_manual.backend import to_numpy
-from rnn_manual.gradcheck import relative_error
-from rnn_manual.gru import GRU
-from rnn_manual.lstm import LSTM
+from rnn_manual.cells.gru import GRU
+from rnn_manual.cells.lstm import LSTM
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.core.gradcheck import relative_error
 
 from .check import Row
 from .compare import FLOAT64_BOUND, float32_allowed, float32_bound, max_abs_error

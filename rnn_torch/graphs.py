@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from rnn_manual import GRU, LSTM, RNN
-from rnn_manual.losses import LOSSES
-from rnn_manual.validate import check_choice, check_sequence, check_targets
+from rnn_manual.cells.losses import LOSSES
+from rnn_manual.core.validate import check_choice, check_sequence, check_targets
 
 Model = RNN | LSTM | GRU
 Grads = dict[str, Tensor]

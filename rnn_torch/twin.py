@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from rnn_manual import RNN, backend
-from rnn_manual.backend import to_numpy
+from rnn_manual import RNN
+from rnn_manual.core import backend
+from rnn_manual.core.backend import to_numpy
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]

@@ -15,9 +15,9 @@ import torch
 from backends import NO_CUDA
 
 from rnn_manual import GRU, LSTM, RNN, SGD, Adam
-from rnn_manual.backend import to_numpy
-from rnn_manual.gradcheck import numeric_gradient
-from rnn_manual.modelfile import load, save
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.core.gradcheck import numeric_gradient
+from rnn_manual.files.modelfile import load, save
 
 CELLS = [
     pytest.param(lambda **kw: RNN(activation="tanh", **kw), id="rnn"),

@@ -197,7 +197,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def test_gpu_grid_is_the_issues_points_and_the_big_one_is_over_the_cap() -> None:
     from benchmarks import run
-    from rnn_manual.limits import check_elements
+    from rnn_manual.core.limits import check_elements
 
     assert [(p.cell, p.dtype, p.T, p.B, p.H) for p in run.gpu_grid()] == [
         ("rnn", "float32", 8, 256, 16),
@@ -220,7 +220,7 @@ def test_gpu_grid_path_runs_on_the_cpu(
     cell loop and still timed."""
     from benchmarks import run
     from benchmarks.__main__ import gpu_run
-    from rnn_manual import limits
+    from rnn_manual.core import limits
 
     monkeypatch.setattr(limits, "MAX_ELEMENTS", 2000)  # (T + 1) * B * H: 5 * 8 * 8 fits
     readme = tmp_path / "README.md"

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnn_manual.bits import (
+from rnn_manual.training.bits import (
     MAX_ALL_PAIRS_BITS,
     add_bits,
     addition_examples,

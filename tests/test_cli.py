@@ -139,7 +139,7 @@ def test_a_closed_pipe_ends_quietly(trained_model: Path) -> None:
 
 def test_add_reports_an_overflowing_model_in_one_line(tmp_path: Path) -> None:
     from rnn_manual import RNN
-    from rnn_manual.modelfile import save
+    from rnn_manual.files.modelfile import save
 
     model = RNN(2, 4, 1, "relu", seed=0)
     model.params["W_xh"][...] = 1.0

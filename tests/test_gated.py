@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from rnn_manual import GRU, LSTM, SGD, Adam
-from rnn_manual.backend import to_numpy
-from rnn_manual.gradcheck import numeric_gradient, relative_error
-from rnn_manual.modelfile import load, load_checkpoint, save, save_checkpoint
-from rnn_manual.train import TrainConfig, train
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.core.gradcheck import numeric_gradient, relative_error
+from rnn_manual.files.modelfile import load, load_checkpoint, save, save_checkpoint
+from rnn_manual.training.train import TrainConfig, train
 from rnn_torch.compare import bound, float32_allowed
 from rnn_torch.gated import GatedTwin, fused_forward, torch_weights
 

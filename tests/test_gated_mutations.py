@@ -1,5 +1,5 @@
 """The gated-cell property checks catch the classic bugs: each test plants one in a copy of
-rnn_manual/lstm.py or gru.py and asserts that the checks of test_gated.py fail on it.
+rnn_manual/cells/lstm.py or gru.py and asserts that the checks of test_gated.py fail on it.
 
 A mutant is the module's own source with exact text replaced (each target must occur exactly
 once, so a mutation cannot silently stop applying when the code changes), executed as a
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from test_gated import Case, check_finite_differences, check_forward, check_gradients
 
-from rnn_manual import gru, lstm
+from rnn_manual.cells import gru, lstm
 from rnn_torch.gated import fused_forward
 
 
@@ -40,7 +40,7 @@ def mutant(mutation: Mutation) -> type:
         source = source.replace(old, new)
     name = f"{mutation.module.__name__}_mutant"
     module = types.ModuleType(name)
-    module.__package__ = "rnn_manual"  # for its relative imports
+    module.__package__ = "rnn_manual.cells"  # for its relative imports
     sys.modules[name] = module  # dataclasses look their module up while being made
     try:
         exec(compile(source, f"<{mutation.name}>", "exec"), module.__dict__)

@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rnn_manual import RNN
-from rnn_manual.gradcheck import numeric_gradient, relative_error
+from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 
 
 @given(

@@ -18,7 +18,7 @@ import torch
 from backends import NO_CUDA
 
 from rnn_manual import GRU, LSTM, RNN, Adam
-from rnn_manual.backend import to_numpy
+from rnn_manual.core.backend import to_numpy
 from rnn_torch.graphs import CapturedPass, unchecked_pass
 
 CELLS: list[Any] = [

@@ -23,9 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from rnn_manual import RNN, cli, decode, encode, modelfile
-from rnn_manual.backend import to_numpy
-from rnn_manual.train import TrainConfig, train
+from rnn_manual import RNN, decode, encode
+from rnn_manual.app import cli
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.files import modelfile
+from rnn_manual.training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 60  # far beyond any case here; a hang fails the test instead of stalling CI
@@ -193,7 +195,7 @@ def test_named_hostile_arguments_are_refused_with_a_reason(
 def test_add_refuses_an_operand_whose_pass_would_exceed_the_memory_cap(
     files: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rnn_manual import limits
+    from rnn_manual.core import limits
 
     monkeypatch.setattr(limits, "MAX_ELEMENTS", 4 * 100)  # hidden 4: 100 bits at most
     status, _, err = run_main(capsys, ["add", "--model", files["model"], "1", str(2**120)])
@@ -372,7 +374,7 @@ def _encode_string() -> None:
 
 
 def _batch_of_floats() -> None:
-    from rnn_manual.bits import random_addition_batch
+    from rnn_manual.training.bits import random_addition_batch
 
     random_addition_batch(np.random.default_rng(0), 2.5, 3)  # type: ignore[arg-type]
 

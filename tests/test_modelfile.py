@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npy
 
-from rnn_manual import modelfile
-from rnn_manual.modelfile import ModelFileError
-from rnn_manual.train import TrainConfig, train
+from rnn_manual.files import modelfile
+from rnn_manual.files.modelfile import ModelFileError
+from rnn_manual.training.train import TrainConfig, train
 
 Arrays = dict[str, Any]
 

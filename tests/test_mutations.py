@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from strategies import Case, cases
 from test_properties import check_gradients
 
-from rnn_manual import RNN, losses, rnn
+from rnn_manual import RNN
+from rnn_manual.cells import losses, rnn
 
 #: name -> (function whose source is mutated, exact snippet, its replacement)
 MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {

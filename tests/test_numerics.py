@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rnn_manual.activations import ACTIVATIONS, sigmoid
-from rnn_manual.losses import LOSSES
+from rnn_manual.cells.activations import ACTIVATIONS, sigmoid
+from rnn_manual.cells.losses import LOSSES
 
 EXTREMES = np.array([-1e4, -800.0, -100.0, -1.0, 0.0, 1.0, 100.0, 800.0, 1e4])
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_manual import RNN, modelfile
-from rnn_manual.bits import addition_examples, encode
-from rnn_manual.cli import main
-from rnn_manual.plot import FIGURES, carry_bits, correlations, gradient_norms
-from rnn_manual.train import TrainConfig, train
+from rnn_manual import RNN
+from rnn_manual.app.cli import main
+from rnn_manual.app.plot import FIGURES, carry_bits, correlations, gradient_norms
+from rnn_manual.files import modelfile
+from rnn_manual.training.bits import addition_examples, encode
+from rnn_manual.training.train import TrainConfig, train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -132,7 +133,7 @@ def test_missing_matplotlib_is_one_clear_line(
 def test_the_numpy_core_imports_without_matplotlib() -> None:
     blocker = (
         "import sys; sys.modules['matplotlib'] = None\n"
-        "import rnn_manual, rnn_manual.cli, rnn_manual.plot\n"
+        "import rnn_manual, rnn_manual.app.cli, rnn_manual.app.plot\n"
         "assert sys.modules['matplotlib'] is None\n"
     )
     result = subprocess.run(

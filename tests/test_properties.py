@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from strategies import Case, Problem, away_from_relu_kinks, cases, examples, make_problem
 
 from rnn_manual import RNN, SGD, Adam
-from rnn_manual.backend import to_numpy
-from rnn_manual.gradcheck import numeric_gradient, relative_error
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
 from rnn_torch.compare import bound
 from rnn_torch.twin import Twin, manual_upstream_grads, torch_loss

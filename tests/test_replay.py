@@ -7,7 +7,7 @@ import re
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from rnn_manual.tutorial import replay
+from rnn_manual.training.tutorial import replay
 
 EXPECTED = Path(__file__).parent / "data" / "seed_rnn.expected.txt"
 

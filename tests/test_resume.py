@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnn_manual import cli, modelfile
-from rnn_manual.optim import clip_grad_norm
-from rnn_manual.train import Diverged, TrainConfig, TrainResult, TrainState, train
+from rnn_manual.app import cli
+from rnn_manual.files import modelfile
+from rnn_manual.training.optim import clip_grad_norm
+from rnn_manual.training.train import Diverged, TrainConfig, TrainResult, TrainState, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

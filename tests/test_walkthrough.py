@@ -3,7 +3,7 @@
 - Every ```python block runs, top to bottom, in one namespace (the blocks assert what they
   claim).
 - Every `inline code` name that is not one of the tutorial's own names must exist in the
-  package: dotted names are resolved attribute by attribute (`rnn_manual.losses.mse`,
+  package: dotted names are resolved attribute by attribute (`rnn_manual.cells.losses.mse`,
   `RNN.backward`, `trace.h`), params["..."] and grads["..."] keys must be real keys, bare
   names must be names the package uses (a function, parameter, local variable, field,
   activation or loss), and command lines must use real subcommands and options.
@@ -30,13 +30,13 @@ import numpy as np
 import pytest
 
 import rnn_manual
-import rnn_manual.rnn
+import rnn_manual.cells.rnn
 from rnn_manual import RNN, SGD, Adam
-from rnn_manual.activations import ACTIVATIONS
-from rnn_manual.cli import build_parser
-from rnn_manual.losses import LOSSES
-from rnn_manual.plot import FIGURES
-from rnn_manual.train import TrainConfig
+from rnn_manual.app.cli import build_parser
+from rnn_manual.app.plot import FIGURES
+from rnn_manual.cells.activations import ACTIVATIONS
+from rnn_manual.cells.losses import LOSSES
+from rnn_manual.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "docs" / "walkthrough.md"
@@ -91,8 +91,9 @@ def inline_spans(markdown: str) -> list[str]:
 
 
 def package_modules() -> list[types.ModuleType]:
-    names = [m.name for m in pkgutil.iter_modules(rnn_manual.__path__) if m.name != "__main__"]
-    return [rnn_manual, *(importlib.import_module(f"rnn_manual.{n}") for n in names)]
+    found = pkgutil.walk_packages(rnn_manual.__path__, prefix="rnn_manual.")
+    names = [m.name for m in found if not m.name.endswith("__main__")]
+    return [rnn_manual, *(importlib.import_module(n) for n in names)]
 
 
 def example_trace_and_grads() -> tuple[Any, dict[str, Any]]:
@@ -105,7 +106,7 @@ def example_trace_and_grads() -> tuple[Any, dict[str, Any]]:
 def vocabulary() -> frozenset[str]:
     """Every name a reader may meet in the package: module attributes, parameter names of
     every function and method, fields and instance attributes of its classes, the local
-    variables of the RNN's own functions (rnn_manual/rnn.py: the BPTT the walkthrough
+    variables of the RNN's own functions (rnn_manual/cells/rnn.py: the BPTT the walkthrough
     explains), the activations, losses and command-line subcommands; and builtins."""
     names: set[str] = set(dir(builtins)) | set(ACTIVATIONS) | set(LOSSES)
     names |= set(subcommands())
@@ -121,7 +122,7 @@ def vocabulary() -> frozenset[str]:
                     names |= {f.name for f in dataclasses.fields(value)}
             for f in filter(inspect.isfunction, functions):
                 names |= set(inspect.signature(f).parameters)
-                if module is rnn_manual.rnn:
+                if module is rnn_manual.cells.rnn:
                     names |= set(inspect.unwrap(f).__code__.co_varnames)
     for instance in (RNN(bias=True), SGD(0.1), Adam(0.1), TrainConfig()):
         names |= set(vars(instance))
@@ -285,8 +286,8 @@ def test_every_link_within_the_page_has_its_heading() -> None:
         ('params["W_hh"]', True),
         ('params["W_hx"]', False),
         ('grads["h0"]', True),
-        ("rnn_manual.losses.mse", True),
-        ("rnn_manual.losses.mae", False),
+        ("rnn_manual.cells.losses.mse", True),
+        ("rnn_manual.cells.losses.mae", False),
         ("trace.h[t + 1]", True),
         ("trace.q", False),
         ("h0", True),
@@ -296,7 +297,7 @@ def test_every_link_within_the_page_has_its_heading() -> None:
         ("python -m rnn_manual train --hidden", True),
         ("python -m rnn_manual train --hiden", False),
         ("python -m rnn_manual frobnicate", False),
-        ("rnn_manual/rnn.py", True),
+        ("rnn_manual/cells/rnn.py", True),
         ("tests/test_nothing.py", False),
     ],
 )

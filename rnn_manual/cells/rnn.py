@@ -21,10 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import backend
-from .activations import ACTIVATIONS, sigmoid
-from .losses import LOSSES
-from .validate import (
+from ..core import backend
+from ..core.validate import (
     check_choice,
     check_dtype,
     check_outputs,
@@ -35,6 +33,8 @@ from .validate import (
     check_targets,
     ignore_blas_invalid_flag,
 )
+from .activations import ACTIVATIONS, sigmoid
+from .losses import LOSSES
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]

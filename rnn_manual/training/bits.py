@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .limits import check_elements
-from .validate import check_size
+from ..core.limits import check_elements
+from ..core.validate import check_size
 
 Bits = NDArray[np.uint8]
 Floats = NDArray[np.floating]

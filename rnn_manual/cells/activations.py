@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from .backend import namespace, one_minus
+from ..core.backend import namespace, one_minus
 
 Array = NDArray[np.floating]
 

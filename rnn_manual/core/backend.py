@@ -21,6 +21,7 @@ them and they pay:
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 from typing import Any
 
@@ -49,7 +50,7 @@ def library_namespace(library: ModuleType | str) -> Any:
     if name == "numpy":
         return np
     try:  # array_api_compat.torch imports torch itself, and only when asked for
-        return __import__(f"array_api_compat.{name}", fromlist=["*"])
+        return importlib.import_module(f"array_api_compat.{name}")
     except ImportError as error:
         raise ValueError(f"array library {name!r} is not installed: {error}") from None
 

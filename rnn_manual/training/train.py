@@ -14,20 +14,20 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .activations import ACTIVATIONS
+from ..cells.activations import ACTIVATIONS
+from ..cells.gru import GRU
+from ..cells.losses import LOSSES
+from ..cells.lstm import LSTM
+from ..cells.rnn import RNN
+from ..core.limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
+from ..core.validate import check_choice, check_size
 from .bits import (
     MAX_ALL_PAIRS_BITS,
     addition_examples,
     all_pairs,
     random_addition_batch,
 )
-from .gru import GRU
-from .limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
-from .losses import LOSSES
-from .lstm import LSTM
 from .optim import SGD, Adam, clip_grad_norm
-from .rnn import RNN
-from .validate import check_choice, check_size
 
 Array = NDArray[np.floating]
 Log = Callable[[str], None]

@@ -38,13 +38,14 @@ import numpy as np
 from numpy.lib import format as npy
 from numpy.typing import NDArray
 
-from . import backend, gru, lstm
-from .activations import ACTIVATIONS
-from .limits import MAX_HIDDEN, MAX_LAYER
-from .optim import Adam
-from .rnn import RNN, param_shapes
-from .train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
-from .validate import check_choice, check_size
+from ..cells import gru, lstm
+from ..cells.activations import ACTIVATIONS
+from ..cells.rnn import RNN, param_shapes
+from ..core import backend
+from ..core.limits import MAX_HIDDEN, MAX_LAYER
+from ..core.validate import check_choice, check_size
+from ..training.optim import Adam
+from ..training.train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
 
 FORMAT = "rnn-manual"
 VERSION = 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from . import backend
+from ..core import backend
 
 Array = NDArray[np.floating]
 Params = dict[str, Array]

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from ..core.backend import namespace
 from .activations import relu
-from .backend import namespace
 
 Array = NDArray[np.floating]
 

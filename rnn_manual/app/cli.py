@@ -16,13 +16,13 @@ from typing import NoReturn
 
 import numpy as np
 
-from . import modelfile
-from .activations import ACTIVATIONS
-from .bits import addition_examples, decode, encode, random_addition_batch
-from .limits import check_elements
-from .losses import LOSSES
-from .rnn import RNN
-from .train import (
+from ..cells.activations import ACTIVATIONS
+from ..cells.losses import LOSSES
+from ..cells.rnn import RNN
+from ..core.limits import check_elements
+from ..files import modelfile
+from ..training.bits import addition_examples, decode, encode, random_addition_batch
+from ..training.train import (
     CELLS,
     OPTIMIZERS,
     Diverged,
@@ -33,7 +33,7 @@ from .train import (
     train,
     validation_set,
 )
-from .tutorial import replay
+from ..training.tutorial import replay
 
 #: Bit widths reported after training: the trained width, then much longer sums.
 REPORT_WIDTHS = (16, 64, 1024)

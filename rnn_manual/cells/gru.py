@@ -33,12 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import backend
-from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
-from .losses import LOSSES
-from .lstm import split_gates
-from .rnn import init_params
-from .validate import (
+from ..core import backend
+from ..core.validate import (
     check_choice,
     check_dtype,
     check_outputs,
@@ -49,6 +45,10 @@ from .validate import (
     check_targets,
     ignore_blas_invalid_flag,
 )
+from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
+from .losses import LOSSES
+from .lstm import split_gates
+from .rnn import init_params
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from .bits import addition_examples, encode, random_addition_batch
-from .rnn import RNN
-from .train import History, exact_match
+from ..cells.rnn import RNN
+from ..training.bits import addition_examples, encode, random_addition_batch
+from ..training.train import History, exact_match
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..cells.losses import mse
+from ..cells.rnn import RNN
 from .bits import addition_examples, decode, encode
-from .losses import mse
 from .optim import SGD
-from .rnn import RNN
 
 BITS = 8
 ALPHA = 0.1

@@ -1,0 +1,1 @@
+"""The application: the command line (train, add, evaluate, plot) and the figures."""
