@@ -1,5 +1,7 @@
 """Backpropagation through time by hand, in NumPy: a recurrent network that learns to add."""
 
+from . import reference
+from .cells import CELLS
 from .cells.gru import GRU
 from .cells.losses import bce, mse
 from .cells.lstm import LSTM
@@ -15,6 +17,7 @@ from .training.bits import (
 from .training.optim import SGD, Adam
 
 __all__ = [
+    "CELLS",
     "GRU",
     "LSTM",
     "RNN",
@@ -29,4 +32,5 @@ __all__ = [
     "encode",
     "mse",
     "random_addition_batch",
+    "reference",
 ]

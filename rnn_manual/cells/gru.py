@@ -1,5 +1,10 @@
 """A GRU with a sigmoid output layer, batched, with backpropagation through time by hand.
 
+Read `rnn_manual/reference.py` first: it holds the same math as plain NumPy loops, one
+name per quantity. The cell below is that math made fast and portable (stacked gates,
+`out=` buffers, the array-API namespace), and the tests check it against the reference
+and against PyTorch autograd. The checks and wrappers around the equations are base.Cell's.
+
 Equations (one time step, batch rows side by side; exactly PyTorch's nn.GRUCell):
 
     r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)                 reset gate    (B, H)
@@ -14,7 +19,7 @@ The reset gate multiplies the whole recurrent term h_{t-1} @ W_hn + b_hn, bias i
 so the candidate needs two biases, b_xn outside the product and b_hn inside it; the reset
 and update gates need one each. Arrays are time-major: x is (T, B, I). The code stacks the
 gates side by side in PyTorch's order r, u, n so that one matmul per step serves them all.
-As the RNN, it runs on NumPy, PyTorch or CuPy arrays (see rnn.py and backend.py).
+As the RNN, it runs on NumPy, PyTorch or CuPy arrays (see rnn.py and core/backend.py).
 
 Mapping to PyTorch (nn.GRUCell / nn.GRU layer 0), where [A, B] stacks along the gate axis:
 
@@ -27,28 +32,14 @@ Mapping to PyTorch (nn.GRUCell / nn.GRU layer 0), where [A, B] stacks along the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import NDArray
 
 from ..core import backend
-from ..core.validate import (
-    check_choice,
-    check_dtype,
-    check_outputs,
-    check_params,
-    check_sequence,
-    check_sizes,
-    check_state,
-    check_targets,
-    ignore_blas_invalid_flag,
-)
+from ..core.validate import ignore_blas_invalid_flag
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
-from .losses import LOSSES
-from .lstm import split_gates
-from .rnn import init_params
+from .base import Cell, Shapes, split_gates
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -69,12 +60,10 @@ class GRUTrace:
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
 
 
-def param_shapes(
-    input_size: int, hidden_size: int, output_size: int, bias: bool
-) -> dict[str, tuple[int, ...]]:
+def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
     """The name and shape of every parameter of a GRU of these sizes."""
     I, H, O = input_size, hidden_size, output_size
-    shapes: dict[str, tuple[int, ...]] = {}
+    shapes: Shapes = {}
     shapes.update({f"W_x{gate}": (I, H) for gate in GATES})
     shapes.update({f"W_h{gate}": (H, H) for gate in GATES})
     if bias:
@@ -85,7 +74,7 @@ def param_shapes(
     return shapes
 
 
-class GRU:
+class GRU(Cell):
     """A one-layer GRU with a sigmoid output layer and hand-written BPTT.
 
     params: per gate q in r, u, n: "W_xq" (I, H), "W_hq" (H, H); with bias=True "b_r",
@@ -93,48 +82,15 @@ class GRU:
     Writing into these arrays changes the model. Weights start as the RNN's; biases at zero.
     """
 
-    def __init__(
-        self,
-        input_size: int = 2,
-        hidden_size: int = 16,
-        output_size: int = 1,
-        bias: bool = False,
-        dtype: DTypeLike = np.float64,
-        seed: int | np.random.Generator | None = 0,
-    ) -> None:
-        self.input_size, self.hidden_size, self.output_size = check_sizes(
-            input_size, hidden_size, output_size
-        )
-        self.bias = bool(bias)
-        self.dtype = check_dtype(dtype)
-        self.state_width = 3 * self.hidden_size  # values a pass keeps per sequence and step
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
-        self.params = init_params(shapes, self.dtype, rng)
-
-    def to(self, library: ModuleType | str, device: Any = None) -> GRU:
-        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
-        `device` ("cuda", ...; the library's default if None). Returns the model."""
-        self.params = backend.move(self.params, library, device)
-        return self
+    name = "gru"
+    gates = GATES
+    width = 3
+    param_shapes = staticmethod(param_shapes)
 
     def _stacked(self, names: list[str]) -> Array:
         """The named parameters side by side along their last axis."""
         stack = [self.params[name] for name in names]
         return backend.namespace(*stack).concat(stack, axis=-1)
-
-    def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> GRUTrace:
-        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
-        inputs that are not what the model takes.
-
-        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
-        or NaN, which forward and loss_and_grads refuse.
-        """
-        check_params(self.params)
-        like = self.params["W_hy"]  # where the model is: its library, device and dtype
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
-        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like)
-        return self.run_unchecked(x, h0)
 
     @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array) -> GRUTrace:
@@ -146,17 +102,17 @@ class GRU:
         T, B, _ = x.shape
         H = self.hidden_size
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])  # (H, 3H)
-        xp, where = backend.namespace(W_h), backend.device(W_h)
+        xp, device = backend.namespace(W_h), backend.device(W_h)
 
         # The input side x_t @ W_x + [b_r, b_u, b_xn] for every step at once: one matmul.
         ax = x @ self._stacked(["W_xr", "W_xu", "W_xn"])  # (T, B, 3H)
         if self.bias:
             ax += self._stacked(["b_r", "b_u", "b_xn"])
 
-        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # h[0] = h0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h0
         h[0] = h0
-        gates = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)
-        hn = xp.empty((T, B, H), dtype=x.dtype, device=where)
+        gates = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)
+        hn = xp.empty((T, B, H), dtype=x.dtype, device=device)
         for t in range(T):
             ah = h[t] @ W_h  # (B, 3H) the recurrent side h_{t-1} @ W_h
             ah_r, ah_u, ah_n = split_gates(ah, 3)
@@ -176,12 +132,6 @@ class GRU:
             z += self.params["b_y"]
         return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
 
-    def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
-        trace = self.run(x, h0)
-        check_outputs(trace.z)
-        return trace.p
-
     @ignore_blas_invalid_flag
     def backward(self, trace: GRUTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
@@ -193,8 +143,8 @@ class GRU:
         H, O = self.hidden_size, self.output_size
         W_x = self._stacked(["W_xr", "W_xu", "W_xn"])
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])
-        xp, where = backend.namespace(W_h), backend.device(W_h)
-        dz = xp.asarray(dz, dtype=x.dtype, device=where)
+        xp, device = backend.namespace(W_h), backend.device(W_h)
+        dz = xp.asarray(dz, dtype=x.dtype, device=device)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ self.params["W_hy"].T  # (T, B, H)
@@ -203,9 +153,9 @@ class GRU:
         # gates' pre-activations (the arguments of sigmoid, sigmoid, tanh). The input side
         # and the recurrent side get separate gradients since r_t scales only the recurrent
         # side of a_n: a_n = x_t @ W_xn + b_xn + r_t * hn_t.
-        dax = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)  # dL/d(x_t @ W_x + b_x)
-        dah = xp.empty((T, B, 3 * H), dtype=x.dtype, device=where)  # dL/d(h_{t-1} @ W_h + b_h)
-        dh_next = xp.zeros((B, H), dtype=x.dtype, device=where)
+        dax = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)  # dL/d(x_t @ W_x + b_x)
+        dah = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)  # dL/d(h_{t-1} @ W_h + b_h)
+        dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
             r, u, n = split_gates(gates[t], 3)
             dax_r, dax_u, dax_n = split_gates(dax[t], 3)  # views into dax[t]
@@ -236,14 +186,3 @@ class GRU:
         grads["x"] = dax @ W_x.T  # dL/dx_t = dax_t @ W_x^T
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         return grads
-
-    def loss_and_grads(
-        self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
-    ) -> tuple[float, Grads]:
-        """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
-        check_choice("loss", loss, LOSSES)
-        trace = self.run(x, h0)
-        check_outputs(trace.z)
-        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
-        value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return float(value), self.backward(trace, dz)

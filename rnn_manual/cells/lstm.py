@@ -1,5 +1,10 @@
 """An LSTM with a sigmoid output layer, batched, with backpropagation through time by hand.
 
+Read `rnn_manual/reference.py` first: it holds the same math as plain NumPy loops, one
+name per quantity. The cell below is that math made fast and portable (stacked gates,
+`out=` buffers, the array-API namespace), and the tests check it against the reference
+and against PyTorch autograd. The checks and wrappers around the equations are base.Cell's.
+
 Equations (one time step, batch rows side by side; exactly PyTorch's nn.LSTMCell):
 
     i_t = sigmoid(x_t @ W_xi + h_{t-1} @ W_hi + b_i)    input gate           (B, H)
@@ -13,7 +18,7 @@ Equations (one time step, batch rows side by side; exactly PyTorch's nn.LSTMCell
 
 Arrays are time-major: x is (T, B, I). The code stacks the four gates side by side in
 PyTorch's order i, f, g, o, so one matmul per step serves them all. As the RNN, it runs on
-NumPy, PyTorch or CuPy arrays (see rnn.py and backend.py).
+NumPy, PyTorch or CuPy arrays (see rnn.py and core/backend.py).
 
 Mapping to PyTorch (nn.LSTMCell / nn.LSTM layer 0), where [A, B] stacks along the gate axis:
 
@@ -27,39 +32,20 @@ Mapping to PyTorch (nn.LSTMCell / nn.LSTM layer 0), where [A, B] stacks along th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import NDArray
 
 from ..core import backend
-from ..core.validate import (
-    check_choice,
-    check_dtype,
-    check_outputs,
-    check_params,
-    check_sequence,
-    check_sizes,
-    check_state,
-    check_targets,
-    ignore_blas_invalid_flag,
-)
+from ..core.validate import ignore_blas_invalid_flag
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
-from .losses import LOSSES
-from .rnn import init_params
+from .base import Cell, Shapes, split_gates
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
 
 #: PyTorch's gate order along the stacked axis.
 GATES = ("i", "f", "g", "o")
-
-
-def split_gates(a: Array, n: int) -> list[Array]:
-    """The n equal blocks of a's last axis, as views (np.split's, without its overhead)."""
-    width = a.shape[-1] // n
-    return [a[..., k * width : (k + 1) * width] for k in range(n)]
 
 
 @dataclass
@@ -75,12 +61,10 @@ class LSTMTrace:
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
 
 
-def param_shapes(
-    input_size: int, hidden_size: int, output_size: int, bias: bool
-) -> dict[str, tuple[int, ...]]:
+def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
     """The name and shape of every parameter of an LSTM of these sizes."""
     I, H, O = input_size, hidden_size, output_size
-    shapes: dict[str, tuple[int, ...]] = {}
+    shapes: Shapes = {}
     shapes.update({f"W_x{gate}": (I, H) for gate in GATES})
     shapes.update({f"W_h{gate}": (H, H) for gate in GATES})
     if bias:
@@ -91,7 +75,7 @@ def param_shapes(
     return shapes
 
 
-class LSTM:
+class LSTM(Cell):
     """A one-layer LSTM with a sigmoid output layer and hand-written BPTT.
 
     params: per gate q in i, f, g, o: "W_xq" (I, H), "W_hq" (H, H), and with bias=True
@@ -99,52 +83,16 @@ class LSTM:
     Writing into these arrays changes the model. Weights start as the RNN's; biases at zero.
     """
 
-    def __init__(
-        self,
-        input_size: int = 2,
-        hidden_size: int = 16,
-        output_size: int = 1,
-        bias: bool = False,
-        dtype: DTypeLike = np.float64,
-        seed: int | np.random.Generator | None = 0,
-    ) -> None:
-        self.input_size, self.hidden_size, self.output_size = check_sizes(
-            input_size, hidden_size, output_size
-        )
-        self.bias = bool(bias)
-        self.dtype = check_dtype(dtype)
-        self.state_width = 4 * self.hidden_size  # values a pass keeps per sequence and step
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
-        self.params = init_params(shapes, self.dtype, rng)
-
-    def to(self, library: ModuleType | str, device: Any = None) -> LSTM:
-        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
-        `device` ("cuda", ...; the library's default if None). Returns the model."""
-        self.params = backend.move(self.params, library, device)
-        return self
+    name = "lstm"
+    gates = GATES
+    states = ("h0", "c0")
+    width = 4
+    param_shapes = staticmethod(param_shapes)
 
     def _stacked(self, prefix: str) -> Array:
         """The four gates' parameters named prefix + gate, side by side: (..., 4H)."""
         stack = [self.params[prefix + gate] for gate in GATES]
         return backend.namespace(*stack).concat(stack, axis=-1)
-
-    def run(
-        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
-    ) -> LSTMTrace:
-        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
-        inputs that are not what the model takes.
-
-        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
-        or NaN, which forward and loss_and_grads refuse.
-        """
-        check_params(self.params)
-        like = self.params["W_hy"]  # where the model is: its library, device and dtype
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
-        B, H = x.shape[1], self.hidden_size
-        h0 = check_state("h0", h0, (B, H), self.dtype, like)
-        c0 = check_state("c0", c0, (B, H), self.dtype, like)
-        return self.run_unchecked(x, h0, c0)
 
     @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array, c0: Array) -> LSTMTrace:
@@ -156,18 +104,18 @@ class LSTM:
         T, B, _ = x.shape
         H = self.hidden_size
         W_h = self._stacked("W_h")  # (H, 4H)
-        xp, where = backend.namespace(W_h), backend.device(W_h)
+        xp, device = backend.namespace(W_h), backend.device(W_h)
 
         # The input projection x_t @ W_x + b for every step at once: one matmul.
         a = x @ self._stacked("W_x")  # (T, B, 4H) gate pre-activations, completed below
         if self.bias:
             a += self._stacked("b_")
 
-        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # h[0] = h0
-        c = xp.empty((T + 1, B, H), dtype=x.dtype, device=where)  # c[0] = c0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h0
+        c = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # c[0] = c0
         h[0], c[0] = h0, c0
-        gates = xp.empty((T, B, 4 * H), dtype=x.dtype, device=where)
-        tanh_c = xp.empty((T, B, H), dtype=x.dtype, device=where)
+        gates = xp.empty((T, B, 4 * H), dtype=x.dtype, device=device)
+        tanh_c = xp.empty((T, B, H), dtype=x.dtype, device=device)
         for t in range(T):
             a[t] += h[t] @ W_h  # a_t = x_t @ W_x + h_{t-1} @ W_h + b
             i, f, g, o = split_gates(gates[t], 4)  # views into gates[t]
@@ -186,14 +134,6 @@ class LSTM:
             z += self.params["b_y"]
         return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=sigmoid(z))
 
-    def forward(
-        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
-    ) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
-        trace = self.run(x, h0, c0)
-        check_outputs(trace.z)
-        return trace.p
-
     @ignore_blas_invalid_flag
     def backward(self, trace: LSTMTrace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
@@ -204,16 +144,16 @@ class LSTM:
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
         W_x, W_h, W_hy = self._stacked("W_x"), self._stacked("W_h"), self.params["W_hy"]
-        xp, where = backend.namespace(W_h), backend.device(W_h)
-        dz = xp.asarray(dz, dtype=x.dtype, device=where)
+        xp, device = backend.namespace(W_h), backend.device(W_h)
+        dz = xp.asarray(dz, dtype=x.dtype, device=device)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ W_hy.T  # (T, B, H)
 
         # Walk back in time carrying dL/dh_{t} and dL/dc_{t} that arrive from step t+1.
-        da = xp.empty((T, B, 4 * H), dtype=x.dtype, device=where)  # dL/da_t, gates side by side
-        dh_next = xp.zeros((B, H), dtype=x.dtype, device=where)
-        dc_next = xp.zeros((B, H), dtype=x.dtype, device=where)
+        da = xp.empty((T, B, 4 * H), dtype=x.dtype, device=device)  # dL/da_t, gates side by side
+        dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
+        dc_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
             i, f, g, o = split_gates(gates[t], 4)
             da_i, da_f, da_g, da_o = split_gates(da[t], 4)  # views into da[t]
@@ -244,19 +184,3 @@ class LSTM:
         grads["h0"] = dh_next  # dL/dh_0, what reached the start
         grads["c0"] = dc_next  # dL/dc_0
         return grads
-
-    def loss_and_grads(
-        self,
-        x: ArrayLike,
-        y: ArrayLike,
-        loss: str = "mse",
-        h0: ArrayLike | None = None,
-        c0: ArrayLike | None = None,
-    ) -> tuple[float, Grads]:
-        """The loss on targets y: (T, B, O) and its gradients: params plus "x", "h0", "c0"."""
-        check_choice("loss", loss, LOSSES)
-        trace = self.run(x, h0, c0)
-        check_outputs(trace.z)
-        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
-        value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return float(value), self.backward(trace, dz)

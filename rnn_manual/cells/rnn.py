@@ -1,5 +1,10 @@
 """The vanilla RNN of the tutorial, batched, with backpropagation through time by hand.
 
+Read `rnn_manual/reference.py` first: it holds the same math as plain NumPy loops, one
+name per quantity. The cell below is that math made fast and portable (stacked gates,
+`out=` buffers, the array-API namespace), and the tests check it against the reference
+and against PyTorch autograd. The checks and wrappers around the equations are base.Cell's.
+
 Equations (one time step, batch rows side by side):
 
     a_t = x_t @ W_xh + h_{t-1} @ W_hh + b_h     pre-activation       (B, H)
@@ -9,32 +14,21 @@ Equations (one time step, batch rows side by side):
 
 Arrays are time-major: x is (T, B, I), time step t holding bit t (least significant first).
 The code runs on NumPy arrays, or on PyTorch or CuPy ones after `model.to(torch)`: every
-array operation goes through `xp`, the namespace of the model's parameters (backend.py).
+array operation goes through `xp`, the namespace of the model's parameters (core/backend.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ..core import backend
-from ..core.validate import (
-    check_choice,
-    check_dtype,
-    check_outputs,
-    check_params,
-    check_sequence,
-    check_sizes,
-    check_state,
-    check_targets,
-    ignore_blas_invalid_flag,
-)
+from ..core.validate import check_choice, ignore_blas_invalid_flag
 from .activations import ACTIVATIONS, sigmoid
-from .losses import LOSSES
+from .base import Cell, Shapes
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -45,17 +39,15 @@ class Trace:
     """What the forward pass keeps so that the backward pass need not recompute it."""
 
     x: Array  # (T, B, I) inputs
-    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h0
+    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_0
     z: Array  # (T, B, O) output logits
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
 
 
-def param_shapes(
-    input_size: int, hidden_size: int, output_size: int, bias: bool
-) -> dict[str, tuple[int, ...]]:
+def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
     """The name and shape of every parameter of an RNN of these sizes."""
     I, H, O = input_size, hidden_size, output_size
-    shapes: dict[str, tuple[int, ...]] = {
+    shapes: Shapes = {
         "W_xh": (I, H),  # the tutorial's synapse_0
         "W_hh": (H, H),  # synapse_h
         "W_hy": (H, O),  # synapse_1
@@ -65,31 +57,22 @@ def param_shapes(
     return shapes
 
 
-def init_params(
-    shapes: dict[str, tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator
-) -> dict[str, Array]:
-    """Weights uniform in [-1, 1) as in the tutorial, scaled by min(1, 4 / sqrt(fan_in)) so
-    that large layers do not saturate; biases zero."""
-    params: dict[str, Array] = {}
-    for name, shape in shapes.items():
-        if name.startswith("W"):
-            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
-            params[name] = (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(dtype)
-        else:
-            params[name] = np.zeros(shape, dtype=dtype)
-    return params
-
-
-class RNN:
+class RNN(Cell):
     """A one-layer RNN with a sigmoid output layer and hand-written BPTT.
 
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
-    "b_h" (H,), "b_y" (O,). Writing into these arrays changes the model.
+    "b_h" (H,), "b_y" (O,). Weights start as base.init_params makes them; biases at zero.
+    run, forward, loss_and_grads and to are the shared ones of base.Cell.
     With NumPy, backward reuses a work array between calls: share a model across threads
     only for forward passes.
-    Weights start as init_params makes them; biases at zero. The parameters are NumPy
-    arrays until `to` moves them to another array library.
     """
+
+    name = "rnn"
+    activation: str
+    gates = ()
+    activations = tuple(ACTIVATIONS)
+    width = 1
+    param_shapes = staticmethod(param_shapes)
 
     def __init__(
         self,
@@ -101,23 +84,14 @@ class RNN:
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
     ) -> None:
-        self.input_size, self.hidden_size, self.output_size = check_sizes(
-            input_size, hidden_size, output_size
-        )
         self.activation = check_choice("activation", activation, ACTIVATIONS)
-        self.bias = bool(bias)
-        self.dtype = check_dtype(dtype)
-        self.state_width = self.hidden_size  # values a pass keeps per sequence and step
         self._buffer: Any = None  # reused by backward, see _scratch
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        shapes = param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
-        self.params = init_params(shapes, self.dtype, rng)
+        super().__init__(input_size, hidden_size, output_size, bias, dtype, seed)
 
-    def to(self, library: ModuleType | str, device: Any = None) -> RNN:
-        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
-        `device` ("cuda", ...; the library's default if None). Returns the model."""
-        self.params = backend.move(self.params, library, device)
+    def to(self, library: Any, device: Any = None) -> RNN:
+        """base.Cell.to, dropping backward's work array (it belongs to the old library)."""
         self._buffer = None
+        super().to(library, device)
         return self
 
     def _scratch(self, rows: int, cols: int, like: Array) -> Array:
@@ -130,19 +104,6 @@ class RNN:
             self._buffer = np.empty((rows, cols), dtype=like.dtype)
         return self._buffer
 
-    def run(self, x: ArrayLike, h0: ArrayLike | None = None) -> Trace:
-        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
-        inputs that are not what the model takes.
-
-        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
-        or NaN, which forward and loss_and_grads refuse.
-        """
-        check_params(self.params)
-        like = self.params["W_hh"]  # where the model is: its library, device and dtype
-        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
-        h0 = check_state("h0", h0, (x.shape[1], self.hidden_size), self.dtype, like)
-        return self.run_unchecked(x, h0)
-
     @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array) -> Trace:
         """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
@@ -152,10 +113,10 @@ class RNN:
         """
         f, _ = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
-        xp, where = backend.namespace(W_hh), backend.device(W_hh)
+        xp, device = backend.namespace(W_hh), backend.device(W_hh)
         T, B, _ = x.shape
 
-        h = xp.empty((T + 1, B, self.hidden_size), dtype=x.dtype, device=where)  # h[0] = h0
+        h = xp.empty((T + 1, B, self.hidden_size), dtype=x.dtype, device=device)  # h[0] = h0
         h[0] = h0
         # The input projection x_t @ W_xh + b_h for every step at once, one matmul, written
         # straight into h[1:]: each h[t + 1] holds its step's pre-activation until the loop
@@ -163,7 +124,7 @@ class RNN:
         xp.matmul(x, W_xh, out=h[1:])
         if self.bias:
             h[1:] += self.params["b_h"]
-        hW = xp.empty((B, self.hidden_size), dtype=x.dtype, device=where)  # h_{t-1} @ W_hh
+        hW = xp.empty((B, self.hidden_size), dtype=x.dtype, device=device)  # h_{t-1} @ W_hh
         # An overflow is left as inf or NaN, silently: forward and loss_and_grads refuse it.
         with np.errstate(over="ignore", invalid="ignore"):
             for t in range(T):
@@ -177,12 +138,6 @@ class RNN:
                 z += self.params["b_y"]
         return Trace(x=x, h=h, z=z, p=sigmoid(z))
 
-    def forward(self, x: ArrayLike, h0: ArrayLike | None = None) -> Array:
-        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
-        trace = self.run(x, h0)
-        check_outputs(trace.z)
-        return trace.p
-
     @ignore_blas_invalid_flag
     def backward(self, trace: Trace, dz: Array) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
@@ -191,11 +146,11 @@ class RNN:
         """
         _, df = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
-        xp, where = backend.namespace(W_hh), backend.device(W_hh)
+        xp, device = backend.namespace(W_hh), backend.device(W_hh)
         x, h = trace.x, trace.h
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
-        dz = xp.asarray(dz, dtype=x.dtype, device=where)
+        dz = xp.asarray(dz, dtype=x.dtype, device=device)
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.
@@ -210,8 +165,8 @@ class RNN:
 
         # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
         # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
-        dh_prev = xp.empty((B, H), dtype=x.dtype, device=where)
-        df_t = xp.empty((B, H), dtype=x.dtype, device=where)  # f'(a_t)
+        dh_prev = xp.empty((B, H), dtype=x.dtype, device=device)
+        df_t = xp.empty((B, H), dtype=x.dtype, device=device)  # f'(a_t)
         for t in reversed(range(T)):
             # Here da[t] holds dL/dh_t: its own output's share plus the future's.
             da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
@@ -234,14 +189,3 @@ class RNN:
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
         grads["h0"] = dh_prev  # dL/dh_0, what reached the start
         return grads
-
-    def loss_and_grads(
-        self, x: ArrayLike, y: ArrayLike, loss: str = "mse", h0: ArrayLike | None = None
-    ) -> tuple[float, Grads]:
-        """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x" and "h0"."""
-        check_choice("loss", loss, LOSSES)
-        trace = self.run(x, h0)
-        check_outputs(trace.z)
-        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
-        value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return float(value), self.backward(trace, dz)

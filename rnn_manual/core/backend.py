@@ -110,18 +110,18 @@ def to_numpy(array: Any) -> NDArray[Any]:
     return np.asarray(array)
 
 
-def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -> dict[str, Any]:
-    """Copies of `arrays` in `library` (module or name), on device `where` (its default if
+def move(arrays: dict[str, Any], library: ModuleType | str, device: Any = None) -> dict[str, Any]:
+    """Copies of `arrays` in `library` (module or name), on device `device` (its default if
     None), with their dtypes kept."""
     xp = library_namespace(library)
     if xp is np:
-        if where is not None and str(where).split(":")[0] != "cpu":
-            raise ValueError(f"NumPy arrays live on the cpu, not on {where!r}")
+        if device is not None and str(device).split(":")[0] != "cpu":
+            raise ValueError(f"NumPy arrays live on the cpu, not on {device!r}")
         return {name: to_numpy(a).copy() for name, a in arrays.items()}
-    place = where
+    place = device
     try:
-        if library_name(xp) == "cupy" and isinstance(where, str) and where.startswith("cuda"):
-            place = int(where.split(":")[1]) if ":" in where else None  # CuPy numbers GPUs
+        if library_name(xp) == "cupy" and isinstance(device, str) and device.startswith("cuda"):
+            place = int(device.split(":")[1]) if ":" in device else None  # CuPy numbers GPUs
         moved = {
             name: xp.asarray(to_numpy(a), device=place, copy=True) for name, a in arrays.items()
         }
@@ -131,4 +131,4 @@ def move(arrays: dict[str, Any], library: ModuleType | str, where: Any = None) -
     # (torch raises AssertionError for "cuda" on a build without CUDA, on some paths)
     except (RuntimeError, TypeError, ValueError, NotImplementedError, AssertionError) as error:
         reason = first_line(error, 200)
-        raise ValueError(f"cannot place arrays on device {where!r}: {reason}") from None
+        raise ValueError(f"cannot place arrays on device {device!r}: {reason}") from None

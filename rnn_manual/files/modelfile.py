@@ -38,14 +38,12 @@ import numpy as np
 from numpy.lib import format as npy
 from numpy.typing import NDArray
 
-from ..cells import gru, lstm
-from ..cells.activations import ACTIVATIONS
-from ..cells.rnn import RNN, param_shapes
+from ..cells import CELLS
 from ..core import backend
 from ..core.limits import MAX_HIDDEN, MAX_LAYER
-from ..core.validate import check_choice, check_size
+from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from ..training.optim import Adam
-from ..training.train import CELLS, History, Model, TrainConfig, TrainState, make_optimizer
+from ..training.train import History, Model, TrainConfig, TrainState, make_optimizer
 
 FORMAT = "rnn-manual"
 VERSION = 1
@@ -107,25 +105,18 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
     atomic_savez(path, arrays)
 
 
-def _cell(model: Model) -> str:
-    """The model's cell name, as the meta entry and TrainConfig.cell spell it."""
-    if isinstance(model, lstm.LSTM):
-        return "lstm"
-    return "gru" if isinstance(model, gru.GRU) else "rnn"
-
-
 def _meta(model: Model) -> dict[str, Any]:
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "cell": _cell(model),
+        "cell": model.name,
         "input_size": model.input_size,
         "hidden_size": model.hidden_size,
         "output_size": model.output_size,
         "bias": model.bias,
         "dtype": model.dtype.name,
     }
-    if isinstance(model, RNN):
+    if model.activation is not None:  # the RNN's choice; the gated cells have none
         meta["activation"] = model.activation
     return meta
 
@@ -256,20 +247,16 @@ def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Model:
     bias, activation, dtype = meta.get("bias"), meta.get("activation"), meta.get("dtype")
     if not isinstance(bias, bool):
         raise ValueError(f"bias must be true or false, got {bias!r}")
-    if cell == "rnn":
-        activation = check_choice("activation", activation, ACTIVATIONS)
-    if cell != "rnn" and "activation" in meta:
+    cls = CELLS[cell]
+    if cls.activations:
+        activation = check_choice("activation", activation, cls.activations)
+    elif "activation" in meta:
         raise ValueError(f"an {cell} has no activation setting")
-    dtype = check_choice("dtype", dtype, ("float32", "float64"))
+    dtype = check_choice("dtype", dtype, DTYPE_NAMES)
     # Check what is stored against the description before building anything of that size.
-    shapes = {"rnn": param_shapes, "lstm": lstm.param_shapes, "gru": gru.param_shapes}[cell]
-    _check_params(shapes(I, H, O, bias), np.dtype(dtype), arrays)
-    if cell == "lstm":
-        model: Model = lstm.LSTM(I, H, O, bias, dtype)
-    elif cell == "gru":
-        model = gru.GRU(I, H, O, bias, dtype)
-    else:
-        model = RNN(I, H, O, str(activation), bias, dtype)
+    _check_params(cls.param_shapes(I, H, O, bias), np.dtype(dtype), arrays)
+    options = {"activation": activation} if cls.activations else {}
+    model = cls(I, H, O, bias=bias, dtype=dtype, **options)
     for name, w in model.params.items():
         w[...] = arrays[f"param/{name}"]
     return model
@@ -335,14 +322,14 @@ def _training_state(
     if not isinstance(stored, dict) or set(stored) != names:
         raise ValueError(f"its training config must hold exactly {sorted(names)}")
     config = TrainConfig(**stored)
-    activation = config.activation if config.cell == "rnn" else None
+    activation = config.activation if CELLS[config.cell].activations else None
     described = (config.cell, 2, config.hidden, 1, activation, config.bias, config.dtype)
     found = (
-        _cell(model),
+        model.name,
         model.input_size,
         model.hidden_size,
         model.output_size,
-        getattr(model, "activation", None),
+        model.activation,
         model.bias,
         model.dtype.name,
     )

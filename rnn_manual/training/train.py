@@ -9,18 +9,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..cells import CELLS, Cell
 from ..cells.activations import ACTIVATIONS
-from ..cells.gru import GRU
 from ..cells.losses import LOSSES
-from ..cells.lstm import LSTM
-from ..cells.rnn import RNN
 from ..core.limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
-from ..core.validate import check_choice, check_size
+from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .bits import (
     MAX_ALL_PAIRS_BITS,
     addition_examples,
@@ -33,7 +30,6 @@ Array = NDArray[np.floating]
 Log = Callable[[str], None]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-CELLS = ("rnn", "lstm", "gru")
 #: Learning rates that solve 8-bit addition reliably (5 of 5 seeds) with the default batch.
 DEFAULT_LR = {"sgd": 3.0, "momentum": 0.3, "adam": 0.1}
 
@@ -46,7 +42,7 @@ class TrainConfig:
     """Everything that decides a training run; the same config and seed give the same weights."""
 
     bits: int = 8
-    cell: str = "rnn"  # "rnn" | "lstm" | "gru"
+    cell: str = "rnn"  # a key of cells.CELLS: "rnn" | "lstm" | "gru"
     hidden: int = 16
     activation: str = "sigmoid"  # the RNN's; the gated cells have their own
     bias: bool = False
@@ -72,7 +68,7 @@ class TrainConfig:
             ("activation", ACTIVATIONS),
             ("loss", LOSSES),
             ("optimizer", OPTIMIZERS),
-            ("dtype", ("float32", "float64")),
+            ("dtype", DTYPE_NAMES),
         ):
             check_choice(name, getattr(self, name), choices)
         if not isinstance(self.bias, bool):
@@ -86,35 +82,21 @@ class TrainConfig:
         check_size("hidden", self.hidden, MAX_HIDDEN)
         # A pass keeps (bits + 1) x batch x state values: the state is 4H wide for the LSTM's
         # gates, 3H for the GRU's, H for the RNN.
-        width = {"lstm": 4, "gru": 3}.get(self.cell, 1) * self.hidden
+        width = CELLS[self.cell].width * self.hidden
         check_elements("a training pass (bits x batch x state)", self.bits + 1, self.batch, width)
         if self.bits > MAX_ALL_PAIRS_BITS:
             check_elements("the validation set (bits x sums x 2)", self.bits, VALIDATION_SUMS, 2)
 
 
-class Model(Protocol):
-    """What training asks of a network; RNN, LSTM and GRU all have it."""
-
-    input_size: int
-    hidden_size: int
-    output_size: int
-    state_width: int
-    bias: bool
-    dtype: np.dtype
-    params: dict[str, Array]
-
-    def run(self, x: Array) -> Any: ...  # a trace with output logits .z and probabilities .p
-    def forward(self, x: Array) -> Array: ...
-    def backward(self, trace: Any, dz: Array) -> dict[str, Array]: ...
+#: What training asks of a network: any of the cells (RNN, LSTM, GRU).
+Model = Cell
 
 
 def make_model(config: TrainConfig, rng: np.random.Generator) -> Model:
     """A fresh network of the config's cell for the adder: 2 inputs, 1 output."""
-    if config.cell == "lstm":
-        return LSTM(2, config.hidden, 1, config.bias, config.dtype, seed=rng)
-    if config.cell == "gru":
-        return GRU(2, config.hidden, 1, config.bias, config.dtype, seed=rng)
-    return RNN(2, config.hidden, 1, config.activation, config.bias, config.dtype, seed=rng)
+    cell = CELLS[config.cell]
+    options = {"activation": config.activation} if cell.activations else {}
+    return cell(2, config.hidden, 1, bias=config.bias, dtype=config.dtype, seed=rng, **options)
 
 
 def _is_real(value: object) -> bool:

@@ -1,0 +1,159 @@
+"""What the three fast cells share, so that each cell module holds its equations alone.
+
+A cell module (rnn.py, lstm.py, gru.py) defines its parameters (`param_shapes`), its
+forward recurrence (`run_unchecked`) and its backpropagation through time (`backward`).
+Everything around them is here, once: the size and dtype checks of the constructor, moving
+the parameters to another array library (`to`), checking a call's inputs before the
+equations see them (`run`), refusing an overflowed pass (`forward`), and the loss with its
+gradients (`loss_and_grads`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from ..core import backend
+from ..core.validate import (
+    check_choice,
+    check_dtype,
+    check_outputs,
+    check_params,
+    check_sequence,
+    check_sizes,
+    check_state,
+    check_targets,
+)
+from .losses import LOSSES
+
+Array = NDArray[np.floating]
+Grads = dict[str, Array]
+Shapes = dict[str, tuple[int, ...]]
+
+
+def init_params(shapes: Shapes, dtype: np.dtype, rng: np.random.Generator) -> dict[str, Array]:
+    """Weights uniform in [-1, 1) as in the tutorial, scaled by min(1, 4 / sqrt(fan_in)) so
+    that large layers do not saturate; biases zero."""
+    params: dict[str, Array] = {}
+    for name, shape in shapes.items():
+        if name.startswith("W"):
+            scale = min(1.0, 4.0 / np.sqrt(shape[0]))
+            params[name] = (scale * rng.uniform(-1.0, 1.0, size=shape)).astype(dtype)
+        else:
+            params[name] = np.zeros(shape, dtype=dtype)
+    return params
+
+
+def split_gates(a: Array, n: int) -> list[Array]:
+    """The n equal blocks of a's last axis, as views (np.split's, without its overhead)."""
+    width = a.shape[-1] // n
+    return [a[..., k * width : (k + 1) * width] for k in range(n)]
+
+
+class Cell:
+    """A one-layer recurrent network with a sigmoid output layer and hand-written BPTT.
+
+    A subclass sets the class attributes below and defines `param_shapes`, `run_unchecked`
+    and `backward`. The parameters (`params`) are NumPy arrays until `to` moves them to
+    another array library; writing into them changes the model.
+    """
+
+    #: The cell's name in the command line and in model files: "rnn", "lstm", "gru".
+    name: ClassVar[str]
+    #: Its gates in PyTorch's stacking order (the RNN has none).
+    gates: ClassVar[tuple[str, ...]]
+    #: The initial states a pass starts from: ("h0",), or ("h0", "c0") for the LSTM.
+    states: ClassVar[tuple[str, ...]] = ("h0",)
+    #: The hidden-layer nonlinearities it can be built with (only the RNN's is a choice).
+    activations: ClassVar[tuple[str, ...]] = ()
+    #: Values a pass keeps per sequence, step and hidden unit: 1 (RNN), 4 (LSTM), 3 (GRU).
+    width: ClassVar[int]
+
+    activation: str | None = None
+    #: The forward equations on checked inputs, x and one array per state: the trace
+    #: that backward needs (defined by each cell).
+    run_unchecked: Callable[..., Any]
+
+    def __init__(
+        self,
+        input_size: int = 2,
+        hidden_size: int = 16,
+        output_size: int = 1,
+        bias: bool = False,
+        dtype: DTypeLike = np.float64,
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        self.input_size, self.hidden_size, self.output_size = check_sizes(
+            input_size, hidden_size, output_size
+        )
+        self.bias = bool(bias)
+        self.dtype = check_dtype(dtype)
+        self.state_width = self.width * self.hidden_size  # values kept per sequence and step
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shapes = self.param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
+        self.params = init_params(shapes, self.dtype, rng)
+
+    @staticmethod
+    def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
+        """The name and shape of every parameter of a network of these sizes."""
+        raise NotImplementedError
+
+    def backward(self, trace: Any, dz: Array) -> Grads:
+        """BPTT from dz = dL/dz: (T, B, O); gradients keyed as params plus x and states."""
+        raise NotImplementedError
+
+    def to(self, library: ModuleType | str, device: Any = None) -> Cell:
+        """Move the parameters to `library` (numpy, torch or cupy; module or name), on
+        `device` ("cuda", ...; the library's default if None). Returns the model."""
+        self.params = backend.move(self.params, library, device)
+        return self
+
+    def run(self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None) -> Any:
+        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
+        inputs that are not what the model takes (h0 and c0: (B, H), None for zeros; c0 is
+        the LSTM's only).
+
+        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
+        or NaN, which forward and loss_and_grads refuse.
+        """
+        given = {"h0": h0, "c0": c0}
+        for state, value in given.items():
+            if value is not None and state not in self.states:
+                raise ValueError(
+                    f"{state} is an initial state of the LSTM only, not the {self.name}"
+                )
+        check_params(self.params)
+        like = self.params["W_hy"]  # where the model is: its library, device and dtype
+        x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
+        shape = (x.shape[1], self.hidden_size)
+        initial = [check_state(s, given[s], shape, self.dtype, like) for s in self.states]
+        return self.run_unchecked(x, *initial)
+
+    def forward(
+        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+    ) -> Array:
+        """Output probabilities p: (T, B, O) for inputs x: (T, B, I); ValueError on overflow."""
+        trace = self.run(x, h0, c0)
+        check_outputs(trace.z)
+        return trace.p
+
+    def loss_and_grads(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        loss: str = "mse",
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
+    ) -> tuple[float, Grads]:
+        """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x",
+        "h0" (and "c0" for the LSTM)."""
+        check_choice("loss", loss, LOSSES)
+        trace = self.run(x, h0, c0)
+        check_outputs(trace.z)
+        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
+        value, dz = LOSSES[loss](trace.z, trace.p, y)
+        return float(value), self.backward(trace, dz)
