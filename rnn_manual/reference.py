@@ -37,9 +37,10 @@ GRU, PyTorch's nn.GRUCell (its update gate z is u here, since z is the output lo
 
 Shapes: every W_x* is (I, H), every W_h* (H, H), W_hy (H, O); every bias (H,), but b_y (O,).
 `params` is a dict with exactly the fast cells' keys; a cell made with bias=False has no b_*
-keys, and here a missing bias is a zero one. h_0 is the initial state (c_0 too for the
-LSTM; zeros unless given). State arrays have T + 1 entries: h[0] is h_0, the initial state,
-and h[t + 1] is h_t, so step t reads its h_{t-1} from h[t]. a, i, u, ... are the arguments
+keys, and here a missing bias is a zero one. Steps run t = 0 .. T-1, so the initial state
+is h_{-1}, passed as h0 (c_{-1} too, passed as c0, for the LSTM; zeros unless given). State
+arrays have T + 1 entries: h[0] is h_{-1} and h[t + 1] is h_t, so step t reads its h_{t-1}
+from h[t]. a, i, u, ... are the arguments
 of the sigmoids and tanhs: a_i is the pre-activation of i_t, and so on.
 
 Backward, in every cell, walks t from T - 1 down to 0. dh = dL/dh_t is what reaches h_t
@@ -47,14 +48,15 @@ through its output z_t plus dh_next, what step t + 1 sent back to h_t; from dh, 
 computes dL/da for its pre-activations, adds its share to every weight's gradient (a weight
 used at every step has the sum over steps as its gradient), and carries dh_next = dL/dh_{t-1}
 on to step t - 1 (and dc_next = dL/dc_{t-1} in the LSTM). After the loop, dh_next is
-dL/dh_0. Each backward line names the derivative it applies.
+dL/dh_{-1}, returned as grads["h0"]. Each backward line names the derivative it applies.
 
 This module trusts its caller and checks nothing: params, x, y, h0 and c0 are NumPy arrays
 of one floating dtype and the shapes above. The fast cells' loss_and_grads check their inputs.
 
 Public: cell_of, loss_and_grads, and per cell a forward pass (params, x, initial states)
 -> cache and a backward pass (params, cache, dz) -> grads: rnn_forward, rnn_backward,
-lstm_forward, lstm_backward, gru_forward, gru_backward.
+lstm_forward, lstm_backward, gru_forward, gru_backward. Each backward takes `truncate` too
+(truncated BPTT: see loss_and_grads).
 """
 
 from __future__ import annotations
@@ -86,13 +88,13 @@ def cell_of(params: Params) -> str:
 
 
 def rnn_forward(params: Params, x: Array, h0: Array, activation: str) -> Cache:
-    """The RNN over x (T, B, I) from h_0 = h0 (B, H): x, h (T+1, B, H), z and p (T, B, O)."""
+    """The RNN over x (T, B, I) from h_{-1} = h0 (B, H): x, h (T+1, B, H), z and p (T, B, O)."""
     f = ACTIVATIONS[activation][0]  # sigmoid, tanh or relu
     W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
     b_h, b_y = params.get("b_h", 0.0), params.get("b_y", 0.0)  # 0.0: no biases
     T, B, _ = x.shape
     H, O = W_hy.shape
-    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_0, h[t + 1] is h_t
+    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_{-1}, h[t + 1] is h_t
     z = np.zeros((T, B, O), dtype=W_hy.dtype)  # z[t] is z_t
     h[0] = h0
     for t in range(T):
@@ -103,9 +105,12 @@ def rnn_forward(params: Params, x: Array, h0: Array, activation: str) -> Cache:
     return {"x": x, "h": h, "z": z, "p": p}
 
 
-def rnn_backward(params: Params, cache: Cache, dz: Array, activation: str) -> Grads:
+def rnn_backward(
+    params: Params, cache: Cache, dz: Array, activation: str, truncate: int | None = None
+) -> Grads:
     """BPTT through the RNN from dz (T, B, O) = dL/dz_t: every parameter's, x's and h0's
-    gradient. `activation` must be the one rnn_forward ran with."""
+    gradient. `activation` must be the one rnn_forward ran with; `truncate`: see
+    loss_and_grads."""
     W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
     x, h = cache["x"], cache["h"]
     bias = "b_y" in params
@@ -113,6 +118,8 @@ def rnn_backward(params: Params, cache: Cache, dz: Array, activation: str) -> Gr
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
+        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
+            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         if activation == "sigmoid":
             da = dh * h[t + 1] * (1 - h[t + 1])  # sigmoid'(a) = h (1 - h)
@@ -129,7 +136,7 @@ def rnn_backward(params: Params, cache: Cache, dz: Array, activation: str) -> Gr
         dx[t] = da @ W_xh.T  # da_t/dx_t = W_xh^T
         dh_next = da @ W_hh.T  # dL/dh_{t-1}: da_t/dh_{t-1} = W_hh^T
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_0
+    grads["h0"] = dh_next  # dL/dh_{-1}
     return grads
 
 
@@ -137,7 +144,7 @@ def rnn_backward(params: Params, cache: Cache, dz: Array, activation: str) -> Gr
 
 
 def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
-    """The LSTM over x (T, B, I) from h_0 = h0 and c_0 = c0 (B, H): x, h and c (T+1, B, H),
+    """The LSTM over x (T, B, I) from h_{-1} = h0 and c_{-1} = c0 (B, H): x, h and c (T+1, B, H),
     the gates i, f, g, o (T, B, H), z and p (T, B, O)."""
     W_xi, W_hi, b_i = params["W_xi"], params["W_hi"], params.get("b_i", 0.0)
     W_xf, W_hf, b_f = params["W_xf"], params["W_hf"], params.get("b_f", 0.0)
@@ -146,8 +153,8 @@ def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
     W_hy, b_y = params["W_hy"], params.get("b_y", 0.0)  # 0.0: no biases
     T, B, _ = x.shape
     H, O = W_hy.shape
-    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_0, h[t + 1] is h_t
-    c = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # c[0] is c_0, c[t + 1] is c_t
+    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_{-1}, h[t + 1] is h_t
+    c = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # c[0] is c_{-1}, c[t + 1] is c_t
     i = np.zeros((T, B, H), dtype=W_hy.dtype)  # i[t] is i_t; f, g, o likewise
     f = np.zeros((T, B, H), dtype=W_hy.dtype)
     g = np.zeros((T, B, H), dtype=W_hy.dtype)
@@ -167,7 +174,7 @@ def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
     return {"x": x, "h": h, "c": c, "i": i, "f": f, "g": g, "o": o, "z": z, "p": p}
 
 
-def lstm_backward(params: Params, cache: Cache, dz: Array) -> Grads:
+def lstm_backward(params: Params, cache: Cache, dz: Array, truncate: int | None = None) -> Grads:
     """BPTT through the LSTM from dz (T, B, O) = dL/dz_t: every parameter's, x's, h0's and
     c0's gradient."""
     W_xi, W_xf, W_xg, W_xo = params["W_xi"], params["W_xf"], params["W_xg"], params["W_xo"]
@@ -181,6 +188,9 @@ def lstm_backward(params: Params, cache: Cache, dz: Array) -> Grads:
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     dc_next = np.zeros_like(c[0])  # (B, H) dL/dc_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
+        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
+            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
+            dc_next = np.zeros_like(dc_next)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass
         dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dh_t/dc_t = o_t tanh'(c_t) = o_t (1 - tanh^2)
@@ -211,8 +221,8 @@ def lstm_backward(params: Params, cache: Cache, dz: Array) -> Grads:
         dh_next = da_i @ W_hi.T + da_f @ W_hf.T + da_g @ W_hg.T + da_o @ W_ho.T  # dL/dh_{t-1}
         dc_next = dc * f[t]  # dL/dc_{t-1}: dc_t/dc_{t-1} = f_t
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_0
-    grads["c0"] = dc_next  # dL/dc_0
+    grads["h0"] = dh_next  # dL/dh_{-1}
+    grads["c0"] = dc_next  # dL/dc_{-1}
     return grads
 
 
@@ -220,7 +230,7 @@ def lstm_backward(params: Params, cache: Cache, dz: Array) -> Grads:
 
 
 def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
-    """The GRU over x (T, B, I) from h_0 = h0 (B, H): x, h (T+1, B, H), the gates r, u, n and
+    """The GRU over x (T, B, I) from h_{-1} = h0 (B, H): x, h (T+1, B, H), the gates r, u, n and
     the recurrent candidate hn (T, B, H), z and p (T, B, O)."""
     W_xr, W_hr, b_r = params["W_xr"], params["W_hr"], params.get("b_r", 0.0)
     W_xu, W_hu, b_u = params["W_xu"], params["W_hu"], params.get("b_u", 0.0)
@@ -229,7 +239,7 @@ def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
     W_hy, b_y = params["W_hy"], params.get("b_y", 0.0)  # 0.0: no biases
     T, B, _ = x.shape
     H, O = W_hy.shape
-    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_0, h[t + 1] is h_t
+    h = np.zeros((T + 1, B, H), dtype=W_hy.dtype)  # h[0] is h_{-1}, h[t + 1] is h_t
     r = np.zeros((T, B, H), dtype=W_hy.dtype)  # r[t] is r_t; u, n, hn likewise
     u = np.zeros((T, B, H), dtype=W_hy.dtype)
     n = np.zeros((T, B, H), dtype=W_hy.dtype)
@@ -247,7 +257,7 @@ def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
     return {"x": x, "h": h, "r": r, "u": u, "n": n, "hn": hn, "z": z, "p": p}
 
 
-def gru_backward(params: Params, cache: Cache, dz: Array) -> Grads:
+def gru_backward(params: Params, cache: Cache, dz: Array, truncate: int | None = None) -> Grads:
     """BPTT through the GRU from dz (T, B, O) = dL/dz_t: every parameter's, x's and h0's
     gradient."""
     W_xr, W_xu, W_xn = params["W_xr"], params["W_xu"], params["W_xn"]
@@ -260,6 +270,8 @@ def gru_backward(params: Params, cache: Cache, dz: Array) -> Grads:
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
+        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
+            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         dn = dh * (1 - u[t])  # dh_t/dn_t = 1 - u_t
         du = dh * (h[t] - n[t])  # dh_t/du_t = h_{t-1} - n_t
@@ -284,7 +296,7 @@ def gru_backward(params: Params, cache: Cache, dz: Array) -> Grads:
         dx[t] = da_r @ W_xr.T + da_u @ W_xu.T + da_n @ W_xn.T  # da_q/dx_t = W_xq^T
         dh_next = dh * u[t] + da_r @ W_hr.T + da_u @ W_hu.T + dhn @ W_hn.T  # dL/dh_{t-1}
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_0
+    grads["h0"] = dh_next  # dL/dh_{-1}
     return grads
 
 
@@ -300,6 +312,7 @@ def loss_and_grads(
     loss: str = "mse",
     h0: Array | None = None,
     c0: Array | None = None,
+    truncate: int | None = None,
 ) -> tuple[float, Grads]:
     """The loss on targets y (T, B, O) and its gradients, as a fast cell's loss_and_grads:
     keyed as params plus "x", "h0", and "c0" for the LSTM.
@@ -307,13 +320,19 @@ def loss_and_grads(
     The cell is read from params' names (cell_of). activation: the RNN's f, "sigmoid",
     "tanh" or "relu" (the gated cells ignore it); loss: "mse" or "bce"; h0, c0: the initial
     states (B, H), zeros when None (c0 for the LSTM only).
+
+    truncate: None for full BPTT; K for truncated BPTT: the sequence is cut into chunks of
+    K steps (0..K-1, K..2K-1, ...), the state runs on across the cuts, but no gradient
+    crosses one, as `h = h.detach()` between chunks does in PyTorch. The loss is the same;
+    each step's gradient stops at the start of its chunk. grads["h0"] is what reaches h_{-1}
+    through the first chunk. truncate >= T is full BPTT.
     """
     cell = cell_of(params)
     B, H = x.shape[1], params["W_hy"].shape[0]
     if h0 is None:
-        h0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # h_0 = 0
+        h0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # h_{-1} = 0
     if c0 is None:
-        c0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # c_0 = 0
+        c0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # c_{-1} = 0
     if cell == "rnn":
         cache = rnn_forward(params, x, h0, activation)
     elif cell == "lstm":
@@ -322,9 +341,9 @@ def loss_and_grads(
         cache = gru_forward(params, x, h0)
     value, dz = LOSSES[loss](cache["z"], cache["p"], y)  # L, and dz_t = dL/dz_t (T, B, O)
     if cell == "rnn":
-        grads = rnn_backward(params, cache, dz, activation)
+        grads = rnn_backward(params, cache, dz, activation, truncate)
     elif cell == "lstm":
-        grads = lstm_backward(params, cache, dz)
+        grads = lstm_backward(params, cache, dz, truncate)
     else:
-        grads = gru_backward(params, cache, dz)
+        grads = gru_backward(params, cache, dz, truncate)
     return float(value), grads

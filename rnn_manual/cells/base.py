@@ -24,6 +24,7 @@ from ..core.validate import (
     check_outputs,
     check_params,
     check_sequence,
+    check_size,
     check_sizes,
     check_state,
     check_targets,
@@ -102,8 +103,9 @@ class Cell:
         """The name and shape of every parameter of a network of these sizes."""
         raise NotImplementedError
 
-    def backward(self, trace: Any, dz: Array) -> Grads:
-        """BPTT from dz = dL/dz: (T, B, O); gradients keyed as params plus x and states."""
+    def backward(self, trace: Any, dz: Array, truncate: int | None = None) -> Grads:
+        """BPTT from dz = dL/dz: (T, B, O); gradients keyed as params plus x and states.
+        truncate: K for truncated BPTT (chunks of K steps), None for full BPTT."""
         raise NotImplementedError
 
     def to(self, library: ModuleType | str, device: Any = None) -> Cell:
@@ -148,12 +150,17 @@ class Cell:
         loss: str = "mse",
         h0: ArrayLike | None = None,
         c0: ArrayLike | None = None,
+        truncate: int | None = None,
     ) -> tuple[float, Grads]:
         """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x",
-        "h0" (and "c0" for the LSTM)."""
+        "h0" (and "c0" for the LSTM). truncate: None for full BPTT, K for truncated BPTT
+        (no gradient crosses from one chunk of K steps into the one before; the state does;
+        see reference.loss_and_grads)."""
         check_choice("loss", loss, LOSSES)
+        if truncate is not None:
+            check_size("truncate", truncate)
         trace = self.run(x, h0, c0)
         check_outputs(trace.z)
         y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return float(value), self.backward(trace, dz)
+        return float(value), self.backward(trace, dz, truncate)

@@ -53,7 +53,7 @@ class GRUTrace:
     """What the forward pass keeps so that the backward pass need not recompute it."""
 
     x: Array  # (T, B, I) inputs
-    h: Array  # (T+1, B, H) hidden states; h[0] is h0
+    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_{-1}
     gates: Array  # (T, B, 3H) gate values r, u, n side by side
     hn: Array  # (T, B, H) the recurrent candidate term h_{t-1} @ W_hn + b_hn
     z: Array  # (T, B, O) output logits
@@ -109,7 +109,7 @@ class GRU(Cell):
         if self.bias:
             ax += self._stacked(["b_r", "b_u", "b_xn"])
 
-        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h_{-1}, given as h0
         h[0] = h0
         gates = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)
         hn = xp.empty((T, B, H), dtype=x.dtype, device=device)
@@ -133,10 +133,11 @@ class GRU(Cell):
         return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
 
     @ignore_blas_invalid_flag
-    def backward(self, trace: GRUTrace, dz: Array) -> Grads:
+    def backward(self, trace: GRUTrace, dz: Array, truncate: int | None = None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        truncated BPTT (see RNN.backward), None for full BPTT.
         """
         x, h, gates, hn = trace.x, trace.h, trace.gates, trace.hn
         T, B, _ = x.shape
@@ -157,6 +158,8 @@ class GRU(Cell):
         dah = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)  # dL/d(h_{t-1} @ W_h + b_h)
         dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
+            if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes
+                dh_next = xp.zeros_like(dh_next)  # back from the next one
             r, u, n = split_gates(gates[t], 3)
             dax_r, dax_u, dax_n = split_gates(dax[t], 3)  # views into dax[t]
             dah_r, dah_u, dah_n = split_gates(dah[t], 3)  # views into dah[t]
@@ -184,5 +187,5 @@ class GRU(Cell):
         if self.bias:
             grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = dax @ W_x.T  # dL/dx_t = dax_t @ W_x^T
-        grads["h0"] = dh_next  # dL/dh_0, what reached the start
+        grads["h0"] = dh_next  # dL/dh_{-1}, what reached the start
         return grads

@@ -53,8 +53,8 @@ class LSTMTrace:
     """What the forward pass keeps so that the backward pass need not recompute it."""
 
     x: Array  # (T, B, I) inputs
-    h: Array  # (T+1, B, H) hidden states; h[0] is h0
-    c: Array  # (T+1, B, H) cell states; c[0] is c0
+    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_{-1}
+    c: Array  # (T+1, B, H) cell states; c[0] is the initial state c_{-1}
     gates: Array  # (T, B, 4H) gate values i, f, g, o side by side
     tanh_c: Array  # (T, B, H) tanh(c_t)
     z: Array  # (T, B, O) output logits
@@ -111,8 +111,8 @@ class LSTM(Cell):
         if self.bias:
             a += self._stacked("b_")
 
-        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h0
-        c = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # c[0] = c0
+        h = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # h[0] = h_{-1}, given as h0
+        c = xp.empty((T + 1, B, H), dtype=x.dtype, device=device)  # c[0] = c_{-1}, given as c0
         h[0], c[0] = h0, c0
         gates = xp.empty((T, B, 4 * H), dtype=x.dtype, device=device)
         tanh_c = xp.empty((T, B, H), dtype=x.dtype, device=device)
@@ -135,10 +135,11 @@ class LSTM(Cell):
         return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=sigmoid(z))
 
     @ignore_blas_invalid_flag
-    def backward(self, trace: LSTMTrace, dz: Array) -> Grads:
+    def backward(self, trace: LSTMTrace, dz: Array, truncate: int | None = None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        truncated BPTT (see RNN.backward), None for full BPTT.
         """
         x, h, c, gates, tanh_c = trace.x, trace.h, trace.c, trace.gates, trace.tanh_c
         T, B, _ = x.shape
@@ -155,6 +156,9 @@ class LSTM(Cell):
         dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         dc_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
+            if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes
+                dh_next = xp.zeros_like(dh_next)  # back from the next one
+                dc_next = xp.zeros_like(dc_next)
             i, f, g, o = split_gates(gates[t], 4)
             da_i, da_f, da_g, da_o = split_gates(da[t], 4)  # views into da[t]
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
@@ -181,6 +185,6 @@ class LSTM(Cell):
         if self.bias:
             grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_x.T  # dL/dx_t = da_t @ W_x^T
-        grads["h0"] = dh_next  # dL/dh_0, what reached the start
-        grads["c0"] = dc_next  # dL/dc_0
+        grads["h0"] = dh_next  # dL/dh_{-1}, what reached the start
+        grads["c0"] = dc_next  # dL/dc_{-1}
         return grads

@@ -39,7 +39,7 @@ class Trace:
     """What the forward pass keeps so that the backward pass need not recompute it."""
 
     x: Array  # (T, B, I) inputs
-    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_0
+    h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_{-1}
     z: Array  # (T, B, O) output logits
     p: Array  # (T, B, O) output probabilities, sigmoid(z)
 
@@ -116,7 +116,9 @@ class RNN(Cell):
         xp, device = backend.namespace(W_hh), backend.device(W_hh)
         T, B, _ = x.shape
 
-        h = xp.empty((T + 1, B, self.hidden_size), dtype=x.dtype, device=device)  # h[0] = h0
+        h = xp.empty(
+            (T + 1, B, self.hidden_size), dtype=x.dtype, device=device
+        )  # h[0] = h_{-1}, given as h0
         h[0] = h0
         # The input projection x_t @ W_xh + b_h for every step at once, one matmul, written
         # straight into h[1:]: each h[t + 1] holds its step's pre-activation until the loop
@@ -139,10 +141,12 @@ class RNN(Cell):
         return Trace(x=x, h=h, z=z, p=sigmoid(z))
 
     @ignore_blas_invalid_flag
-    def backward(self, trace: Trace, dz: Array) -> Grads:
+    def backward(self, trace: Trace, dz: Array, truncate: int | None = None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit.
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        truncated BPTT, no gradient crossing from one chunk of K steps into the one before
+        (reference.loss_and_grads says how); None for full BPTT.
         """
         _, df = ACTIVATIONS[self.activation]
         W_xh, W_hh, W_hy = self.params["W_xh"], self.params["W_hh"], self.params["W_hy"]
@@ -171,7 +175,7 @@ class RNN(Cell):
             # Here da[t] holds dL/dh_t: its own output's share plus the future's.
             da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
             xp.matmul(da[t], W_hh.T, out=dh_prev)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
-            if t > 0:
+            if t > 0 and not (truncate and t % truncate == 0):  # (t - 1 ends a chunk: no)
                 da[t - 1] += dh_prev  # dL/dh_{t-1}: its output's share plus the future's
 
         # Weight gradients sum over every step and sequence, one matmul each:
@@ -187,5 +191,5 @@ class RNN(Cell):
             grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
             grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
-        grads["h0"] = dh_prev  # dL/dh_0, what reached the start
+        grads["h0"] = dh_prev  # dL/dh_{-1}, what reached the start
         return grads
