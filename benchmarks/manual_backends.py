@@ -17,13 +17,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.cells import Cell
 from rnn_manual.core import backend
 from rnn_torch.graphs import CapturedPass
 
 from . import torch_models
 
-Model = RNN | LSTM | GRU
 #: A manual pass: () -> (loss, gradients), the gradients in the pass's own array library.
 ManualPass = Callable[[], tuple[float, dict[str, Any]]]
 R = TypeVar("R")
@@ -48,7 +47,7 @@ def cupy_or_none() -> ModuleType | None:
 
 
 def manual_pass(
-    model: Model, x: np.ndarray, y: np.ndarray, library: str, device: str | None = None
+    model: Cell, x: np.ndarray, y: np.ndarray, library: str, device: str | None = None
 ) -> ManualPass:
     """loss_and_grads of a copy of `model` moved to `library` ("torch", "cupy") on `device`,
     on x and y placed there once."""
@@ -70,7 +69,7 @@ def cupy_synchronized(one_pass: Callable[[], R], cupy: ModuleType) -> Callable[[
 
 
 def manual_passes(
-    model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu"
+    model: Cell, x: np.ndarray, y: np.ndarray, device: str = "cpu"
 ) -> dict[str, ManualPass]:
     """The manual pass on torch on `device` ("cpu" or "cuda"), and on CUDA also with CuPy when
     it is installed; the CUDA ones wait for the GPU before they return."""
@@ -90,7 +89,7 @@ def graph_name(device: str = "cuda") -> str:
     return "manual torch graph (CPU, none)" if device == "cpu" else "manual torch graph (CUDA)"
 
 
-def captured_pass(model: Model, x: np.ndarray, y: np.ndarray, device: str) -> ManualPass:
+def captured_pass(model: Cell, x: np.ndarray, y: np.ndarray, device: str) -> ManualPass:
     """The manual pass on torch on `device`, captured as a CUDA graph (rnn_torch.graphs) on
     its first call and replayed on every later one; the loss comes back as a 0-d tensor.
     Capturing on the first call lets a refusal (the size cap, say) show where the other

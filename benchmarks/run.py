@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rnn_manual import GRU, LSTM, RNN
+from rnn_manual import RNN
+from rnn_manual.cells import CELLS, Cell
 from rnn_manual.core.backend import first_line
+from rnn_torch.twin import TORCH_MODULES
 
 from . import manual_backends, torch_models
 from .manual_backends import as_numpy
@@ -32,10 +34,6 @@ from .timing import interleaved, matmul_peak, spread
 MANUAL = "manual NumPy"
 PEAK = "matmul peak"
 PEAK_SIZE = 2048
-#: Each cell's torch modules: the cell, looped over in Python, and the fused layer.
-TORCH_MODULES = {"rnn": ("RNNCell", "RNN"), "lstm": ("LSTMCell", "LSTM"), "gru": ("GRUCell", "GRU")}
-#: Gates per cell: each has its own input and recurrent weight matrix.
-GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
 #: The issue's reference points for the GPU, all the RNN (tanh): (dtype, T, B, H).
 GPU_POINTS = [
     ("float32", 8, 256, 16),
@@ -48,13 +46,13 @@ GPU_POINTS = [
 
 def loop_name(cell: str, device: str = "cpu") -> str:
     """The name of the torch cell-loop variant, e.g. "torch LSTMCell loop"."""
-    name = f"torch {TORCH_MODULES[cell][0]} loop"
+    name = f"torch {TORCH_MODULES[cell][0].__name__} loop"  # the cell, looped over in Python
     return name if device == "cpu" else f"{name} (CUDA)"
 
 
 def fused_name(cell: str, device: str = "cpu") -> str:
     """The name of the fused torch variant, e.g. "torch nn.LSTM" ("torch nn.LSTM (cuDNN)")."""
-    name = f"torch nn.{TORCH_MODULES[cell][1]}"
+    name = f"torch nn.{TORCH_MODULES[cell][1].__name__}"  # the fused layer
     return name if device == "cpu" else f"{name} (cuDNN)"
 
 
@@ -124,18 +122,16 @@ def check_same(manual: tuple[float, dict], torch_result: tuple[float, dict], dty
     return worst
 
 
-def make_model(cell: str, H: int, dtype: np.dtype, rng: np.random.Generator) -> RNN | LSTM | GRU:
+def make_model(cell: str, H: int, dtype: np.dtype, rng: np.random.Generator) -> Cell:
     """The manual model of one grid point: 2 inputs, H hidden, 1 output, no biases."""
-    if cell == "rnn":
+    if cell == "rnn":  # tanh: nn.RNNCell and nn.RNN have no sigmoid
         return RNN(2, H, 1, "tanh", bias=False, dtype=dtype, seed=rng)
-    if cell == "lstm":
-        return LSTM(2, H, 1, bias=False, dtype=dtype, seed=rng)
-    return GRU(2, H, 1, bias=False, dtype=dtype, seed=rng)
+    return CELLS[cell](2, H, 1, bias=False, dtype=dtype, seed=rng)
 
 
 def prepare(
     point: Point, seed: int = 0
-) -> tuple[RNN | LSTM | GRU, np.ndarray, np.ndarray, np.random.Generator]:
+) -> tuple[Cell, np.ndarray, np.ndarray, np.random.Generator]:
     """The manual NumPy model, x and y of one grid point, and the random generator they came
     from (for anything else the point needs)."""
     cell, T, B, H, dtype = point.cell, point.T, point.B, point.H, np.dtype(point.dtype)
@@ -192,7 +188,7 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
         variants[PEAK]()  # its warm-up; the others had theirs in the check above
 
     timings = interleaved(variants, rounds, min_sample, budget)
-    flops = matmul_flops(T, B, H, GATE_COUNT[cell])
+    flops = matmul_flops(T, B, H, CELLS[cell].width)  # width: weight blocks, 1, 4 or 3
     result: dict = {
         "cell": cell,
         "T": T,
@@ -255,7 +251,7 @@ def gpu_target(point: Point | dict) -> float:
 
 
 def _checked_results(
-    model: RNN | LSTM | GRU,
+    model: Cell,
     x: np.ndarray,
     y: np.ndarray,
     baselines: dict[str, torch_models.Pass],

@@ -19,18 +19,17 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from rnn_manual import GRU, LSTM, RNN
-from rnn_manual.cells.gru import GATES as GRU_GATES
-from rnn_manual.cells.lstm import GATES as LSTM_GATES
+from rnn_manual import RNN
+from rnn_manual.cells import Cell
 from rnn_torch.gated import torch_weights
+from rnn_torch.twin import TORCH_MODULES
 
 Pass = Callable[[], tuple[torch.Tensor, ...]]
-Model = RNN | LSTM | GRU
 R = TypeVar("R")
 
 
 def _tensors(
-    model: Model, x: np.ndarray, y: np.ndarray, device: str
+    model: Cell, x: np.ndarray, y: np.ndarray, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.nn.Linear]:
     """x, y, the zero initial states [h0] ([h0, c0] for the LSTM) as tensors on `device` (x and
     the states need gradients), and the output layer."""
@@ -38,8 +37,7 @@ def _tensors(
     xt = torch.from_numpy(x).to(device).requires_grad_()
     yt = torch.from_numpy(y).to(device)
     states = [
-        torch.zeros(B, H, dtype=xt.dtype, device=device, requires_grad=True)
-        for _ in range(2 if isinstance(model, LSTM) else 1)
+        torch.zeros(B, H, dtype=xt.dtype, device=device, requires_grad=True) for _ in model.states
     ]
     out = torch.nn.Linear(H, model.output_size, bias=False, **_made_as(xt))
     with torch.no_grad():
@@ -53,15 +51,15 @@ def _made_as(t: torch.Tensor) -> dict:
     return {"dtype": t.dtype, "device": t.device}
 
 
-def _torch_module(model: Model, fused: bool, like: torch.Tensor) -> torch.nn.Module:
+def _torch_module(model: Cell, fused: bool, like: torch.Tensor) -> torch.nn.Module:
     """The cell (fused=False) or the one-layer fused module for model's cell, without biases,
     holding model's recurrent weights (gates stacked, transposed: weight_ih, weight_hh)."""
     I, H = model.input_size, model.hidden_size
-    module_type: type[torch.nn.Module]
+    cell_type, layer_type = TORCH_MODULES[model.name]
+    module_type = layer_type if fused else cell_type
     module: torch.nn.Module
     if isinstance(model, RNN):
         assert model.activation == "tanh" and not model.bias
-        module_type = torch.nn.RNN if fused else torch.nn.RNNCell
         module = module_type(I, H, bias=False, nonlinearity="tanh", **_made_as(like))
         weights = {
             "weight_ih": torch.from_numpy(model.params["W_xh"].T),  # (H, I)
@@ -69,10 +67,6 @@ def _torch_module(model: Model, fused: bool, like: torch.Tensor) -> torch.nn.Mod
         }
     else:
         assert not model.bias
-        if isinstance(model, LSTM):
-            module_type = torch.nn.LSTM if fused else torch.nn.LSTMCell
-        else:
-            module_type = torch.nn.GRU if fused else torch.nn.GRUCell
         module = module_type(I, H, bias=False, **_made_as(like))
         params = {name: torch.from_numpy(w) for name, w in model.params.items()}
         weights = torch_weights(model, params)  # (gates * H, I) and (gates * H, H)
@@ -88,7 +82,7 @@ def _mse(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((p - y) ** 2).sum() / p.shape[1]
 
 
-def cell_loop(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
+def cell_loop(model: Cell, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
     """A Python loop over nn.RNNCell / nn.LSTMCell / nn.GRUCell, autograd for the backward pass.
 
     The loop walks x.unbind(0): indexing x[t] instead would make backward allocate a
@@ -98,7 +92,7 @@ def cell_loop(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -
     cell = _torch_module(model, fused=False, like=xt)
     weights = [cell.get_parameter("weight_ih"), cell.get_parameter("weight_hh")]
     wrt = [*weights, out.weight, xt, *states]
-    is_lstm = isinstance(model, LSTM)
+    is_lstm = "c0" in model.states  # the cell takes and returns (h, c)
 
     def one_pass() -> tuple[torch.Tensor, ...]:
         h, c, hs = states[0], states[-1], []
@@ -114,14 +108,14 @@ def cell_loop(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -
     return one_pass
 
 
-def fused(model: Model, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
+def fused(model: Cell, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> Pass:
     """The fused nn.RNN / nn.LSTM / nn.GRU (cuDNN on a GPU), autograd for the backward pass."""
     xt, yt, states, out = _tensors(model, x, y, device)
     layer = _torch_module(model, fused=True, like=xt)
     weights = [layer.get_parameter("weight_ih_l0"), layer.get_parameter("weight_hh_l0")]
     wrt = [*weights, out.weight, xt, *states]
     # The layer takes (1, B, H) states: one layer, one direction.
-    first = tuple(s[None] for s in states) if isinstance(model, LSTM) else states[0][None]
+    first = tuple(s[None] for s in states) if len(states) > 1 else states[0][None]
 
     def one_pass() -> tuple[torch.Tensor, ...]:
         hs, _ = layer(xt, first)
@@ -144,15 +138,15 @@ def synchronized(one_pass: Callable[[], R]) -> Callable[[], R]:
 
 
 def as_manual_grads(
-    model: Model, result: tuple[torch.Tensor, ...]
+    model: Cell, result: tuple[torch.Tensor, ...]
 ) -> tuple[float, dict[str, np.ndarray]]:
     """A pass's (loss, grads) in the manual model's names and layouts, for checking: the stacked
     weight_ih / weight_hh gradients transposed and split gate by gate."""
     loss, g_ih, g_hh, g_out, g_x, *g_states = (t.detach().cpu().numpy() for t in result)
-    if isinstance(model, RNN):
+    gates = model.gates
+    if not gates:  # the RNN
         grads = {"W_xh": g_ih.T, "W_hh": g_hh.T}
     else:
-        gates = LSTM_GATES if isinstance(model, LSTM) else GRU_GATES
         grads = dict(zip([f"W_x{q}" for q in gates], np.split(g_ih.T, len(gates), 1), strict=True))
         grads.update(zip([f"W_h{q}" for q in gates], np.split(g_hh.T, len(gates), 1), strict=True))
     grads.update(W_hy=g_out.T, x=g_x)

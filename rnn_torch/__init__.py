@@ -3,7 +3,8 @@
 `python -m rnn_torch check` compares the two on a model built from options.
 """
 
-from .check import Row, gradient_rows
+from .check import gradient_rows
+from .compare import Row
 from .twin import SigmoidRNNCell, Twin, manual_upstream_grads, torch_loss
 
 __all__ = ["Row", "SigmoidRNNCell", "Twin", "gradient_rows", "manual_upstream_grads", "torch_loss"]

@@ -13,21 +13,25 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from rnn_manual import GRU, LSTM, RNN, random_addition_batch
-from rnn_manual.app.cli import Parser, UsageError, positive_int, seed
+from rnn_manual import RNN, random_addition_batch
+from rnn_manual.app.args import Parser, UsageError, one_line, positive_int, seed, within_limits
+from rnn_manual.cells import CELLS, Cell
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.core.backend import LIBRARIES
+from rnn_manual.core.validate import DTYPE_NAMES
 
 from . import gated
-from .check import OBJECTIVES, Row, gradient_rows
+from .check import OBJECTIVES, gradient_rows
+from .compare import Row
+from .twin import TORCH_MODULES
 
-Model = TypeVar("Model", bound=RNN | LSTM | GRU)
+Model = TypeVar("Model", bound=Cell)
 
 #: The adder's input and output sizes: two operand bits in, one sum bit out.
 INPUTS, OUTPUTS = 2, 1
-#: Largest sizes accepted, so that a typo cannot ask for gigabytes.
+#: Largest value of each size option, so that a typo cannot ask for gigabytes (a pass as a
+#: whole is held to rnn_manual.core.limits).
 MAX_SIZE = 4096
-MAX_ELEMENTS = 1 << 24  # T * B * H, the largest array (128 MiB in float64)
 
 
 def size(text: str) -> int:
@@ -50,8 +54,10 @@ def build_parser() -> Parser:
     c.add_argument("--bits", type=size, default=8, help="sequence length T (default 8)")
     c.add_argument("--batch", type=size, default=4, help="sums per batch B (default 4)")
     c.add_argument("--hidden", type=size, default=16, help="hidden units H (default 16)")
-    c.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="default rnn")
-    c.add_argument("--activation", choices=sorted(ACTIVATIONS), default="sigmoid")
+    c.add_argument("--cell", choices=list(CELLS), default="rnn", help="default rnn")
+    c.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), help="rnn cell only (default sigmoid)"
+    )
     c.add_argument("--bias", action="store_true", help="give both layers a (random) bias")
     c.add_argument(
         "--loss",
@@ -59,7 +65,7 @@ def build_parser() -> Parser:
         default="mse",
         help="what to differentiate: a loss, or 'upstream', sum(V * p) for random V",
     )
-    c.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    c.add_argument("--dtype", choices=DTYPE_NAMES, default="float64")
     c.add_argument("--seed", type=seed, default=0, help="weights and data (default 0)")
     c.add_argument("--h0", action="store_true", help="start from a random h0, not zeros")
     c.add_argument(
@@ -121,18 +127,20 @@ def check_gated(args: argparse.Namespace) -> int:
     if args.fused or args.loss == "upstream":
         raise UsageError(f"--fused and --loss upstream are for the rnn cell, not {args.cell}")
     rng = np.random.default_rng(args.seed)
-    cell: type[LSTM] | type[GRU] = LSTM if args.cell == "lstm" else GRU
+    cell = CELLS[args.cell]
     model = cell(INPUTS, args.hidden, OUTPUTS, args.bias, args.dtype, seed=rng)
     for name, w in model.params.items():
         if name.startswith("b_"):  # non-zero, so that a misplaced bias shows
             w[...] = rng.normal(0.0, 0.5, w.shape)
     x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)
     shape = (args.batch, args.hidden)
-    h0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 else None
-    c0 = rng.normal(0.0, 0.5, shape).astype(args.dtype) if args.h0 and cell is LSTM else None
-    rows = gated.gradient_rows(on_backend(model, args), x, y, args.loss, h0, c0)
+    states = {}  # zeros, or random h0 (and c0 for the LSTM)
+    if args.h0:
+        states = {name: rng.normal(0.0, 0.5, shape).astype(args.dtype) for name in cell.states}
+    rows = gated.gradient_rows(on_backend(model, args), x, y, args.loss, **states)
+    judge = TORCH_MODULES[cell.name][0].__name__  # LSTMCell, GRUCell
     print(
-        f"manual BPTT ({where(args)}) vs PyTorch autograd (torch.nn.{cell.__name__}Cell): "
+        f"manual BPTT ({where(args)}) vs PyTorch autograd (torch.nn.{judge}): "
         f"T {args.bits}, "
         f"B {args.batch}, H {args.hidden}, bias {args.bias}, {args.loss}, "
         f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
@@ -144,10 +152,16 @@ def check_gated(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    if args.bits * args.batch * max(args.hidden, INPUTS) > MAX_ELEMENTS:
-        raise UsageError(f"--bits x --batch x --hidden must stay under {MAX_ELEMENTS}")
-    if args.cell != "rnn":
+    cell = CELLS[args.cell]
+    # A pass holds (T + 1) x B x state values (the state: H, or the gates' 4H / 3H), the
+    # batch T x B x 2 inputs.
+    width = max(cell.width * args.hidden, INPUTS)
+    within_limits("a pass (bits x batch x state)", args.bits + 1, args.batch, width)
+    if args.activation is not None and not cell.activations:
+        raise UsageError(f"--activation is for the rnn cell, not {args.cell}")
+    if cell is not RNN:
         return check_gated(args)
+    args.activation = args.activation or "sigmoid"
     if args.fused and args.activation == "sigmoid":
         raise UsageError("--fused needs --activation tanh or relu (torch.nn.RNN has no sigmoid)")
     rng = np.random.default_rng(args.seed)
@@ -184,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return check(args)
     except UsageError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

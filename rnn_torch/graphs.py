@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.cells import Cell
 from rnn_manual.cells.losses import LOSSES
 from rnn_manual.core.validate import check_choice, check_sequence, check_targets
 
-Model = RNN | LSTM | GRU
+Model = Cell
 Grads = dict[str, Tensor]
 
 #: Passes run on a side stream before capture: cuBLAS and the allocator set up there.
@@ -45,7 +45,7 @@ def unchecked_pass(
     tensors of the model's dtype on its device.
     """
     # (The cells are typed for NumPy arrays; the same lines run on tensors here.)
-    trace: Any = model.run_unchecked(x, *states)  # type: ignore[arg-type]
+    trace: Any = model.run_unchecked(x, *states)
     value, dz = LOSSES[loss](trace.z, trace.p, y)  # type: ignore[arg-type]
     return value, model.backward(trace, dz)
 
@@ -77,7 +77,7 @@ class CapturedPass:
         self.params: dict[str, Any] = params
         self.x: Tensor = x.clone()  # (T, B, I), the graph's own copies
         self.y: Tensor = check_targets(y, (T, B, model.output_size), model.dtype, like).clone()
-        count = 2 if isinstance(model, LSTM) else 1  # h0 (and c0), zeros as loss_and_grads's
+        count = len(model.states)  # h0 (and c0), zeros as loss_and_grads's
         self.states: tuple[Tensor, ...] = tuple(
             like.new_zeros((B, model.hidden_size)) for _ in range(count)
         )

@@ -33,12 +33,20 @@ from rnn_manual import RNN
 from rnn_manual.core import backend
 from rnn_manual.core.backend import to_numpy
 
+from .compare import Grads
+
 Array = NDArray[np.floating]
-Grads = dict[str, Array]
 #: (z, p) -> the scalar whose gradients are wanted; z, p: (T, B, O) logits and probabilities
 Objective = Callable[[Tensor, Tensor], Tensor]
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+#: Each cell's PyTorch modules (rnn_manual.cells.CELLS's names): the one-step cell and the
+#: fused whole-sequence layer.
+TORCH_MODULES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "rnn": (nn.RNNCell, nn.RNN),
+    "lstm": (nn.LSTMCell, nn.LSTM),
+    "gru": (nn.GRUCell, nn.GRU),
+}
 
 
 class SigmoidRNNCell(nn.RNNCell):
@@ -172,21 +180,30 @@ class Twin(nn.Module):
             params["b_h"] = params["b_h"] + to_numpy(self.torch_params()["bias_hh"])
         return params
 
-    def run(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Hidden states h: (T+1, B, H) with h[0] = h0, logits z and probabilities p: (T, B, O)."""
+    def run(
+        self, x: Tensor, h0: Tensor, truncate: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Hidden states h: (T+1, B, H) with h[0] = h0, logits z and probabilities p: (T, B, O).
+        truncate: K detaches the state at the start of every chunk of K steps but the first
+        (truncated BPTT); the fused nn.RNN cannot, so it refuses one."""
+        if self.fused and truncate is not None:
+            raise ValueError("truncated BPTT needs the cell twin (fused=False)")
         if self.fused:
             states, _ = self.recurrence(x, h0.unsqueeze(0))  # (T, B, H): h_1 .. h_T
             h = torch.cat([h0.unsqueeze(0), states])
         else:
             hs = [h0]
-            for x_t in x.unbind(0):
-                hs.append(self.recurrence(x_t, hs[-1]))  # h_t = f(x_t W_xh + h_{t-1} W_hh + b_h)
+            for t, x_t in enumerate(x.unbind(0)):
+                h_prev = hs[-1]
+                if truncate and t > 0 and t % truncate == 0:  # a chunk starts: cut the graph
+                    h_prev = h_prev.detach()
+                hs.append(self.recurrence(x_t, h_prev))  # h_t = f(x_t W_xh + h_{t-1} W_hh + b_h)
             h = torch.stack(hs)
         z = self.out(h[1:])  # z_t = h_t W_hy + b_y
         return h, z, torch.sigmoid(z)  # p_t = sigmoid(z_t)
 
     def gradients(
-        self, x: Array, objective: Objective, h0: Array | None = None
+        self, x: Array, objective: Objective, h0: Array | None = None, truncate: int | None = None
     ) -> tuple[float, Grads]:
         """objective(z, p) and its autograd gradients, keyed and laid out as the manual model's."""
         dtype, device = self.out.weight.dtype, self.out.weight.device
@@ -198,7 +215,7 @@ class Twin(nn.Module):
             )  # (B, H)
         else:
             h0_t = torch.tensor(h0, dtype=dtype, device=device, requires_grad=True)
-        _, z, p = self.run(x_t, h0_t)
+        _, z, p = self.run(x_t, h0_t, truncate)
         value = objective(z, p)
         view = self.manual_view()
         names = [*view, "x", "h0"]
@@ -207,11 +224,16 @@ class Twin(nn.Module):
         return float(value.detach()), grads
 
     def loss_and_grads(
-        self, x: Array, y: Array, loss: str = "mse", h0: Array | None = None
+        self,
+        x: Array,
+        y: Array,
+        loss: str = "mse",
+        h0: Array | None = None,
+        truncate: int | None = None,
     ) -> tuple[float, Grads]:
         """As `RNN.loss_and_grads`: the loss on targets y and its gradients, by autograd."""
         y_t = torch.tensor(y, dtype=self.out.weight.dtype, device=self.out.weight.device)
-        return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0)
+        return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0, truncate)
 
     def upstream_grads(self, x: Array, v: Array, h0: Array | None = None) -> Grads:
         """Gradients of sum(v * p) for upstream weights v: (T, B, O), by autograd."""

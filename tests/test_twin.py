@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from rnn_manual import RNN
+from rnn_manual.cells import CELLS, Cell
 from rnn_torch import SigmoidRNNCell, Twin, gradient_rows
 from rnn_torch.__main__ import main
 
@@ -151,8 +153,11 @@ def test_check_command_prints_a_table_and_agrees() -> None:
         (["--dtype", "float16"], "--dtype"),
         (["--seed", "-1"], "--seed"),
         (["--fused"], "--fused"),
-        (["--bits", "4096", "--batch", "4096"], "must stay under"),
-        (["--cell", "lstm", "--bits", "4096", "--batch", "4096"], "must stay under"),
+        (["--bits", "4096", "--batch", "4096"], "more than the limit"),
+        (["--cell", "lstm", "--bits", "4096", "--batch", "4096"], "more than the limit"),
+        (["--cell", "lstm", "--bits", "1024", "--batch", "1024", "--hidden", "64"], "limit"),
+        (["--cell", "lstm", "--activation", "relu"], "--activation is for the rnn cell"),
+        (["--cell", "gru", "--activation", "sigmoid"], "--activation is for the rnn cell"),
         (["--backend", "jax"], "--backend"),
         (["--device", "cuda"], "--device needs --backend torch or cupy"),
         (["--backend", "torch", "--device", "meta"], "cannot place arrays on device 'meta'"),
@@ -187,18 +192,36 @@ def test_check_command_usage_error_from_the_shell() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "cell, dtype, name",
+    [
+        ("rnn", "float64", "W_hh"),
+        ("rnn", "float32", "W_hh"),
+        ("lstm", "float32", "W_hf"),
+        ("lstm", "float64", "c0"),
+        ("gru", "float32", "b_hn"),
+    ],
+)
 def test_check_command_exits_1_on_a_mismatch(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cell: str,
+    dtype: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    backward = RNN.backward
+    """One gradient 1% off is caught, in float32 too: both cells' rows come from one judge."""
+    model_class = CELLS[cell]
+    backward = model_class.backward
 
-    def off_by_a_percent(self: RNN, trace: object, dz: np.ndarray) -> dict[str, np.ndarray]:
-        grads = backward(self, trace, dz)  # type: ignore[arg-type]
-        grads["W_hh"] *= 1.01
+    def off_by_a_percent(self: Cell, *args: Any) -> dict[str, np.ndarray]:
+        grads = backward(self, *args)  # trace, dz, and any other argument backward takes
+        grads[name] *= 1.01
         return grads
 
-    monkeypatch.setattr(RNN, "backward", off_by_a_percent)
-    assert main(["check", "--bits", "4"]) == 1
+    monkeypatch.setattr(model_class, "backward", off_by_a_percent)
+    assert main(["check", "--cell", cell, "--dtype", dtype, "--bias", "--h0", "--bits", "4"]) == 1
     out = capsys.readouterr().out
-    assert "MISMATCH in W_hh" in out
-    assert [line.split()[0] for line in out.splitlines() if line.endswith("MISMATCH")] == ["dW_hh"]
+    assert f"MISMATCH in {name}" in out
+    assert [line.split()[0] for line in out.splitlines() if line.endswith("MISMATCH")] == [
+        f"d{name}"
+    ]

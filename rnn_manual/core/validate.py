@@ -22,6 +22,8 @@ Array = NDArray[np.floating]
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Their names, as the command lines and model files spell them: ("float32", "float64").
+DTYPE_NAMES = tuple(dtype.name for dtype in DTYPES)
 
 
 def check_size(name: str, value: int, limit: int | None = None) -> int:
