@@ -1,6 +1,7 @@
 """PyTorch twins of the manual models, for autograd to judge their gradients.
 
-`python -m rnn_torch check` compares the two on a model built from options.
+`python -m rnn_torch check` compares the two on a model built from options;
+`python -m rnn_torch diagnose FILE` judges a learner's own backward pass (rnn_torch.diagnose).
 """
 
 from .check import gradient_rows

@@ -20,7 +20,7 @@ from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.core.backend import LIBRARIES
 from rnn_manual.core.validate import DTYPE_NAMES
 
-from . import gated
+from . import diagnose, gated
 from .check import OBJECTIVES, gradient_rows
 from .compare import Row
 from .twin import TORCH_MODULES
@@ -81,6 +81,7 @@ def build_parser() -> Parser:
         "the same device",
     )
     c.add_argument("--device", help="where the backend runs, e.g. cuda (default: its default)")
+    diagnose.add_parser(commands)
     return parser
 
 
@@ -192,6 +193,8 @@ def check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "diagnose":
+        return diagnose.run(args)
     # Judges in full float32 on a GPU: cuDNN's RNNs would otherwise round through TF32.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

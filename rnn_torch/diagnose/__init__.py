@@ -1,0 +1,25 @@
+"""`python -m rnn_torch diagnose FILE`: check a learner's own backward pass.
+
+A learner's file defines loss_and_grads with rnn_manual.reference's signature. The
+diagnosis runs it on structured probes in a separate process, judges every gradient
+against PyTorch autograd, localizes what is wrong (which gradients, from which sequence
+length, on which factor it depends, from which distance back in time, which gate) and
+names the known bug it equals, if any. See judge.py for the method.
+
+    probes.py     the structured cases, and autograd's answers to them (the twins)
+    sandbox.py    a learner's file run on them in a child process (child.py), time-limited
+    judge.py      judging and localizing; diagnose(), the Python API
+    catalogue.py  known bugs, planted in rnn_manual/reference.py, for naming
+    findings.py   the findings in words, with pointers into docs/walkthrough.md
+    report.py     Report: text and JSON;  cli.py: the command line
+
+    from rnn_torch.diagnose import diagnose
+    report = diagnose("exercises/rnn.py", cell="rnn")  # or a function instead of a path
+    print(report.text()); report.to_json(); report.exit_code
+"""
+
+from .cli import add_parser, main, run
+from .judge import DEFAULT_TIMEOUT, diagnose
+from .report import Report, Verdict
+
+__all__ = ["DEFAULT_TIMEOUT", "Report", "Verdict", "add_parser", "diagnose", "main", "run"]

@@ -1,0 +1,105 @@
+"""The command line of the diagnosis: `python -m rnn_torch diagnose FILE [options]`.
+
+`add_parser(subparsers)` adds the subcommand to a command line's subparsers, `run(args)`
+runs it and returns the exit status: 0 every gradient right, 1 any wrong or not judged, 2 a
+file that cannot be run or bad options (one line on stderr). `python -m rnn_torch.diagnose`
+is the same command on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rnn_manual.app.args import Parser, UsageError, positive_float, seed
+
+from .judge import DEFAULT_TIMEOUT, diagnose
+from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES
+
+PROG = "python -m rnn_torch diagnose"
+DESCRIPTION = (
+    "Run a learner's loss_and_grads (a Python file with rnn_manual.reference's signature) on "
+    "random float64 networks in a separate process, judge every gradient against PyTorch "
+    "autograd, say where the wrong ones go wrong (sequence length, batch, initial state, bias, "
+    "loss, activation, distance back in time, gate) and name the known bug they equal. Exit 0 "
+    "when every gradient is right, 1 when any is not, 2 when the file cannot be run."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the Python file that defines loss_and_grads")
+    parser.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="default rnn")
+    parser.add_argument(
+        "--activation",
+        choices=ACTIVATION_NAMES,
+        help="the rnn's activation to probe (default: all three); not for lstm or gru",
+    )
+    parser.add_argument(
+        "--loss", choices=[*LOSS_NAMES, "both"], default="both", help="default both"
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--bias", dest="bias", action="store_const", const=True, help="networks with biases only"
+    )
+    group.add_argument(
+        "--no-bias", dest="bias", action="store_const", const=False, help="without biases only"
+    )
+    group.add_argument(
+        "--both",
+        dest="bias",
+        action="store_const",
+        const=None,
+        help="with and without biases (the default)",
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="networks and data (default 0)")
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds the file may take for all probes together (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `diagnose` to a command line's subparsers (argparse's add_subparsers())."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "diagnose",
+        help="check your own loss_and_grads: which gradient is wrong, where, and why",
+        description=DESCRIPTION,
+    )
+    add_arguments(parser)
+    parser.set_defaults(diagnose_prog=parser.prog)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the diagnosis the parsed options ask for; print it; return the exit status."""
+    prog = getattr(args, "diagnose_prog", PROG)
+    try:
+        if args.activation is not None and args.cell != "rnn":
+            raise UsageError(f"--activation is for --cell rnn; the {args.cell} has its own")
+        report = diagnose(
+            args.file,
+            args.cell,
+            activation=args.activation,
+            loss=args.loss,
+            bias=args.bias,
+            seed=args.seed,
+            timeout=args.timeout,
+        )
+    except (UsageError, ValueError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    return report.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = Parser(prog=PROG, description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(diagnose_prog=PROG)
+    return run(parser.parse_args(argv))

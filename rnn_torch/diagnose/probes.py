@@ -1,0 +1,207 @@
+"""The structured cases a learner's loss_and_grads is run on, and autograd's answers.
+
+One random float64 network per bias setting (a cell without biases has the same weights,
+less the b_* keys), one random sequence, and around each combination of loss, bias and
+activation ("a setting") these probes, each differing from the setting's base probe in one
+factor only:
+
+    base       T = 6, B = 4, random h_{-1} (and c_{-1}), targets y at every step
+    length     T = 1 .. 5 (prefixes of the base sequence)
+    batch      B = 1 (the first sequence of the batch)
+    state      h_{-1} (and c_{-1}) None, that is zeros
+    target s   y_t = p_t, the network's own output, at every step but s, for s = T - 1 and
+               s = T / 2 - 1: both losses then send no gradient back from any step but s
+               (dL/dz_t = 0 where p_t = y_t, for mse and bce alike), so dL/dx_t holds
+               what reaches x_t from step s, over the distance k = s - t. This puts the
+               upstream gradient on one step through the protocol, which takes targets,
+               not upstream gradients. It holds up to rounding (the learner's p_t and the
+               twin's differ in their last bits), so these probes judge dL/dx alone, step
+               by step against its whole norm (judge.first_bad_distance)
+
+Sizes: T 6, B 4, I 3, H 5, O 2, all different, so that a transposed product cannot pass by
+having the right shape. Weights and biases ~ N(0, 0.5^2) (non-zero biases, or a misplaced
+bias would not show), x ~ N(0, 1), y ~ U(0, 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from rnn_manual import GRU, LSTM, RNN
+
+from ..gated import GatedTwin
+from ..twin import Twin
+
+Array = NDArray[np.floating]
+Result = tuple[float, dict[str, Array]]  # a loss and its gradients
+
+T, B, I, H, O = 6, 4, 3, 5, 2
+SCALE = 0.5  # of the weights, biases and initial states
+LENGTHS = tuple(range(1, T))  # the shorter sequences; the base has T
+TARGETS = (T - 1, T // 2 - 1)  # the steps s that alone send a gradient back
+CELL_NAMES = ("rnn", "lstm", "gru")
+LOSS_NAMES = ("mse", "bce")
+ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
+#: The factors a probe differs in from its setting's base, as they are reported.
+FACTORS = ("loss", "bias", "activation", "batch", "initial_state")
+
+
+@dataclass
+class Probe:
+    """One call of loss_and_grads: its arguments and what sets it apart."""
+
+    params: dict[str, Array]
+    x: Array  # (T, B, I)
+    y: Array  # (T, B, O)
+    loss: str
+    activation: str | None  # the RNN's; None for the gated cells
+    h0: Array | None  # (B, H); None: zeros
+    c0: Array | None  # the LSTM's
+    # factor -> value: loss, bias, activation, batch, initial_state, length, target
+    factors: dict[str, object] = field(default_factory=dict)
+
+    def keywords(self) -> dict[str, object]:
+        """The keyword arguments of loss_and_grads: activation for the RNN only, c0 for the
+        LSTM only, as a learner's file written for one cell may not take the others."""
+        kwargs: dict[str, object] = {"loss": self.loss, "h0": self.h0}
+        if self.activation is not None:
+            kwargs["activation"] = self.activation
+        if "W_xi" in self.params:
+            kwargs["c0"] = self.c0
+        return kwargs
+
+    def expected(self) -> dict[str, tuple[int, ...]]:
+        """Every key grads must have, with its shape."""
+        shapes = {name: w.shape for name, w in self.params.items()}
+        shapes["x"] = self.x.shape
+        shapes["h0"] = (self.x.shape[1], H)
+        if "W_xi" in self.params:
+            shapes["c0"] = (self.x.shape[1], H)
+        return shapes
+
+    def describe(self) -> str:
+        """The probe in words, e.g. 'mse, bias, sigmoid, T 6, B 4, random h0'."""
+        f = self.factors
+        words = [str(f["loss"]), "bias" if f["bias"] else "no bias"]
+        if self.activation is not None:
+            words.append(self.activation)
+        words += [f"T {f['length']}", f"B {f['batch']}", f"{f['initial_state']} initial state"]
+        if f["target"] != "all":
+            words.append(f"loss on step {f['target']} only")
+        return ", ".join(words)
+
+
+def model(cell: str, bias: bool, activation: str | None) -> RNN | LSTM | GRU:
+    """A float64 fast cell of the probe sizes: its parameter names and shapes, and the
+    network the twins are built from."""
+    if cell == "rnn":
+        return RNN(I, H, O, activation or "sigmoid", bias, np.float64)
+    return (LSTM if cell == "lstm" else GRU)(I, H, O, bias, np.float64)
+
+
+class Judge:
+    """Autograd (the twins) on the networks of one cell and bias setting."""
+
+    def __init__(self, cell: str, params: dict[str, Array]) -> None:
+        self.cell, self.params = cell, params
+        self.bias = "b_y" in params
+        self.twins: dict[str | None, Twin | GatedTwin] = {}
+
+    def twin(self, activation: str | None) -> Twin | GatedTwin:
+        if activation not in self.twins:
+            network = model(self.cell, self.bias, activation)
+            for name, w in self.params.items():
+                network.params[name][...] = w
+            if isinstance(network, RNN):
+                self.twins[activation] = Twin.from_manual(network)
+            else:
+                self.twins[activation] = GatedTwin(network)
+        return self.twins[activation]
+
+    def probabilities(self, probe: Probe) -> Array:
+        """The network's outputs p (T, B, O) on the probe's input, by the twin."""
+        twin = self.twin(probe.activation)
+        x = torch.as_tensor(probe.x)
+        h0 = torch.as_tensor(probe.h0 if probe.h0 is not None else np.zeros((x.shape[1], H)))
+        with torch.no_grad():
+            if isinstance(twin, Twin):
+                return twin.run(x, h0)[2].numpy()
+            c0 = None
+            if self.cell == "lstm":
+                c0 = torch.as_tensor(probe.c0 if probe.c0 is not None else np.zeros_like(h0))
+            return torch.sigmoid(twin.logits(x, h0, c0)).numpy()
+
+    def answer(self, probe: Probe) -> Result:
+        """The probe's loss and gradients by autograd."""
+        twin = self.twin(probe.activation)
+        if isinstance(twin, Twin):
+            return twin.loss_and_grads(probe.x, probe.y, probe.loss, probe.h0)
+        return twin.loss_and_grads(probe.x, probe.y, probe.loss, probe.h0, probe.c0)
+
+
+def random_params(cell: str, rng: np.random.Generator) -> dict[str, Array]:
+    """Random parameters, with biases, keyed and shaped as the fast cell's."""
+    shapes = {name: w.shape for name, w in model(cell, True, "sigmoid").params.items()}
+    return {name: rng.normal(0.0, SCALE, shape) for name, shape in shapes.items()}
+
+
+def probe(
+    judge: Judge,
+    setting: dict[str, object],
+    x: Array,
+    y: Array,
+    h0: Array | None,
+    c0: Array | None,
+    target: object = "all",
+    state: str = "random",
+) -> Probe:
+    """A probe of one setting (loss, bias, activation) on the judge's network."""
+    factors = {**setting, "length": len(x), "batch": x.shape[1]}
+    factors.update(initial_state=state, target=target)
+    params = {k: w.copy() for k, w in judge.params.items()}
+    loss, activation = setting["loss"], setting["activation"]
+    assert isinstance(loss, str) and (activation is None or isinstance(activation, str))
+    return Probe(params, x, y, loss, activation, h0, c0, factors)
+
+
+def make_probes(
+    cell: str,
+    losses: tuple[str, ...],
+    biases: tuple[bool, ...],
+    activations: tuple[str, ...],
+    seed: int,
+) -> tuple[list[Probe], list[Result]]:
+    """Every probe for the chosen settings, and autograd's answer to each."""
+    rng = np.random.default_rng(seed)
+    with_bias = random_params(cell, rng)
+    x = rng.normal(0.0, 1.0, (T, B, I))
+    y = rng.uniform(0.0, 1.0, (T, B, O))
+    h0 = rng.normal(0.0, SCALE, (B, H))
+    c0 = rng.normal(0.0, SCALE, (B, H)) if cell == "lstm" else None
+    judges = {
+        bias: Judge(cell, {k: w for k, w in with_bias.items() if bias or not k.startswith("b_")})
+        for bias in biases
+    }
+    acts: tuple[str | None, ...] = activations if cell == "rnn" else (None,)
+    probes: list[Probe] = []
+    for loss, bias, activation in product(losses, biases, acts):
+        judge = judges[bias]
+        setting = {"loss": loss, "bias": bias, "activation": activation}
+        base = probe(judge, setting, x, y, h0, c0)
+        probes.append(base)
+        probes += [probe(judge, setting, x[:n], y[:n], h0, c0) for n in LENGTHS]
+        first = None if c0 is None else c0[:1]
+        probes.append(probe(judge, setting, x[:, :1], y[:, :1], h0[:1], first))
+        probes.append(probe(judge, setting, x, y, None, None, state="zero"))
+        p = judge.probabilities(base)
+        for s in TARGETS:
+            target = p.copy()  # y_t = p_t: no gradient from step t ...
+            target[s] = y[s]  # ... but from s
+            probes.append(probe(judge, setting, x, target, h0, c0, target=s))
+    answers = [judges[bool(p.factors["bias"])].answer(p) for p in probes]
+    return probes, answers
