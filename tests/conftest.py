@@ -1,5 +1,5 @@
-"""Hypothesis profiles: "ci" (default; derandomized, so CI is reproducible), "thorough", and
-"gpu" (short, for the GPU run).
+"""Hypothesis profiles: "ci" (default; derandomized, so CI is reproducible), "thorough",
+"gpu" (short, for the GPU run) and "mutation" (short, for `make mutate`).
 
 Choose one with `pytest --hypothesis-profile=thorough`.
 """
@@ -38,6 +38,19 @@ settings.register_profile(
     max_examples=10,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# For mutation testing (`make mutate`, mutmut), which reruns the tests that reach a function
+# once per mutant of it: a fifth of ci's examples, no shrinking (only whether a test fails
+# matters) and no example database, so that every run and every mutant sees the same cases.
+settings.register_profile(
+    "mutation",
+    derandomize=True,
+    deadline=None,
+    max_examples=10,
+    phases=[Phase.explicit, Phase.generate],
+    database=None,
+    print_blob=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("ci")

@@ -1,4 +1,5 @@
-"""Hypothesis strategies shared by the property tests: random networks, inputs and targets.
+"""Hypothesis strategies shared by the property tests: random networks, inputs and targets,
+and optimisers with their hyperparameters.
 
 Hypothesis draws the structure of a case (sizes, activation, bias, loss, dtype, ...) and a
 seed; the arrays are then drawn from numpy.random.Generator(seed), since arrays of up to
@@ -7,14 +8,19 @@ seed; the arrays are then drawn from numpy.random.Generator(seed), since arrays 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from hypothesis import settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from rnn_manual import RNN
+from rnn_manual import RNN, SGD, Adam
+from rnn_manual.core.backend import to_numpy
+from rnn_manual.training.optim import clip_grad_norm
+from rnn_manual.training.train import OPTIMIZERS
 
 Array = NDArray[np.floating]
 
@@ -24,10 +30,11 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OBJECTIVES = ("mse", "bce", "upstream")
 
 
-def examples(factor: int) -> settings:
+def examples(factor: float) -> settings:
     """`factor` times the active profile's max_examples ("ci" 50, "thorough" 1000), for the
-    properties cheap enough to deserve more examples than the profile's default."""
-    return settings(max_examples=factor * settings.default.max_examples)
+    properties cheap enough to deserve more examples than the profile's default (or split
+    into several, by parameter)."""
+    return settings(max_examples=max(1, round(factor * settings.default.max_examples)))
 
 
 @dataclass(frozen=True)
@@ -154,3 +161,134 @@ def away_from_relu_kinks(problem: Problem, margin: float, exact_zeros: bool = Tr
         return True
     a = np.abs(pre_activations(problem))
     return bool(np.all((a > margin) | ((a == 0) & exact_zeros)))
+
+
+# ---- optimisers --------------------------------------------------------------------------
+
+#: Learning rates the trajectories on networks draw from, per optimiser: small enough that K
+#: steps stay in one basin on both sides (training is a chaotic map: a large step can amplify
+#: a 1e-16 difference into a visible one).
+LEARNING_RATES = {"sgd": (0.01, 0.2), "momentum": (0.005, 0.1), "adam": (1e-4, 0.02)}
+
+#: torch.nn.utils.clip_grad_norm_ scales by max_norm / (norm + 1e-6), the 1e-6 guarding a
+#: zero norm; rnn_manual's clip_grad_norm by max_norm / norm (see Optimizer.clip_torch).
+TORCH_CLIP_EPS = 1e-6
+
+
+def log_uniform(low: float, high: float) -> st.SearchStrategy[float]:
+    """Floats from low to high, uniform in their logarithm (every decade as likely)."""
+    return st.floats(math.log10(low), math.log10(high)).map(lambda e: float(10.0**e))
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """A drawn optimiser: which one, its hyperparameters, and the clipping before each step.
+
+    `manual()` builds rnn_manual's optimiser, `torch(leaves)` torch.optim's counterpart;
+    `clip_manual` and `clip_torch` clip the gradients as train --clip does, before a step.
+    """
+
+    kind: str  # one of train.OPTIMIZERS: "sgd", "momentum", "adam"
+    lr: float
+    momentum: float  # momentum's m; 0 for the others
+    betas: tuple[float, float]  # Adam's (beta1, beta2)
+    eps: float  # Adam's epsilon
+    clip: float | None  # the joint gradient norm clipped to before each step; None: none
+
+    def manual(self) -> SGD | Adam:
+        """rnn_manual's optimiser with these hyperparameters."""
+        if self.kind == "adam":
+            return Adam(self.lr, self.betas, self.eps)
+        return SGD(self.lr, self.momentum)
+
+    def torch(self, leaves: list[torch.Tensor]) -> torch.optim.Optimizer:
+        """torch.optim's: SGD, SGD(momentum=m) (dampening 0, no Nesterov), or Adam."""
+        if self.kind == "adam":
+            return torch.optim.Adam(leaves, self.lr, betas=self.betas, eps=self.eps)
+        return torch.optim.SGD(leaves, self.lr, momentum=self.momentum)
+
+    def clip_manual(self, grads: dict[str, Array]) -> None:
+        """rnn_manual's clip_grad_norm on `grads` (the parameters' only), in place."""
+        if self.clip is not None:
+            clip_grad_norm(grads, self.clip)
+
+    def clip_torch(self, leaves: list[torch.Tensor]) -> None:
+        """torch.nn.utils.clip_grad_norm_ on the leaves' .grad, in place.
+
+        torch's factor is max_norm / (norm + 1e-6), ours max_norm / norm: a relative
+        difference of 1e-6 / norm, far above float64 rounding. So torch is handed
+        clip * (norm + 1e-6) / norm, with torch's own norm, which makes its factor ours up to
+        rounding and leaves the rest to torch: the norm over every array, when to scale (only
+        above the bound), and scaling every gradient by one factor.
+        """
+        if self.clip is None:
+            return
+        norm = float(torch.nn.utils.clip_grad_norm_(leaves, math.inf))  # measures, scales by 1
+        if norm > 0:
+            torch.nn.utils.clip_grad_norm_(leaves, self.clip * (norm + TORCH_CLIP_EPS) / norm)
+
+    def describe(self) -> str:
+        """The optimiser and its hyperparameters, for assertion messages."""
+        if self.kind == "adam":
+            b1, b2 = self.betas
+            text = f"adam lr {self.lr:.3g}, betas ({b1:.4g}, {b2:.6g}), eps {self.eps:.2g}"
+        elif self.kind == "momentum":
+            text = f"momentum lr {self.lr:.3g}, m {self.momentum:.4g}"
+        else:
+            text = f"sgd lr {self.lr:.3g}"
+        return text + ("" if self.clip is None else f", clip {self.clip:.3g}")
+
+
+@st.composite
+def optimizers(
+    draw: st.DrawFn,
+    learning_rates: dict[str, tuple[float, float]] = LEARNING_RATES,
+    clips: tuple[float, float] = (0.01, 10.0),
+) -> Optimizer:
+    """Every optimiser, with learning rate, momentum, betas and epsilon drawn over their usual
+    ranges (so that a constant written in place of any of them shows), clipping to a joint
+    norm drawn from `clips` or none."""
+    kind = draw(st.sampled_from(OPTIMIZERS))
+    lr = draw(log_uniform(*learning_rates[kind]))
+    momentum = draw(st.floats(0.0, 0.99)) if kind == "momentum" else 0.0
+    betas = (0.9, 0.999)
+    eps = 1e-8
+    if kind == "adam":
+        betas = (draw(st.floats(0.0, 0.99)), draw(st.floats(0.5, 0.9999)))
+        eps = draw(log_uniform(1e-8, 0.1))
+    clip = draw(st.none() | log_uniform(*clips))
+    return Optimizer(kind, lr, momentum, betas, eps, clip)
+
+
+class Trajectory:
+    """Two training runs from the same weights, judged against each other after every step.
+
+    A weight after k steps is its start plus k updates, each rounded relative to its own size,
+    so each step's error is measured against the path so far, ||w_0|| + sum_k ||w_k - w_{k-1}||
+    (a weight that training brings near 0 keeps only that absolute accuracy).
+    """
+
+    def __init__(self, start: dict[str, Array], tolerance: float, context: str) -> None:
+        self.last = {name: to_numpy(w).astype(np.float64) for name, w in start.items()}
+        self.length = {name: float(np.linalg.norm(w)) for name, w in self.last.items()}
+        self.tolerance = tolerance
+        self.context = context  # the case and the optimiser, for the assertion message
+        self.steps = 0
+
+    def check(self, mine: dict[str, Array], theirs: dict[str, Array]) -> float:
+        """Judge one more step: `mine` and `theirs` are both runs' weights after it (arrays of
+        any library, in the manual layout). Returns the worst error of this step."""
+        self.steps += 1
+        worst = 0.0
+        for name, param in mine.items():
+            w = to_numpy(param).astype(np.float64)
+            self.length[name] += float(np.linalg.norm(w - self.last[name]))
+            self.last[name] = w
+            gap = float(np.linalg.norm(w - to_numpy(theirs[name])))
+            err = gap / max(self.length[name], np.finfo(np.float64).tiny)
+            worst = max(worst, err)
+            assert err <= self.tolerance, (
+                f"{name} {w.shape} after step {self.steps}: error {err:.2e} of the path's "
+                f"length (allowed {self.tolerance:.1e}) ({self.context})"
+            )
+        return worst

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from rnn_manual.files.modelfile import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +45,7 @@ def test_train_default_solves_all_8_bit_pairs_and_reports_long_sums(tmp_path: Pa
     result = run("train")
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert "no progress" not in out and "skipped" not in out
     assert "solved after" in out
     assert "accuracy on 16384 8-bit sums: 100.00% exact" in out
     for bits in (16, 64, 1024):
@@ -48,12 +53,21 @@ def test_train_default_solves_all_8_bit_pairs_and_reports_long_sums(tmp_path: Pa
     assert "step" in out  # progress lines
 
 
-def test_train_seed_compatible_prints_the_tutorials_output() -> None:
-    result = run("train", "--seed-compatible")
+def test_train_seed_compatible_prints_the_tutorials_output_and_can_save_the_model(
+    tmp_path: Path,
+) -> None:
+    from rnn_manual.training.tutorial import replay
+
+    path = tmp_path / "tutorial.npz"
+    result = run("train", "--seed-compatible", "--save", str(path))
     assert result.returncode == 0
     expected = (ROOT / "tests" / "data" / "seed_rnn.expected.txt").read_text()
     squeeze = lambda text: [" ".join(line.split()) for line in text.strip().splitlines()]  # noqa: E731
-    assert squeeze(result.stdout) == squeeze(expected)
+    assert squeeze(result.stdout) == [*squeeze(expected), f"saved to {path}"]
+    model, history = load(path)  # the replayed model, which has no history file entries
+    assert history is None
+    for name, w in replay(lambda line: None).params.items():
+        assert np.array_equal(model.params[name], w), name
 
 
 def test_train_reports_a_budget_that_runs_out() -> None:
@@ -99,7 +113,6 @@ def test_evaluate_prints_accuracy(trained_model: Path) -> None:
         (["train", "--activation", "softmax"], "invalid choice"),
         (["train", "--no-such-option"], "unrecognized"),
         (["frobnicate"], "invalid choice"),
-        ([], "required"),
         (["add", "--model", "missing.npz", "1", "2"], "no such file"),
         (["evaluate", "--model", "missing.npz", "--bits", "8"], "no such file"),
         (["evaluate", "--model", "tests", "--bits", "8"], "directory"),
@@ -147,3 +160,107 @@ def test_add_reports_an_overflowing_model_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "exploding.npz"
     save(path, model)
     assert_usage_error(run("add", "--model", str(path), "255", "255"), "overflows")
+
+
+# --- hardening: first contact, output that cannot be written, models that cannot be drawn ---
+
+
+def test_no_command_lists_each_command_with_an_example() -> None:
+    result = run()
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "rnn-manual: error: give a command:"
+    for command in ("train", "add", "evaluate", "plot"):
+        assert any(line.split()[:1] == [command] for line in lines), command
+        assert any(line.strip().startswith(f"e.g. rnn-manual {command} ") for line in lines)
+
+
+def shell(command: str) -> subprocess.CompletedProcess[str]:
+    """`command` run by the shell, as a user would type it, `python` being this one."""
+    return subprocess.run(
+        command.replace("python", f"{sys.executable} -W error", 1),
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_for_stdout_is_one_line_and_the_model_is_saved(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    result = shell(f"python -m rnn_manual add --model {trained_model} 3 5 > /dev/full")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "rnn-manual add: error: cannot write the output (No space left on device)\n"
+    )
+    path = tmp_path / "m.npz"
+    result = shell(f"python -m rnn_manual train --steps 30 --save {path} > /dev/full")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"the model was saved to {path}" in result.stderr
+    assert len(load(path)[1].loss) == 30  # type: ignore[union-attr]
+
+
+def test_a_closed_pipe_does_not_lose_the_model(tmp_path: Path) -> None:
+    """`train --save m.npz | head -1`: the reader leaves after the first line."""
+    path = tmp_path / "m.npz"
+    argv = ["train", "--steps", "400", "--lr", "1e-4", "--save", str(path)]
+    process = subprocess.Popen(
+        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    with process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does
+        status, stderr = process.wait(timeout=120), process.stderr.read()
+    assert first.startswith("step ")  # training has begun
+    assert status == 141 and stderr == ""
+    assert len(load(path)[1].loss) == 400  # type: ignore[union-attr]
+
+
+def exploding(path: Path, activation: str, value: float) -> Path:
+    from rnn_manual import RNN
+    from rnn_manual.files.modelfile import save
+
+    model = RNN(2, 4, 1, activation, seed=0)
+    signs = np.sign(np.random.default_rng(0).uniform(-1, 1, size=model.params["W_hh"].shape))
+    model.params["W_xh"][...] = 1.0
+    model.params["W_hh"][...] = value * signs
+    save(path, model)
+    return path
+
+
+@pytest.mark.parametrize("activation, value", [("relu", 1e200), ("sigmoid", 1e300)])
+def test_plot_refuses_a_model_that_overflows_in_one_line(
+    tmp_path: Path, activation: str, value: float
+) -> None:
+    path = exploding(tmp_path / "m.npz", activation, value)
+    result = run("plot", "--model", str(path), "--out", str(tmp_path / "figures"))
+    assert_usage_error(result, "overflow")
+    assert not (tmp_path / "figures").exists()
+
+
+def test_a_large_model_is_reported_on_fewer_sums_not_for_minutes() -> None:
+    # 1000 random 1024-bit sums through 1024 hidden units: 10**12 multiply-adds, once.
+    result = run("train", "--hidden", "1024", "--steps", "1", "--quiet")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("accuracy on ") and " of the 16384 8-bit sums: " in lines[1]
+    assert "(1000 random)" not in result.stdout
+    assert lines[-1] == "   1024-bit sums: skipped, too slow for a model this large"
+
+
+def test_a_stalled_run_says_so_once_with_what_to_try() -> None:
+    result = run("train", "--hidden", "4", "--lr", "1e-5", "--steps", "3000")
+    assert result.returncode == 1
+    hints = [line for line in result.stdout.splitlines() if "no progress" in line]
+    assert len(hints) == 1, result.stdout
+    assert re.match(r"step \d+000: no progress in the last 1000 steps \(mean loss", hints[0])
+    assert "try --lr 0.1 (now 1e-05)" in hints[0] and "--hidden (now 4)" in hints[0]
+    assert "step 3000/3000 " in result.stdout  # progress lines show the budget

@@ -2,8 +2,9 @@
 
 The same properties as test_properties.py checks for the RNN, on the gated cells, judged by
 twins on nn.LSTMCell / nn.GRUCell (rnn_torch.gated) and by the fused nn.LSTM / nn.GRU.
-Biases are always present and non-zero here: with zero biases a bias applied to the wrong
-gate, or b_hn moved out of the reset product, changes nothing and hides.
+Every optional input is drawn on its own: biases or none, h0 and (LSTM) c0 each given or
+left to zeros, either loss. Biases, when present, are non-zero: with zero biases a bias
+applied to the wrong gate, or b_hn moved out of the reset product, changes nothing and hides.
 
 Each property is a plain check function (check_*) that raises AssertionError naming the case
 and the failing array; test_gated_mutations.py runs the same checks on broken copies of the
@@ -22,17 +23,18 @@ import numpy as np
 import pytest
 import torch
 from backends import BACKENDS, on_backend
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from strategies import Optimizer, Trajectory, examples, optimizers
 
-from rnn_manual import GRU, LSTM, SGD, Adam
-from rnn_manual.core.backend import to_numpy
+from rnn_manual import GRU, LSTM
+from rnn_manual.cells import CELLS as ALL_CELLS
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_manual.files.modelfile import load, load_checkpoint, save, save_checkpoint
 from rnn_manual.training.train import TrainConfig, train
-from rnn_torch.compare import bound, float32_allowed
-from rnn_torch.gated import GatedTwin, fused_forward, torch_weights
+from rnn_torch.compare import bound
+from rnn_torch.gated import GatedTwin, fused_forward, gradient_rows, torch_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 Array = NDArray[np.floating]
@@ -69,7 +71,9 @@ class Case:
     hidden: int  # H
     outputs: int  # O
     loss: str  # "mse" | "bce"
-    with_state: bool  # random h0 (and c0) rather than zeros
+    bias: bool  # every b_* parameter present (and non-zero), or none
+    with_h0: bool  # a random h0 rather than zeros
+    with_c0: bool  # a random c0 rather than zeros (the LSTM's only; False for the GRU)
     binary: bool  # inputs 0/1 as in the adder, or real-valued
     gain: float  # scale of the recurrent weights, about their spectral radius
     dtype: str  # "float32" | "float64"
@@ -82,10 +86,17 @@ class Case:
 
     def describe(self) -> str:
         T, B, I, H, O = self.bits, self.batch, self.inputs, self.hidden, self.outputs
+        c0 = f", c0={self.with_c0}" if self.cell == "lstm" else ""
         return (
-            f"{self.cell} T={T} B={B} I={I} H={H} O={O}, {self.loss}, state={self.with_state}, "
-            f"{'binary' if self.binary else 'real'}, gain {self.gain:.2f}, {self.dtype}"
+            f"{self.cell} T={T} B={B} I={I} H={H} O={O}, {self.loss}, bias={self.bias}, "
+            f"h0={self.with_h0}{c0}, {'binary' if self.binary else 'real'}, "
+            f"gain {self.gain:.2f}, {self.dtype}"
         )
+
+    def states(self) -> list[str]:
+        """The initial states this case gives (the others start at zeros)."""
+        given = {"h0": self.with_h0, "c0": self.with_c0}
+        return [name for name in CELLS[self.cell].states if given[name]]
 
 
 @st.composite
@@ -96,16 +107,22 @@ def cases(
     max_batch: int = 8,
     max_hidden: int = 16,
     max_io: int = 3,
+    cell: str | None = None,
 ) -> Case:
+    """LSTM and GRU networks (or `cell`'s): either loss, with and without biases, h0 and c0
+    each given or not, on binary or real inputs."""
+    cell = cell or draw(st.sampled_from(sorted(CELLS)))
     return Case(
-        cell=draw(st.sampled_from(sorted(CELLS))),
+        cell=cell,
         bits=draw(st.integers(1, max_bits)),
         batch=draw(st.integers(1, max_batch)),
         inputs=draw(st.integers(1, max_io)),
         hidden=draw(st.integers(1, max_hidden)),
         outputs=draw(st.integers(1, max_io)),
         loss=draw(st.sampled_from(["mse", "bce"])),
-        with_state=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        with_h0=draw(st.booleans()),
+        with_c0=cell == "lstm" and draw(st.booleans()),
         binary=draw(st.booleans()),
         gain=draw(st.floats(0.5, 1.5)),
         dtype=dtype,
@@ -115,19 +132,19 @@ def cases(
 
 @dataclass
 class Problem:
-    """A case made concrete: the model (always with non-zero biases), x, y, initial states."""
+    """A case made concrete: the model (its biases, if any, non-zero), x, y, initial states."""
 
     model: Model
     x: Array  # (T, B, I)
     y: Array  # (T, B, O)
-    states: dict[str, Array]  # "h0" (B, H), and "c0" for the LSTM; empty for zero states
+    states: dict[str, Array]  # those given of "h0" and "c0" (B, H); the others start at zeros
     rng: np.random.Generator
 
 
 def make_problem(case: Case) -> Problem:
     rng = np.random.default_rng(case.seed)
     T, B, I, H, O = case.bits, case.batch, case.inputs, case.hidden, case.outputs
-    model = CELLS[case.cell](I, H, O, bias=True, dtype=case.dtype, seed=rng)
+    model = CELLS[case.cell](I, H, O, bias=case.bias, dtype=case.dtype, seed=rng)
     for name, w in model.params.items():
         if name.startswith("W_x"):
             scale = 1 / np.sqrt(I)
@@ -144,10 +161,7 @@ def make_problem(case: Case) -> Problem:
     else:
         x = rng.normal(0.0, 1.0, (T, B, I))
         y = rng.uniform(0.0, 1.0, (T, B, O))
-    states = {}
-    if case.with_state:
-        names = ["h0", "c0"] if case.cell == "lstm" else ["h0"]
-        states = {name: rng.normal(0.0, 0.5, (B, H)).astype(case.dtype) for name in names}
+    states = {name: rng.normal(0.0, 0.5, (B, H)).astype(case.dtype) for name in case.states()}
     return Problem(model, x.astype(case.dtype), y.astype(case.dtype), states, rng)
 
 
@@ -166,60 +180,60 @@ def clone(model: Model, model_class: type, dtype: str | None = None) -> Model:
 def check_gradients(
     case: Case, model_class: type | None = None, backend: tuple[str, str | None] = ("numpy", None)
 ) -> float:
-    """Loss and every gradient (params, x, h0, c0) equal autograd's on the cell twin; returns
-    the worst normwise error. model_class: the model under test (a mutant, say), run on
-    `backend`; the twins run on the same device.
+    """Loss and every gradient (params, x, h0, c0) equal autograd's on the cell twin, as
+    rnn_torch.gated.gradient_rows judges them; returns the worst normwise error.
+    model_class: the model under test (a mutant, say), run on `backend`; the twins run on the
+    same device.
 
-    The judge is the float64 twin of the same weights and inputs. float64 errors must be
-    within rnn_torch.compare.bound; float32 ones within float32_allowed, which also admits
-    the loss of accuracy a cancelling sum (b_y = sum_t dz_t, say) costs PyTorch's own float32
-    twin (the manual/twin error ratio stayed below 2.3 on 60 random gated cases).
+    The judge is rnn_torch.compare.judge, the RNN's too: float64 errors within FLOAT64_BOUND;
+    float32 gradients within float32_allowed of autograd's float64 ones on the same weights,
+    which also admits the loss of accuracy a cancelling sum (b_y = sum_t dz_t, say) costs
+    PyTorch's own float32 twin.
     """
     problem = make_problem(case)
     model = on_backend(clone(problem.model, model_class or CELLS[case.cell]), backend)
-    x, y, states = problem.x, problem.y, problem.states
-    manual_loss, grads = model.loss_and_grads(x, y, case.loss, **states)
-    manual = {name: to_numpy(g) for name, g in grads.items()}
-    judge = GatedTwin(on_backend(clone(problem.model, CELLS[case.cell], "float64"), backend))
-    auto_loss, auto = judge.loss_and_grads(x, y, case.loss, **states)
-    tol = bound(case.dtype, case.bits, case.width, case.batch)
-    err = abs(manual_loss - auto_loss) / abs(auto_loss)
-    assert err <= tol, f"loss {manual_loss} vs {auto_loss}: {err:.2e} ({case.describe()})"
-    assert set(manual) == set(auto), f"gradient keys {sorted(manual)} vs {sorted(auto)}"
-    twin32 = {}
-    if case.dtype == "float32":
-        twin32 = GatedTwin(on_backend(problem.model, backend))
-        twin32 = twin32.loss_and_grads(x, y, case.loss, **states)[1]
+    rows = gradient_rows(model, problem.x, problem.y, case.loss, **problem.states)
     worst = 0.0
-    for name, g in auto.items():
-        assert manual[name].shape == g.shape, f"d{name}: {manual[name].shape} vs {g.shape}"
-        assert manual[name].dtype == case.dtype, f"d{name}: dtype {manual[name].dtype}"
-        err = relative_error(manual[name], g)
-        record("gradients", case.cell, case.dtype, err)
-        worst = max(worst, err)
-        allowed = tol
-        if twin32:
-            norm = float(np.linalg.norm(g))
-            torch_error = float(np.linalg.norm(twin32[name] - g))
-            T, width, B = case.bits, case.width, case.batch
-            allowed = float32_allowed(torch_error, norm, T, width, B) / max(norm, 1e-300)
-        assert err <= allowed, f"d{name} {g.shape}: {err:.2e} > {allowed:.1e} ({case.describe()})"
+    for row in rows:
+        record("gradients", case.cell, case.dtype, row.relative)
+        worst = max(worst, row.relative)
+        assert row.passed, (
+            f"d{row.name} {row.shape}: normwise relative error {row.relative:.2e} "
+            f"(allowed {row.limit:.1e}) ({case.describe()})"
+        )
     return worst
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@given(case=cases("float64"))
-def test_gradients_equal_autograd_float64(backend: tuple[str, str | None], case: Case) -> None:
-    check_gradients(case, backend=backend)
+# Each property runs per cell, half the profile's examples each: drawn together, the cells
+# share the examples unevenly, and a rare combination (the LSTM's c0 without h0, say) may
+# not come up at all in the ci profile's derandomized draw.
+PER_CELL = examples(0.5)
 
 
-# H = 1, B > 1 with float32: NumPy 2.4's float32 np.negative(a, out=b) reads a strided (N, 1)
-# column as if contiguous, which once broke the LSTM's per-gate sigmoid calls.
-@example(case=Case("lstm", 5, 4, 2, 1, 1, "mse", True, False, 1.0, "float32", 56))
+@pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("backend", BACKENDS)
-@given(case=cases("float32"))
-def test_gradients_equal_autograd_float32(backend: tuple[str, str | None], case: Case) -> None:
-    check_gradients(case, backend=backend)
+@PER_CELL
+@given(data=st.data())
+def test_gradients_equal_autograd_float64(
+    backend: tuple[str, str | None], cell: str, data: st.DataObject
+) -> None:
+    check_gradients(data.draw(cases("float64", cell=cell), label="case"), backend=backend)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("backend", BACKENDS)
+@PER_CELL
+@given(data=st.data())
+def test_gradients_equal_autograd_float32(
+    backend: tuple[str, str | None], cell: str, data: st.DataObject
+) -> None:
+    check_gradients(data.draw(cases("float32", cell=cell), label="case"), backend=backend)
+
+
+def test_gradients_of_one_hidden_unit_float32() -> None:
+    """H = 1, B > 1 with float32: NumPy 2.4's float32 np.negative(a, out=b) reads a strided
+    (N, 1) column as if contiguous, which once broke the LSTM's per-gate sigmoid calls."""
+    check_gradients(Case("lstm", 5, 4, 2, 1, 1, "mse", True, True, True, False, 1.0, "float32", 56))
 
 
 # ---- forward -----------------------------------------------------------------------------
@@ -237,64 +251,74 @@ def check_forward(case: Case, model_class: type | None = None) -> None:
     assert err <= tol, f"p {mine.shape} vs fused: {err:.2e} ({case.describe()})"
 
 
-@given(case=cases("float64", max_bits=32))
-def test_forward_equals_fused_float64(case: Case) -> None:
-    check_forward(case)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@PER_CELL
+@given(data=st.data())
+def test_forward_equals_fused_float64(cell: str, data: st.DataObject) -> None:
+    check_forward(data.draw(cases("float64", max_bits=32, cell=cell), label="case"))
 
 
-@given(case=cases("float32", max_bits=32))
-def test_forward_equals_fused_float32(case: Case) -> None:
-    check_forward(case)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@PER_CELL
+@given(data=st.data())
+def test_forward_equals_fused_float32(cell: str, data: st.DataObject) -> None:
+    check_forward(data.draw(cases("float32", max_bits=32, cell=cell), label="case"))
 
 
 # ---- training ----------------------------------------------------------------------------
 
-#: Small enough that a few steps stay in one basin on both sides (training amplifies 1e-16).
-LEARNING_RATES = {"sgd": 0.1, "adam": 0.01}
-
 
 def check_training(
-    case: Case, optimizer: str, steps: int, backend: tuple[str, str | None] = ("numpy", None)
+    case: Case, optimizer: Optimizer, steps: int, backend: tuple[str, str | None] = ("numpy", None)
 ) -> None:
-    """`steps` updates from the same start on the same batches give the same weights.
+    """`steps` updates of `optimizer` (SGD, momentum or Adam, its hyperparameters drawn,
+    clipping or not) from the same start on the same batches: the same weights after every
+    step.
 
-    Manual: loss_and_grads + rnn_manual's optimiser, on `backend`. Torch: the twin's loss,
-    autograd and torch.optim on the twin's own leaves (on the CPU), an independent path.
+    Manual: loss_and_grads, then clip_grad_norm and rnn_manual's optimiser on the parameters'
+    gradients as train does, on `backend`. Torch: the twin's loss, autograd,
+    torch.nn.utils.clip_grad_norm_ and torch.optim on the twin's own leaves (on the CPU), an
+    independent path.
     """
     problem = make_problem(case)
     rng = problem.rng
     twin = GatedTwin(problem.model)  # copies the starting weights
     model = on_backend(problem.model, backend)
-    lr = LEARNING_RATES[optimizer]
-    manual_opt = SGD(lr) if optimizer == "sgd" else Adam(lr)
+    manual_opt = optimizer.manual()
     leaves = list(twin.params.values())
-    torch_opt = torch.optim.SGD(leaves, lr) if optimizer == "sgd" else torch.optim.Adam(leaves, lr)
+    torch_opt = optimizer.torch(leaves)
+    tol = bound(case.dtype, case.bits, case.width, case.batch)
+    path = Trajectory(problem.model.params, tol, f"{optimizer.describe()}; {case.describe()}")
     x, y = problem.x, problem.y
     for _ in range(steps):
         _, grads = model.loss_and_grads(x, y, case.loss, **problem.states)
+        grads = {name: grads[name] for name in model.params}  # what train steps with
+        optimizer.clip_manual(grads)
         manual_opt.step(model.params, grads)
         _, auto = twin.loss_and_grads(x, y, case.loss, **problem.states)
         for name, leaf in twin.params.items():
             leaf.grad = torch.from_numpy(auto[name])
+        optimizer.clip_torch(leaves)
         torch_opt.step()
+        theirs = {name: leaf.detach().numpy() for name, leaf in twin.params.items()}
+        err = path.check(model.params, theirs)
+        record(f"{optimizer.kind} steps", case.cell, case.dtype, err)
         x = rng.integers(0, 2, x.shape).astype(x.dtype)
         y = rng.integers(0, 2, y.shape).astype(y.dtype)
-    tol = bound(case.dtype, case.bits, case.width, case.batch)
-    for name, w in model.params.items():
-        err = relative_error(to_numpy(w), twin.params[name].detach().numpy())
-        record(f"{optimizer} steps", case.cell, case.dtype, err)
-        assert err <= tol, f"{name} after {steps} {optimizer} steps: {err:.2e} ({case.describe()})"
 
 
+@pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("backend", BACKENDS)
-@given(
-    case=cases("float64", max_bits=8, max_hidden=8),
-    optimizer=st.sampled_from(["sgd", "adam"]),
-    steps=st.integers(1, 4),
-)
+@PER_CELL
+@given(data=st.data(), optimizer=optimizers(), steps=st.integers(1, 4))
 def test_training_trajectories_equal_float64(
-    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+    backend: tuple[str, str | None],
+    cell: str,
+    data: st.DataObject,
+    optimizer: Optimizer,
+    steps: int,
 ) -> None:
+    case = data.draw(cases("float64", max_bits=8, max_hidden=8, cell=cell), label="case")
     check_training(case, optimizer, steps, backend)
 
 
@@ -314,7 +338,7 @@ def check_finite_differences(case: Case, model_class: type | None = None) -> Non
     model = clone(problem.model, model_class or CELLS[case.cell])
     x, y, states = problem.x.copy(), problem.y, dict(problem.states)
     B, H = case.batch, case.hidden
-    for name in ["h0", "c0"] if case.cell == "lstm" else ["h0"]:
+    for name in CELLS[case.cell].states:
         states.setdefault(name, np.zeros((B, H)))
     value, grads = model.loss_and_grads(x, y, case.loss, **states)
     arrays = {**model.params, "x": x, **states}  # perturbed in place, entry by entry
@@ -331,9 +355,12 @@ def check_finite_differences(case: Case, model_class: type | None = None) -> Non
         )
 
 
-@given(case=cases("float64", max_bits=4, max_batch=2, max_hidden=3, max_io=2))
-def test_gradients_equal_finite_differences(case: Case) -> None:
-    check_finite_differences(case)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@PER_CELL
+@given(data=st.data())
+def test_gradients_equal_finite_differences(cell: str, data: st.DataObject) -> None:
+    sizes = {"max_bits": 4, "max_batch": 2, "max_hidden": 3, "max_io": 2}
+    check_finite_differences(data.draw(cases("float64", cell=cell, **sizes), label="case"))
 
 
 # ---- units -------------------------------------------------------------------------------
@@ -366,6 +393,22 @@ def test_gradient_keys_shapes_and_dtypes(cell: str) -> None:
         for name, w in model.params.items():
             assert grads[name].shape == w.shape and grads[name].dtype == dtype, name
         assert grads["x"].shape == x.shape and grads["h0"].shape == (6, 5)
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_backward_casts_dz_to_the_models_dtype(cell: str) -> None:
+    """backward takes dz = dL/dz in any float dtype (rnn_torch's upstream sum(V * p) hands a
+    float64 one to a float32 model) and computes in the model's: the same gradients, bit for
+    bit, as from dz cast first, every one float32. For all three cells."""
+    rng = np.random.default_rng(0)
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, dtype=np.float32, seed=1)
+    x = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    dz = rng.normal(size=(4, 6, 2))
+    grads = model.backward(model.run(x), dz)
+    cast = model.backward(model.run(x), dz.astype(np.float32))
+    for name, g in grads.items():
+        assert g.dtype == np.float32, f"d{name}: {g.dtype}"
+        np.testing.assert_array_equal(g, cast[name], err_msg=name)
 
 
 def test_torch_layout_is_pytorchs_gate_order() -> None:

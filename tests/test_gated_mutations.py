@@ -1,23 +1,23 @@
 """The gated-cell property checks catch the classic bugs: each test plants one in a copy of
 rnn_manual/cells/lstm.py or gru.py and asserts that the checks of test_gated.py fail on it.
 
-A mutant is the module's own source with exact text replaced (each target must occur exactly
-once, so a mutation cannot silently stop applying when the code changes), executed as a
-fresh module. Some bugs are self-consistent: the mutant's backward pass is the true
-derivative of its own, wrong, forward pass. Finite differences cannot see those (the tests
-assert so); only the comparison with PyTorch's cells can.
+A mutant is the module compiled afresh with statements or expressions of named methods
+replaced (test_mutations.plant: matched on the syntax tree, whatever the layout, and each
+must occur exactly once, so a mutation cannot silently stop applying when the code
+changes). Some bugs are self-consistent: the mutant's backward pass is the true derivative
+of its own, wrong, forward pass. Finite differences cannot see those (the tests assert so);
+only the comparison with PyTorch's cells can.
 """
 
 from __future__ import annotations
 
-import inspect
-import sys
 import types
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from test_gated import Case, check_finite_differences, check_forward, check_gradients
+from test_mutations import Plant, mutant_module
 
 from rnn_manual.cells import gru, lstm
 from rnn_torch.gated import fused_forward
@@ -27,27 +27,19 @@ from rnn_torch.gated import fused_forward
 class Mutation:
     name: str
     module: types.ModuleType
-    replacements: tuple[tuple[str, str], ...]
+    plants: tuple[Plant, ...]  # (method, target, replacement), see test_mutations.plant
     consistent: bool  # backward is the true derivative of the mutant's forward: FD-blind
     changes_forward: bool
 
 
 def mutant(mutation: Mutation) -> type:
-    """The model class of `mutation.module` with the replacements applied to its source."""
-    source = inspect.getsource(mutation.module)
-    for old, new in mutation.replacements:
-        assert source.count(old) == 1, f"{mutation.name}: target not found once: {old!r}"
-        source = source.replace(old, new)
-    name = f"{mutation.module.__name__}_mutant"
-    module = types.ModuleType(name)
-    module.__package__ = "rnn_manual.cells"  # for its relative imports
-    sys.modules[name] = module  # dataclasses look their module up while being made
-    try:
-        exec(compile(source, f"<{mutation.name}>", "exec"), module.__dict__)
-    finally:
-        del sys.modules[name]
-    return getattr(module, "LSTM" if mutation.module is lstm else "GRU")
+    """The model class of `mutation.module` with the plants applied to its source."""
+    module = mutant_module(mutation.module, mutation.plants, mutation.name)
+    return getattr(module, "LSTM" if mutation.module is lstm else "GRU")  # type: ignore[no-any-return]
 
+
+LSTM_RUN, LSTM_BACKWARD = "LSTM.run_unchecked", "LSTM.backward"
+GRU_RUN, GRU_BACKWARD = "GRU.run_unchecked", "GRU.backward"
 
 MUTATIONS = [
     Mutation("unchanged lstm", lstm, (), consistent=True, changes_forward=False),
@@ -57,15 +49,21 @@ MUTATIONS = [
         lstm,
         (
             (
-                "i, f, g, o = split_gates(gates[t], 4)  # views",
-                "i, f, o, g = split_gates(gates[t], 4)  # views",
+                LSTM_RUN,
+                "i, f, g, o = split_gates(gates[t], 4)",
+                "i, f, o, g = split_gates(gates[t], 4)",
             ),
-            ("a_g = a[t, :, 2 * H : 3 * H]", "a_g = a[t, :, 3 * H :]"),
+            (LSTM_RUN, "a_g = a[t, :, 2 * H : 3 * H]", "a_g = a[t, :, 3 * H :]"),
             (
-                "i, f, g, o = split_gates(gates[t], 4)\n",
-                "i, f, o, g = split_gates(gates[t], 4)\n",
+                LSTM_BACKWARD,
+                "i, f, g, o = split_gates(gates[t], 4)",
+                "i, f, o, g = split_gates(gates[t], 4)",
             ),
-            ("da_i, da_f, da_g, da_o = split_gates", "da_i, da_f, da_o, da_g = split_gates"),
+            (
+                LSTM_BACKWARD,
+                "da_i, da_f, da_g, da_o = split_gates(da[t], 4)",
+                "da_i, da_f, da_o, da_g = split_gates(da[t], 4)",
+            ),
         ),
         consistent=True,
         changes_forward=True,
@@ -75,6 +73,7 @@ MUTATIONS = [
         lstm,
         (
             (
+                LSTM_RUN,
                 'a += self._stacked("b_")',
                 'a += np.concatenate([self.params[n] for n in ("b_i", "b_o", "b_g", "b_f")])',
             ),
@@ -85,28 +84,28 @@ MUTATIONS = [
     Mutation(
         "lstm recurrent term dropped from backward",
         lstm,
-        (("dh_next = da[t] @ W_h.T", "dh_next = 0 * dh"),),
+        ((LSTM_BACKWARD, "dh_next = da[t] @ W_h.T", "dh_next = 0 * dh"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "lstm cell path dropped from backward",
         lstm,
-        (("dc_next = dc * f", "dc_next = 0 * dc"),),
+        ((LSTM_BACKWARD, "dc_next = dc * f", "dc_next = 0 * dc"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "lstm time index shifted: c_t for c_{t-1}",
         lstm,
-        (("da_f[...] = dc * c[t] *", "da_f[...] = dc * c[t + 1] *"),),
+        ((LSTM_BACKWARD, "dc * c[t]", "dc * c[t + 1]"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "lstm time index shifted: h_t for h_{t-1} in dW_h",
         lstm,
-        (("dW_h = h[:-1].reshape", "dW_h = h[1:].reshape"),),
+        ((LSTM_BACKWARD, "h[:-1].reshape(T * B, H)", "h[1:].reshape(T * B, H)"),),
         consistent=False,
         changes_forward=False,
     ),
@@ -114,10 +113,26 @@ MUTATIONS = [
         "gru gate order z, r, n",
         gru,
         (
-            ("ah_r, ah_u, ah_n = split_gates", "ah_u, ah_r, ah_n = split_gates"),
-            ("ax_r, ax_u, ax_n = split_gates", "ax_u, ax_r, ax_n = split_gates"),
-            ("dax_r, dax_u, dax_n = split_gates", "dax_u, dax_r, dax_n = split_gates"),
-            ("dah_r, dah_u, dah_n = split_gates", "dah_u, dah_r, dah_n = split_gates"),
+            (
+                GRU_RUN,
+                "ah_r, ah_u, ah_n = split_gates(ah, 3)",
+                "ah_u, ah_r, ah_n = split_gates(ah, 3)",
+            ),
+            (
+                GRU_RUN,
+                "ax_r, ax_u, ax_n = split_gates(ax[t], 3)",
+                "ax_u, ax_r, ax_n = split_gates(ax[t], 3)",
+            ),
+            (
+                GRU_BACKWARD,
+                "dax_r, dax_u, dax_n = split_gates(dax[t], 3)",
+                "dax_u, dax_r, dax_n = split_gates(dax[t], 3)",
+            ),
+            (
+                GRU_BACKWARD,
+                "dah_r, dah_u, dah_n = split_gates(dah[t], 3)",
+                "dah_u, dah_r, dah_n = split_gates(dah[t], 3)",
+            ),
         ),
         consistent=True,
         changes_forward=True,
@@ -126,8 +141,12 @@ MUTATIONS = [
         "gru b_hn outside the reset product",
         gru,
         (
-            ('hn[t] += self.params["b_hn"]', 'ax_n += self.params["b_hn"]'),
-            ("dah[:, :, 2 * H :].sum(axis=(0, 1))", "dax[:, :, 2 * H :].sum(axis=(0, 1))"),
+            (GRU_RUN, 'hn[t] += self.params["b_hn"]', 'ax_n += self.params["b_hn"]'),
+            (
+                GRU_BACKWARD,
+                "dah[:, :, 2 * H :].sum(axis=(0, 1))",
+                "dax[:, :, 2 * H :].sum(axis=(0, 1))",
+            ),
         ),
         consistent=True,
         changes_forward=True,
@@ -135,21 +154,21 @@ MUTATIONS = [
     Mutation(
         "gru recurrent term dropped from backward",
         gru,
-        (("dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dh * u"),),
+        ((GRU_BACKWARD, "dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dh * u"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "gru direct path u_t * h_{t-1} dropped from backward",
         gru,
-        (("dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dah[t] @ W_h.T"),),
+        ((GRU_BACKWARD, "dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dah[t] @ W_h.T"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "gru time index shifted: h_t for h_{t-1}",
         gru,
-        (("dh * (h[t] - n)", "dh * (h[t + 1] - n)"),),
+        ((GRU_BACKWARD, "dh * (h[t] - n)", "dh * (h[t + 1] - n)"),),
         consistent=False,
         changes_forward=False,
     ),
@@ -160,9 +179,10 @@ def cases_for(mutation: Mutation, small: bool) -> list[Case]:
     """Two generic cases: an adder-like one (binary, zero states) and a real-valued one."""
     cell = "lstm" if mutation.module is lstm else "gru"
     T, B, H = (3, 2, 2) if small else (6, 3, 5)
+    lstm_ = cell == "lstm"
     return [
-        Case(cell, T, B, 2, H, 1, "mse", False, True, 1.0, "float64", seed=1),
-        Case(cell, T, B, 2, H, 2, "bce", True, False, 1.2, "float64", seed=2),
+        Case(cell, T, B, 2, H, 1, "mse", True, False, False, True, 1.0, "float64", seed=1),
+        Case(cell, T, B, 2, H, 2, "bce", True, True, lstm_, False, 1.2, "float64", seed=2),
     ]
 
 
@@ -177,7 +197,7 @@ def caught(check: object, *args: object) -> bool:
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
 def test_the_torch_checks_catch_the_mutation(mutation: Mutation) -> None:
     model_class = mutant(mutation)
-    planted = bool(mutation.replacements)
+    planted = bool(mutation.plants)
     for case in cases_for(mutation, small=False):
         assert caught(check_gradients, case, model_class) == planted, case.describe()
         assert caught(check_forward, case, model_class) == mutation.changes_forward

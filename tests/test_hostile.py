@@ -7,6 +7,7 @@ or an allocation the size of the input's claims.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     three_inputs = folder / "three.npz"
     modelfile.save(three_inputs, RNN(input_size=3, hidden_size=4))
     (folder / "garbage.npz").write_bytes(b"PK\x03\x04 garbage")
+    # Never the real /dev/null: a regression would replace it with a file, as root.
+    os.mkfifo(folder / "fifo.npz")
+    (folder / "link.npz").symlink_to(folder / "fifo.npz")
     return {
         "model": str(model),
         "checkpoint": str(checkpoint),
@@ -74,7 +78,21 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "no folder": str(folder / "no" / "such.npz"),
         "empty": "",
         "output": str(folder / "out.npz"),
+        "unwritable": str(unwritable_folder(folder) / "m.npz"),
+        "fifo": str(folder / "fifo.npz"),
+        "link to a fifo": str(folder / "link.npz"),
     }
+
+
+def unwritable_folder(folder: Path) -> Path:
+    """A folder that takes no new file: read-only by its mode, or /proc for root, whom no
+    mode stops (no file can be created in /proc)."""
+    if os.geteuid() == 0:
+        return Path("/proc")
+    readonly = folder / "read-only"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    return readonly
 
 
 NUMBERS = ["0", "1", "2", "3", "8", "-1", "1e3", "0x10", "1_0", " 7 ", "٣", "nan", "inf", "-inf"]
@@ -82,6 +100,9 @@ NUMBERS += ["1e-320", "1e300", str(2**64), "10" * 30, "", "many", "4.5", "None",
 HUGE = ["5000", "100000", "1000000", "10000000000"]  # over the caps, alone or as products
 OPERANDS = ["0", "1", "123", "-1", "1.5", "", "x", "0x10", "1_000", " 7 ", "٣", "9" * 400_000]
 OPERANDS += ["+5", "1e5", "\n", "--", "nan", str(2**200)]
+#: What str.isdigit calls digits, but int() does not read, or reads as something else.
+NOT_DIGITS = ["²", "①", "𐩀", "١٢", "１２", " 12", "12 ", "1_2", "___1___", "٣"]
+OPERANDS += NOT_DIGITS
 #: The options each command takes that hold numbers, choices or paths.
 OPTIONS = {
     "train": ["--bits", "--hidden", "--batch", "--lr", "--seed", "--clip", "--checkpoint-every"],
@@ -182,6 +203,26 @@ def test_the_command_line_refuses_hostile_arguments_cleanly(
         (["train", "--bits", "1", "a\nb\u2028c"], "unrecognized arguments: a\\nb\\u2028c"),
         (["add", "--model", "{folder}/x\ny.npz", "1", "2"], "x\\ny.npz: no such file"),
         (["add", "--model", "{folder}/" + "d" * 600 + ".npz", "1", "2"], "ddd..."),
+        *[(["add", "--model", "{model}", "--", n, "3"], "(digits 0-9)") for n in NOT_DIGITS],
+        (["train", "--cell", "lstm", "--activation", "relu"], "the lstm cell has no activation"),
+        (["train", "--cell", "gru", "--activation", "sigmoid"], "the gru cell has no activation"),
+        (["train", "--seed-compatible", "--hidden", "32"], "--hidden: --seed-compatible"),
+        (["train", "--seed-compatible", "--resume", "{missing}"], "--resume: --seed-compatible"),
+        (["train", "--seed-compatible", "--quiet"], "--quiet: --seed-compatible"),
+        (["train", "--resume", "{checkpoint}", "--hidden", "16"], "--hidden: a resumed run"),
+        (["train", "--resume", "{checkpoint}", "--bits", "8"], "--bits: a resumed run"),
+        (["train", "--resume", "{checkpoint}", "--optimizer", "adam"], "--optimizer: a resumed"),
+        (["train", "--resume", "{checkpoint}", "--seed", "0"], "--seed: a resumed run"),
+        (["train", "--resume", "{checkpoint}", "--bias"], "--bias: a resumed run"),
+        (["train", "--save", "{output}", "--checkpoint", "{output}"], "name the same file"),
+        (["train", "--resume", "{checkpoint}", "--save", "{checkpoint}"], "name the same file"),
+        (["train", "--save", "{unwritable}"], "cannot write a file there"),
+        (["train", "--checkpoint", "{unwritable}"], "cannot write a file there"),
+        (["train", "--save", "{fifo}"], "not a regular file"),
+        (["train", "--save", "{link to a fifo}"], "not a regular file"),
+        (["plot", "--model", "{model}", "--out", ""], "--out: give a folder"),
+        (["evaluate", "--model", "{model}", "--bits", "8192"], "lower --samples (at most 8192"),
+        (["evaluate", "--model", "{model}", "--bits", str(2**27)], "lower --bits"),
     ],
 )
 def test_named_hostile_arguments_are_refused_with_a_reason(
@@ -407,3 +448,12 @@ def _targets_outside_0_1() -> None:
 def test_once_missed_input_is_refused_with_value_error(call: Any) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+def test_an_unwritable_save_is_refused_before_any_training(
+    files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for option in ("--save", "--checkpoint"):
+        status, out, err = run_main(capsys, ["train", option, files["unwritable"]])
+        assert status == 2 and "cannot write a file there" in err
+        assert out == ""  # not one step trained, so nothing lost

@@ -6,12 +6,15 @@ file and what is wrong; nothing in a file is ever unpickled or executed.
 
 from __future__ import annotations
 
+import array
 import io
 import json
 import os
 import pathlib
 import signal
 import struct
+import subprocess
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -24,11 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npy
 
-from rnn_manual.files import modelfile
+from rnn_manual.files import modelfile, npz
 from rnn_manual.files.modelfile import ModelFileError
 from rnn_manual.training.train import TrainConfig, train
 
 Arrays = dict[str, Any]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_checkpoint(path: Path, optimizer: str = "adam") -> None:
@@ -222,6 +226,8 @@ MUTATIONS: list[tuple[str, Callable[[Arrays], Arrays], str]] = [
     ("meta too long", put("meta", lambda m: np.array(" " * 70000)), "longer than"),
     ("another format", meta(set_in("format", value="keras")), "not an rnn-manual"),
     ("future version", meta(set_in("version", value=2)), "version 2, this program reads"),
+    ("version a float", meta(set_in("version", value=1.0)), "version 1.0, this program reads"),
+    ("version true", meta(set_in("version", value=True)), "version True, this program reads"),
     ("version missing", meta(delete_in("version")), "version None"),
     ("unknown meta key", meta(set_in("exec", value="rm -rf /")), "unknown meta keys"),
     ("unknown cell", meta(set_in("cell", value="transformer")), "unknown cell"),
@@ -334,7 +340,7 @@ def test_an_archive_that_unpacks_too_large_is_refused(
 ) -> None:
     path = tmp_path / "bomb.npz"
     np.savez_compressed(path, **{**good, "history/loss": np.zeros(10**5)})
-    monkeypatch.setattr(modelfile, "MAX_FILE_BYTES", path.stat().st_size * 4)
+    monkeypatch.setattr(npz, "MAX_FILE_BYTES", path.stat().st_size * 4)
     with pytest.raises(ModelFileError, match="unpacks to more than"):
         modelfile.load(path)
 
@@ -474,3 +480,67 @@ def test_any_npy_header_is_refused_cleanly(tmp_path: Path, header: str, body: by
     path = make_zip(tmp_path / "h.npz", [("meta.npy", raw)])
     with pytest.raises(ModelFileError):
         modelfile.load(path)
+
+
+# --- what a file can cost ------------------------------------------------------------------
+
+
+def test_a_meta_entry_too_long_is_refused_from_its_header_unread(
+    tmp_path: Path, good: Arrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "long.npz", {**good, "meta": np.array(" " * 200_000)})
+    read = []
+    real_read_array = npz.npy.read_array
+
+    def spy(f: Any, **kwargs: Any) -> Any:
+        a = real_read_array(f, **kwargs)
+        read.append(a.dtype)
+        return a
+
+    monkeypatch.setattr(npz.npy, "read_array", spy)
+    with pytest.raises(ModelFileError, match="meta entry is longer than 65536 characters"):
+        modelfile.load(path)
+    assert np.dtype("<U200000") not in read  # refused before its 800 KB were decoded
+
+
+def test_a_loaded_history_is_held_in_compact_arrays(checkpoint: Path) -> None:
+    _, history = modelfile.load(checkpoint)
+    assert history is not None
+    for key in modelfile.HISTORY_KEYS:
+        curve = getattr(history, key)
+        assert isinstance(curve, array.array) and curve.itemsize == 8, key
+
+
+def peak_mib(*argv: str) -> int:
+    """Peak memory (resident set, MiB) of `python -m rnn_manual *argv` in a fresh process."""
+    code = (
+        "import resource, sys\n"
+        "from rnn_manual.app.cli import main\n"
+        "main(sys.argv[1:])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    return int(result.stderr.splitlines()[-1])
+
+
+def test_a_long_history_costs_memory_in_proportion_to_its_size(tmp_path: Path) -> None:
+    """A small file (zeros compress) whose history holds 2 x 8M values, 128 MiB as float64:
+    loading it once held them as Python floats, four times that."""
+    from rnn_manual import RNN
+
+    model = RNN(2, 4, 1)
+    modelfile.save(tmp_path / "small.npz", model)
+    with np.load(tmp_path / "small.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    steps = 8 * 2**20
+    arrays["history/loss"] = arrays["history/batch_accuracy"] = np.zeros(steps)
+    arrays["history/eval_step"] = np.zeros(0, dtype=np.int64)
+    arrays["history/eval_accuracy"] = np.zeros(0)
+    np.savez_compressed(tmp_path / "long.npz", **arrays)
+    assert (tmp_path / "long.npz").stat().st_size < 2**20
+    baseline = peak_mib("add", "--model", str(tmp_path / "small.npz"), "3", "4")
+    peak = peak_mib("add", "--model", str(tmp_path / "long.npz"), "3", "4")
+    history_mib = 2 * steps * 8 / 2**20
+    assert peak - baseline < 2 * history_mib, (baseline, peak)

@@ -1,18 +1,22 @@
 """The tests bite: plant a bug in the manual backward pass, and the property test must fail.
 
-Each mutation replaces one exact snippet of the source of a manual function (RNN.backward,
-RNN.run or a loss) and compiles the result into a subclass of RNN. Every snippet must occur exactly
-once in the current source: when rnn_manual changes, test_snippet_occurs_once fails and
-names the snippet to update here, rather than a mutant silently testing nothing.
+Each mutation names a function of rnn_manual (a method such as "RNN.backward", or a loss),
+one statement or expression in it, and what to put there instead. `plant` finds the target
+in the function's syntax tree, so layout, line breaks, comments and redundant parentheses
+do not matter; it fails, naming the mutation, unless the target occurs exactly once, so that
+a mutation cannot silently stop applying when rnn_manual changes. The mutated module is
+compiled afresh and the mutated function put into a subclass of RNN.
 """
 
 from __future__ import annotations
 
+import ast
+import copy
 import inspect
+import sys
 import textwrap
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -22,89 +26,158 @@ from test_properties import check_gradients
 from rnn_manual import RNN
 from rnn_manual.cells import losses, rnn
 
-#: name -> (function whose source is mutated, exact snippet, its replacement)
-MUTATIONS: dict[str, tuple[Callable[..., Any], str, str]] = {
-    "drop the recurrent term of dh": (
-        RNN.backward,
-        "da[t - 1] += dh_prev",
-        "pass",
-    ),
+#: One planted change: (function, as "Class.method" or "function", target, replacement).
+#: target is one statement (replaced by the statements of replacement) or one expression
+#: (replaced by the expression replacement), written as Python source.
+Plant = tuple[str, str, str]
+
+#: name -> (module, plant)
+MUTATIONS: dict[str, tuple[types.ModuleType, Plant]] = {
+    "drop the recurrent term of dh": (rnn, ("RNN.backward", "da[t - 1] += dh_prev", "pass")),
     "h_t instead of h_{t-1} in dW_hh": (
-        RNN.backward,
-        '"W_hh": h[:-1].reshape',
-        '"W_hh": h[1:].reshape',
+        rnn,
+        ("RNN.backward", "h[:-1].reshape(T * B, H).T", "h[1:].reshape(T * B, H).T"),
     ),
     "drop the activation derivative": (
-        RNN.backward,
-        "da[t] *= df(h[t + 1], out=df_t)",
-        "pass",
+        rnn,
+        ("RNN.backward", "da[t] *= df(h[t + 1], out=df_t)", "pass"),
     ),
     "shift a time index: f'(a_{t-1}) for f'(a_t)": (
-        RNN.backward,
-        "df(h[t + 1], out=df_t)",
-        "df(h[t], out=df_t)",
+        rnn,
+        ("RNN.backward", "df(h[t + 1], out=df_t)", "df(h[t], out=df_t)"),
     ),
     "forget a transpose: W_hh for W_hh^T": (
-        RNN.backward,
-        "xp.matmul(da[t], W_hh.T, out=dh_prev)",
-        "xp.matmul(da[t], W_hh, out=dh_prev)",
+        rnn,
+        (
+            "RNN.backward",
+            "xp.matmul(da[t], W_hh.T, out=dh_prev)",
+            "xp.matmul(da[t], W_hh, out=dh_prev)",
+        ),
     ),
     "dL/dh_0 from the wrong step": (
-        RNN.backward,
-        'grads["h0"] = dh_prev',
-        'grads["h0"] = da[0]',
+        rnn,
+        ("RNN.backward", 'grads["h0"] = dh_prev', 'grads["h0"] = da[0]'),
     ),
-    "forward: drop b_h": (
-        RNN.run_unchecked,
-        'h[1:] += self.params["b_h"]',
-        "pass",
-    ),
-    "forget the batch mean (mse)": (losses.mse, "dz /= batch", "pass"),
-    "forget the batch mean (bce)": (losses.bce, "dz /= batch", "pass"),
+    "forward: drop b_h": (rnn, ("RNN.run_unchecked", 'h[1:] += self.params["b_h"]', "pass")),
+    "forget the batch mean (mse)": (losses, ("mse", "dz /= batch", "pass")),
+    "forget the batch mean (bce)": (losses, ("bce", "dz /= batch", "pass")),
 }
 
 
-def mutate(function: Callable[..., Any], snippet: str, replacement: str) -> Callable[..., Any]:
-    """`function` recompiled from its source with `snippet` replaced, in its module's globals."""
-    source = textwrap.dedent(inspect.getsource(function))
-    assert source.count(snippet) == 1, (
-        f"{function.__qualname__}: {snippet!r} occurs {source.count(snippet)} times, not once; "
-        "update MUTATIONS in tests/test_mutations.py to the current source"
+# ---- planting ----------------------------------------------------------------------------
+
+
+def _same(a: ast.AST, b: ast.AST) -> bool:
+    """Whether two syntax trees are the same code (positions, layout and comments aside)."""
+    return ast.dump(a) == ast.dump(b)
+
+
+def _scope(tree: ast.Module, qualname: str) -> ast.AST:
+    """The definition named `qualname` ("Class.method" or "function") in `tree`."""
+    node: ast.AST = tree
+    for name in qualname.split("."):
+        found = [
+            child
+            for child in ast.iter_child_nodes(node)
+            if isinstance(child, ast.ClassDef | ast.FunctionDef) and child.name == name
+        ]
+        assert len(found) == 1, f"{qualname}: {len(found)} definitions named {name}, not 1"
+        node = found[0]
+    return node
+
+
+def plant(tree: ast.Module, where: str, target: str, replacement: str) -> None:
+    """Replace, in `tree`, the one occurrence of `target` inside the function `where` with
+    `replacement`; AssertionError unless `target` occurs there exactly once."""
+    body = ast.parse(textwrap.dedent(target)).body
+    assert len(body) == 1, f"target {target!r} is {len(body)} statements, not one"
+    new: list[ast.stmt] | ast.expr = ast.parse(textwrap.dedent(replacement)).body
+    wanted: ast.AST = body[0]
+    if isinstance(wanted, ast.Expr):  # an expression: replaced by an expression
+        wanted = wanted.value
+        assert len(new) == 1 and isinstance(new[0], ast.Expr), f"not an expression: {replacement}"
+        new = new[0].value
+    scope = _scope(tree, where)
+    hits = sum(_same(node, wanted) for node in ast.walk(scope))
+    assert hits == 1, (
+        f"{target!r} occurs {hits} times in {where}, not once: update the mutation to the "
+        "current source"
     )
-    namespace = dict(inspect.unwrap(function).__globals__)  # the module it was written in
-    exec(
-        compile(source.replace(snippet, replacement), inspect.getfile(function), "exec"), namespace
-    )
-    return namespace[function.__name__]
+
+    class Swap(ast.NodeTransformer):
+        def generic_visit(self, node: ast.AST) -> ast.AST | list[ast.stmt]:
+            if _same(node, wanted):
+                if isinstance(new, list):
+                    return [ast.copy_location(copy.deepcopy(n), node) for n in new]
+                return ast.copy_location(copy.deepcopy(new), node)
+            return super().generic_visit(node)
+
+    Swap().visit(scope)
+
+
+def mutant_module(
+    module: types.ModuleType, plants: Iterable[Plant], label: str
+) -> types.ModuleType:
+    """A fresh copy of `module` (a module of rnn_manual.cells), compiled from its source with
+    every plant applied."""
+    tree = ast.parse(inspect.getsource(module))
+    for where, target, replacement in plants:
+        plant(tree, where, target, replacement)
+    name = f"{module.__name__}_mutant"
+    fresh = types.ModuleType(name)
+    fresh.__package__ = module.__package__  # for its relative imports
+    sys.modules[name] = fresh  # dataclasses look their module up while being made
+    try:
+        code = compile(ast.fix_missing_locations(tree), f"<{label}>", "exec")
+        exec(code, fresh.__dict__)
+    finally:
+        del sys.modules[name]
+    return fresh
 
 
 def mutant(name: str) -> type[RNN]:
     """A subclass of RNN carrying the mutation `name`."""
-    function, snippet, replacement = MUTATIONS[name]
-    mutated = mutate(function, snippet, replacement)
-    if function.__qualname__.startswith("RNN."):  # a method: override it
-        return type("Mutant", (RNN,), {function.__name__: mutated})
-    # A loss: RNN.loss_and_grads, unchanged, looking the losses up in a patched table.
-    lookup = {**rnn.LOSSES, function.__name__: mutated}
+    module, (where, target, replacement) = MUTATIONS[name]
+    fresh = mutant_module(module, [(where, target, replacement)], name)
+    if module is rnn:  # a method of RNN: override it
+        method = where.split(".")[1]
+        return type("Mutant", (RNN,), {method: getattr(fresh.RNN, method)})
+    # A loss: loss_and_grads, unchanged, looking the losses up in a patched table.
     original = RNN.loss_and_grads
+    lookup = {**original.__globals__["LOSSES"], where: getattr(fresh, where)}
+    globals_ = {**original.__globals__, "LOSSES": lookup}
     loss_and_grads = types.FunctionType(
-        original.__code__, {**original.__globals__, "LOSSES": lookup}, "loss_and_grads"
+        original.__code__, globals_, original.__name__, original.__defaults__
     )
     return type("Mutant", (RNN,), {"loss_and_grads": loss_and_grads})
 
 
 @pytest.mark.parametrize("name", MUTATIONS)
-def test_snippet_occurs_once(name: str) -> None:
-    function, snippet, _ = MUTATIONS[name]
-    assert textwrap.dedent(inspect.getsource(function)).count(snippet) == 1, (
-        f"{name}: {snippet!r} is not in {function.__qualname__} exactly once; update MUTATIONS"
-    )
+def test_target_occurs_once(name: str) -> None:
+    module, (where, target, replacement) = MUTATIONS[name]
+    plant(ast.parse(inspect.getsource(module)), where, target, replacement)
+
+
+def test_planting_ignores_layout_and_fails_loudly() -> None:
+    """A target matches however it is laid out, and one that is not there exactly once is
+    an error, not a mutant that silently tests nothing."""
+    source = "def f(a, b):\n    c = (a +\n         b)  # sum\n    return a + b\n"
+    tree = ast.parse(source)
+    plant(tree, "f", "c = a+b", "c = a - b")
+    assert "c = a - b" in ast.unparse(tree)
+    with pytest.raises(AssertionError, match="occurs 2 times in f"):
+        plant(ast.parse(source), "f", "a + b", "a")
+    with pytest.raises(AssertionError, match="occurs 0 times in f"):
+        plant(ast.parse(source), "f", "c = a * b", "pass")
+    with pytest.raises(AssertionError, match="0 definitions named g"):
+        plant(ast.parse(source), "g", "c = a + b", "pass")
 
 
 def test_unmutated_copy_passes() -> None:
     """The mutation machinery itself changes nothing: a no-op 'mutant' passes."""
-    recompiled = mutate(RNN.backward, "da[t - 1] += dh_prev", "da[t - 1] += dh_prev")
-    clone = type("Clone", (RNN,), {"backward": recompiled})
+    statement = "da[t - 1] += dh_prev"
+    fresh = mutant_module(rnn, [("RNN.backward", statement, statement)], "unchanged")
+    clone = type("Clone", (RNN,), {"backward": fresh.RNN.backward})
     property_test(clone)()
 
 

@@ -18,9 +18,19 @@ import torch
 from backends import BACKENDS, on_backend
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import Case, Problem, away_from_relu_kinks, cases, examples, make_problem
+from strategies import (
+    Case,
+    Optimizer,
+    Problem,
+    Trajectory,
+    away_from_relu_kinks,
+    cases,
+    examples,
+    make_problem,
+    optimizers,
+)
 
-from rnn_manual import RNN, SGD, Adam
+from rnn_manual import RNN
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
@@ -135,30 +145,27 @@ def test_forward_equals_torch_float32(backend: tuple[str, str | None], case: Cas
 
 # ---- training ----------------------------------------------------------------------------
 
-#: Learning rates small enough that K steps stay in the same basin on both sides: a large
-#: step can amplify a 1e-16 difference into a visible one (training is a chaotic map).
-LEARNING_RATES = {"sgd": 0.1, "adam": 0.01}
 MAX_GRADIENT = 100.0  # an SGD step of 0.1 x 100 = 10 per weight is a divergence, not training
 
 
 def check_training(
-    case: Case, optimizer: str, steps: int, backend: tuple[str, str | None] = ("numpy", None)
+    case: Case, optimizer: Optimizer, steps: int, backend: tuple[str, str | None] = ("numpy", None)
 ) -> None:
-    """`steps` updates of SGD or Adam from the same start on the same batches: same weights.
+    """`steps` updates of `optimizer` (SGD, momentum or Adam, its hyperparameters drawn,
+    clipping or not) from the same start on the same batches: the same weights after every
+    step.
 
-    Manual side: RNN.loss_and_grads + rnn_manual's optimiser, on `backend`. Torch side: the
-    twin's loss, loss.backward() and torch.optim, a fully independent path.
+    Manual side, on `backend`: RNN.loss_and_grads, then clip_grad_norm and rnn_manual's
+    optimiser on the parameters' gradients, as train does. Torch side: the twin's loss,
+    loss.backward(), torch.nn.utils.clip_grad_norm_ and torch.optim, a fully independent path.
     """
     problem = make_problem(case)
     rng = problem.rng
     twin = Twin.from_manual(problem.model, fused=case.fused)
     model = on_backend(problem.model, backend)
-    lr = LEARNING_RATES[optimizer]
-    manual_opt = SGD(lr) if optimizer == "sgd" else Adam(lr)
+    manual_opt = optimizer.manual()
     trainable = [p for p in twin.parameters() if p.requires_grad]
-    torch_opt = (
-        torch.optim.SGD(trainable, lr) if optimizer == "sgd" else torch.optim.Adam(trainable, lr)
-    )
+    torch_opt = optimizer.torch(trainable)
     dtype = np.dtype(case.dtype)
     batches = [(problem.x, problem.target)] + [
         (
@@ -171,10 +178,8 @@ def check_training(
     h0_t = torch.zeros(case.batch, case.hidden, dtype=twin.out.weight.dtype)
     if h0 is not None:
         h0_t = torch.from_numpy(h0)
-    # The final weights are the start plus K updates; rounding is relative to those terms,
-    # so each weight's error is judged against ||w_0|| + sum_k ||w_k - w_{k-1}|| (a weight
-    # that training brings near 0 keeps only that absolute accuracy).
-    path = {name: float(np.linalg.norm(w)) for name, w in problem.model.params.items()}
+    tol = bound(case.dtype, case.bits, case.width, case.batch)
+    path = Trajectory(problem.model.params, tol, f"{optimizer.describe()}; {case.shapes()}")
     for x, y in batches:
         now = on_backend(model, ("numpy", None))  # the weights so far, in NumPy
         assume(away_from_relu_kinks(Problem(now, x, y, h0, rng), KINK_MARGIN[case.dtype]))
@@ -182,25 +187,18 @@ def check_training(
         # An exploding step (relu at gain 1 can blow up in a few steps) leaves nothing to
         # compare but overflow; such trajectories are skipped.
         assume(max(float(np.abs(to_numpy(g)).max()) for g in grads.values()) < MAX_GRADIENT)
+        grads = {name: grads[name] for name in model.params}  # what train steps with
+        optimizer.clip_manual(grads)
         manual_opt.step(model.params, grads)
-        for name, w in model.params.items():
-            path[name] += float(np.linalg.norm(to_numpy(w) - now.params[name]))
 
         torch_opt.zero_grad()
         _, z, p = twin.run(torch.from_numpy(x), h0_t)
         torch_loss(case.objective, z, p, torch.from_numpy(y)).backward()
+        optimizer.clip_torch(trainable)
         torch_opt.step()
 
-    tol = bound(case.dtype, case.bits, case.width, case.batch)
-    trained = twin.manual_params()
-    for name, param in model.params.items():
-        w = to_numpy(param)
-        err = float(np.linalg.norm(w - trained[name])) / path[name] if path[name] else 0.0
-        record(f"{optimizer} steps", case.dtype, err)
-        assert err <= tol, (
-            f"{name} {w.shape} after {steps} {optimizer} steps: error {err:.2e} of the "
-            f"path's length ({case.shapes()})"
-        )
+        err = path.check(model.params, twin.manual_params())
+        record(f"{optimizer.kind} steps", case.dtype, err)
 
 
 TRAINING_CASES = {"max_bits": 16, "max_batch": 8, "max_hidden": 32, "objectives": ("mse", "bce")}
@@ -210,11 +208,11 @@ TRAINING_CASES = {"max_bits": 16, "max_batch": 8, "max_hidden": 32, "objectives"
 @examples(8)
 @given(
     case=cases("float64", **TRAINING_CASES),
-    optimizer=st.sampled_from(["sgd", "adam"]),
+    optimizer=optimizers(),
     steps=st.integers(1, 5),
 )
 def test_training_trajectories_equal_float64(
-    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+    backend: tuple[str, str | None], case: Case, optimizer: Optimizer, steps: int
 ) -> None:
     check_training(case, optimizer, steps, backend)
 
@@ -223,11 +221,11 @@ def test_training_trajectories_equal_float64(
 @examples(4)
 @given(
     case=cases("float32", **TRAINING_CASES),
-    optimizer=st.sampled_from(["sgd", "adam"]),
+    optimizer=optimizers(),
     steps=st.integers(1, 5),
 )
 def test_training_trajectories_equal_float32(
-    backend: tuple[str, str | None], case: Case, optimizer: str, steps: int
+    backend: tuple[str, str | None], case: Case, optimizer: Optimizer, steps: int
 ) -> None:
     check_training(case, optimizer, steps, backend)
 

@@ -31,7 +31,7 @@ from test_properties import KINK_MARGIN
 
 from rnn_manual import GRU, LSTM, RNN, reference
 from rnn_manual.core.gradcheck import relative_error
-from rnn_torch.compare import FLOAT64_BOUND
+from rnn_torch.compare import FLOAT64_BOUND, float32_bound
 from rnn_torch.gated import GatedTwin
 from rnn_torch.twin import Twin
 
@@ -355,3 +355,53 @@ def test_planted_bug_is_caught(name: str) -> None:
     caught = failures(mutant(function, line, replacement), cell)
     assert caught, f"{name}: the autograd property passed on every fixed {cell} network"
     assert any("relative error" in message for message in caught), caught
+
+
+# ---- what the drawn networks may miss ----------------------------------------------------
+# (found by mutation testing, `make mutate`, which cannot run the planted bugs above: they
+# recompile this module's source, which mutmut has rewritten)
+
+
+@pytest.mark.parametrize("cell", sorted(FIXED))
+def test_fixed_networks_equal_autograd(cell: str) -> None:
+    """The planted bugs' judges on the reference itself: every RNN activation, the LSTM and
+    the GRU, with biases, initial states and T = 6, agree with autograd."""
+    assert failures(reference, cell) == []
+
+
+@pytest.mark.parametrize("cell", sorted(FIXED))
+def test_float32_in_float32_out(cell: str) -> None:
+    """Arrays of one floating dtype, any: float32 parameters and data give a float32
+    gradient for every key, within float32 rounding of the float64 ones (measured against
+    the norm of all of them, as compare.float32_allowed does)."""
+    for net in FIXED[cell]:
+        example = make(net)
+        _, exact = by_reference(net, example)
+        single = {name: w.astype(np.float32) for name, w in example.model.params.items()}
+        states = {name: s.astype(np.float32) for name, s in example.states.items()}
+        x, y = example.x.astype(np.float32), example.y.astype(np.float32)
+        _, grads = reference.loss_and_grads(
+            single, x, y, activation=net.activation, loss=example.loss, **states
+        )
+        assert set(grads) == set(exact)
+        total = float(np.sqrt(sum(np.sum(g**2) for g in exact.values())))
+        T, B, I = x.shape
+        H, O = example.model.params["W_hy"].shape
+        allowed = float32_bound(T, I + H + O, B) * total
+        for name, g in grads.items():
+            assert g.dtype == np.float32, f"d{name}: {g.dtype} ({net.describe()})"
+            gap = float(np.linalg.norm(g - exact[name]))
+            assert gap <= allowed, f"d{name}: {gap:.2e} > {allowed:.2e} ({net.describe()})"
+
+
+def test_defaults_are_the_fast_cells() -> None:
+    """Without activation and loss, the reference computes what RNN().loss_and_grads does
+    without them: the tutorial's sigmoid and mse."""
+    model = RNN(2, 4, 1, seed=3)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(5, 2, 2)), rng.integers(0, 2, (5, 2, 1)).astype(np.float64)
+    loss, grads = reference.loss_and_grads(model.params, x, y)
+    fast_loss, fast = model.loss_and_grads(x, y)
+    assert abs(loss - fast_loss) <= FLOAT64_BOUND * abs(fast_loss)
+    for name, g in fast.items():
+        assert relative_error(grads[name], g) <= FLOAT64_BOUND, name

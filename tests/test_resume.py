@@ -93,7 +93,7 @@ def test_ctrl_c_stops_after_the_step_and_checkpoints_it(tmp_path: Path) -> None:
     path = tmp_path / "ck.npz"
 
     def press_ctrl_c_at_step_50(line: str) -> None:
-        if line.startswith("step    50 "):
+        if line.startswith("step   50/5000 "):  # the step, then the budget
             os.kill(os.getpid(), signal.SIGINT)
 
     stopped = train(config, log=press_ctrl_c_at_step_50, checkpoint=saver(path))
@@ -249,3 +249,24 @@ def test_same_command_same_weights_across_processes(tmp_path: Path) -> None:
     assert history_a == history_b and history_a is not None and len(history_a.loss) == 40
     for name, w in a.params.items():
         assert np.array_equal(b.params[name], w)
+
+
+def test_ctrl_c_during_the_report_keeps_the_saved_model(tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    args = ["train", "--steps", "3", "--hidden", "1024", "--quiet", "--save", str(path)]
+    process = subprocess.Popen(
+        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    with process:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # training is over: the report begins
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert first.startswith("NOT solved (step budget ran out) after 3 steps"), first
+    assert process.returncode in (130, 1)  # interrupted, or the report was done already
+    model, history = modelfile.load(path)
+    assert model.hidden_size == 1024 and history is not None and len(history.loss) == 3

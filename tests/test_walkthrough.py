@@ -2,12 +2,19 @@
 
 - Every ```python block runs, top to bottom, in one namespace (the blocks assert what they
   claim).
+- Every ```python excerpt block is quoted from rnn_manual/reference.py word for word: each
+  run of lines between `...` lines is a run of consecutive lines there, in order.
 - Every `inline code` name that is not one of the tutorial's own names must exist in the
   package: dotted names are resolved attribute by attribute (`rnn_manual.cells.losses.mse`,
-  `RNN.backward`, `trace.h`), params["..."] and grads["..."] keys must be real keys, bare
-  names must be names the package uses (a function, parameter, local variable, field,
-  activation or loss), and command lines must use real subcommands and options.
-- Every figure it shows is one that `python -m rnn_manual plot` writes, and is a PNG.
+  `RNN.backward`, `trace.h`), params["..."] and grads["..."] keys must be real keys of some
+  cell, bare names must be names the package uses (a function, parameter, local variable of
+  the reference or the fast RNN, field, activation or loss) or PyTorch's for its cells, file
+  paths must exist, and command lines must use real modules, subcommands and options.
+- Every figure it shows is one that `python -m rnn_manual plot` writes (plot.FIGURES and
+  docfigures.DOC_FIGURES), is there and is a PNG or GIF; every one of those that is in
+  docs/img is shown.
+
+And README.md's ```python blocks run too, each on its own.
 """
 
 from __future__ import annotations
@@ -28,11 +35,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import rnn_manual
 import rnn_manual.cells.rnn
-from rnn_manual import RNN, SGD, Adam
+import rnn_manual.reference
+import rnn_torch.__main__
+from rnn_manual import CELLS, RNN, SGD, Adam
 from rnn_manual.app.cli import build_parser
+from rnn_manual.app.docfigures import DOC_FIGURES
 from rnn_manual.app.plot import FIGURES
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.cells.losses import LOSSES
@@ -40,6 +51,14 @@ from rnn_manual.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "docs" / "walkthrough.md"
+README = ROOT / "README.md"
+REFERENCE = ROOT / "rnn_manual" / "reference.py"
+#: The modules whose local variables a reader meets: the BPTT the walkthrough explains.
+EXPLAINED = (rnn_manual.cells.rnn, rnn_manual.reference)
+#: PyTorch's cells, whose names (nn.LSTMCell, weight_ih, ...) the walkthrough maps to ours.
+TORCH_CELLS = (torch.nn.RNNCell(2, 3), torch.nn.LSTMCell(2, 3), torch.nn.GRUCell(2, 3))
+#: Image files and their first bytes.
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".gif": b"GIF89a"}
 
 #: Names from the tutorial's code, which the walkthrough maps to ours; not ours to check.
 TUTORIAL_NAMES = {
@@ -81,6 +100,7 @@ def text() -> str:
 
 
 def fenced_blocks(markdown: str, language: str) -> list[str]:
+    """The blocks fenced as ```language (with nothing after it on the fence line)."""
     return re.findall(rf"^```{language}\n(.*?)^```", markdown, flags=re.M | re.S)
 
 
@@ -122,15 +142,23 @@ def vocabulary() -> frozenset[str]:
                     names |= {f.name for f in dataclasses.fields(value)}
             for f in filter(inspect.isfunction, functions):
                 names |= set(inspect.signature(f).parameters)
-                if module is rnn_manual.cells.rnn:
+                if module in EXPLAINED:
                     names |= set(inspect.unwrap(f).__code__.co_varnames)
     for instance in (RNN(bias=True), SGD(0.1), Adam(0.1), TrainConfig()):
         names |= set(vars(instance))
+    for cell in TORCH_CELLS:
+        names |= {name for name, _ in cell.named_parameters()}
     return frozenset(names)
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
+def param_keys() -> set[str]:
+    """Every parameter name of every cell, biases included."""
+    return {name for cell in CELLS.values() for name in cell(bias=True).params}
+
+
+def subcommands(parser: argparse.ArgumentParser | None = None) -> dict[str, Any]:
+    """A command line's subcommands and their parsers: rnn_manual's unless one is given."""
+    parser = build_parser() if parser is None else parser
     (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)
 
@@ -152,7 +180,9 @@ def roots() -> dict[str, Any]:
 def resolve(dotted: str) -> bool:
     """Whether a dotted name exists: a module path, then attributes (or instance fields)."""
     head, *rest = dotted.split(".")
-    if head in ("rnn_manual", "rnn_torch"):
+    if head == "nn":  # PyTorch's, as in nn.LSTMCell
+        head, rest = "torch", ["nn", *rest]
+    if head in ("rnn_manual", "rnn_torch", "torch"):
         value: Any = importlib.import_module(head)
         while (
             rest
@@ -181,11 +211,22 @@ def resolve(dotted: str) -> bool:
 
 
 def problems_in_command(span: str) -> list[str]:
-    """A `python -m rnn_manual ...` line or bare `--option ...`: real subcommand and options."""
+    """A `python -m MODULE ...` line or bare `--option ...`: a real module; for rnn_manual and
+    rnn_torch, real subcommands and options."""
     words = shlex.split(span.removeprefix("$ "))
-    if words[:3] == ["python", "-m", "rnn_manual"]:
-        words = words[3:]
-    commands = subcommands()
+    if words[:2] == ["python", "-m"]:
+        module, words = words[2], words[3:]
+        if module == "rnn_torch":
+            return problems_in_options(words, subcommands(rnn_torch.__main__.build_parser()))
+        if module != "rnn_manual":
+            return [] if importlib.util.find_spec(module) else [f"no module {module!r}"]
+    return problems_in_options(words, subcommands())
+
+
+def problems_in_options(
+    words: list[str], commands: dict[str, argparse.ArgumentParser]
+) -> list[str]:
+    """What is not a subcommand of `commands`, or not an option of it, in a command's words."""
     if words and not words[0].startswith("-"):
         if words[0] not in commands:
             return [f"no subcommand {words[0]!r}"]
@@ -198,12 +239,12 @@ def problems_in_command(span: str) -> list[str]:
 
 def problems_in_span(span: str) -> list[str]:
     """What in one inline span does not exist, if anything."""
-    if span.startswith(("python -m rnn_manual", "--")):
+    if span.startswith(("python -m ", "--")):
         return problems_in_command(span)
-    if "/" in span and span.endswith(".py"):  # a file of the project
+    if "/" in span and re.fullmatch(r"[\w./-]+\.(py|md)", span):  # a file of the project
         return [] if (ROOT / span).is_file() else [span]
     _, grads = example_trace_and_grads()
-    keys = {"params": set(RNN(bias=True).params), "grads": set(grads)}
+    keys = {"params": param_keys(), "grads": set(grads)}
     problems = [f"{s}[{k!r}]" for s, k in KEYED.findall(span) if k not in keys[s]]
     strings = {k for s, k in KEYED.findall(span)}
     for quoted in QUOTED.findall(span):
@@ -212,7 +253,7 @@ def problems_in_span(span: str) -> list[str]:
     unquoted = re.sub(r"\"\w*\"", "", span)
     for name in DOTTED.findall(unquoted):
         head = name.split(".")[0]
-        if head in TUTORIAL_NAMES or re.fullmatch(r"[a-z]", head):  # x, y, t of the math
+        if head in TUTORIAL_NAMES or re.fullmatch(r"[A-Za-z]", head):  # x, t, K of the math
             continue
         exists = (
             resolve(name)
@@ -235,6 +276,17 @@ def test_every_python_block_runs() -> None:
             pytest.fail(f"python block {number} of {WALKTHROUGH.name} fails: {e!r}\n{block}")
 
 
+@pytest.mark.parametrize("number", range(len(fenced_blocks(README.read_text(), "python"))))
+def test_every_python_block_of_the_readme_runs(number: int) -> None:
+    block = fenced_blocks(README.read_text(), "python")[number]
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    exec(compile(block, f"README.md python block {number + 1}", "exec"), namespace)
+
+
+def test_the_readme_has_python_blocks() -> None:
+    assert len(fenced_blocks(README.read_text(), "python")) >= 2
+
+
 def test_every_name_in_the_text_exists() -> None:
     spans = inline_spans(text())
     assert len(spans) > 100
@@ -242,28 +294,80 @@ def test_every_name_in_the_text_exists() -> None:
     assert not missing, f"names in {WALKTHROUGH.name} that the package does not have: {missing}"
 
 
+#: The command lines whose arguments can be parsed here, by the parser of each.
+PARSERS = {"rnn_manual": build_parser, "rnn_torch": rnn_torch.__main__.build_parser}
+
+
 def test_every_command_line_parses() -> None:
     lines = [
         line.removeprefix("$ ")
         for block in fenced_blocks(text(), "sh")
         for line in block.splitlines()
-        if line.removeprefix("$ ").startswith("python -m rnn_manual")
+        if line.removeprefix("$ ").startswith("python -m ")
     ]
     assert lines
     for line in lines:
-        words = shlex.split(line, comments=True)[3:]
+        _, _, module, *words = shlex.split(line, comments=True)
+        if module not in PARSERS:
+            assert importlib.util.find_spec(module), f"{WALKTHROUGH.name}: {line!r}: no module"
+            continue
         try:
-            build_parser().parse_args(words)
+            PARSERS[module]().parse_args(words)
         except SystemExit:
             pytest.fail(f"{WALKTHROUGH.name}: {line!r} is not a valid command line")
 
 
-def test_figures_are_the_plot_commands_pngs() -> None:
+def excerpt_runs(block: str) -> list[list[str]]:
+    """An excerpt's runs of lines, split at its `...` lines (lines left out)."""
+    runs: list[list[str]] = [[]]
+    for line in block.splitlines():
+        if line.strip() == "...":
+            runs.append([])
+        else:
+            runs[-1].append(line.rstrip())
+    return [run for run in runs if run]
+
+
+def quoted_in_order(runs: list[list[str]], source: list[str]) -> bool:
+    """Whether each run is a run of consecutive lines of source, each after the one before."""
+    start = 0
+    for run in runs:
+        found = next(
+            (i for i in range(start, len(source)) if source[i : i + len(run)] == run), None
+        )
+        if found is None:
+            return False
+        start = found + len(run)
+    return True
+
+
+def test_every_excerpt_is_quoted_from_the_reference_word_for_word() -> None:
+    source = [line.rstrip() for line in REFERENCE.read_text().splitlines()]
+    excerpts = fenced_blocks(text(), "python excerpt")
+    assert len(excerpts) >= 5
+    for block in excerpts:
+        assert quoted_in_order(excerpt_runs(block), source), f"not in reference.py:\n{block}"
+
+
+def test_the_excerpt_check_tells_quotes_from_misquotes() -> None:
+    source = ["def f():", "    a = 1", "    b = 2", "    c = 3"]
+    assert quoted_in_order(excerpt_runs("    a = 1\n    b = 2\n"), source)
+    assert quoted_in_order(excerpt_runs("    a = 1\n    ...\n    c = 3\n"), source)
+    assert not quoted_in_order(excerpt_runs("    a = 1\n    c = 3\n"), source)  # not adjacent
+    assert not quoted_in_order(excerpt_runs("    c = 3\n    ...\n    a = 1\n"), source)
+    assert not quoted_in_order(excerpt_runs("    a = 2\n"), source)
+
+
+def test_figures_are_the_plot_commands_images() -> None:
     shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text())
-    assert sorted(Path(p).name for p in shown) == sorted(FIGURES)
+    names = [Path(p).name for p in shown]
+    assert shown and len(set(names)) == len(names)
+    assert set(names) <= set(FIGURES) | set(DOC_FIGURES), "not drawn by plot"
     for path in shown:
         data = (WALKTHROUGH.parent / path).read_bytes()
-        assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
+        assert data.startswith(MAGIC[Path(path).suffix]), path
+    committed = {p.name for p in (WALKTHROUGH.parent / "img").iterdir()}
+    assert committed & (set(FIGURES) | set(DOC_FIGURES)) <= set(names), "drawn, not shown"
 
 
 def github_anchor(heading: str) -> str:
@@ -299,6 +403,19 @@ def test_every_link_within_the_page_has_its_heading() -> None:
         ("python -m rnn_manual frobnicate", False),
         ("rnn_manual/cells/rnn.py", True),
         ("tests/test_nothing.py", False),
+        ("exercises/README.md", True),
+        ("docs/nothing.md", False),
+        ('params["b_hn"]', True),
+        ('params["b_hx"]', False),
+        ("dc_next", True),
+        ("nn.LSTMCell", True),
+        ("nn.LSTMCel", False),
+        ("weight_ih", True),
+        ("truncate=K", True),
+        ("python -m rnn_manual.app.worked_example", True),
+        ("python -m rnn_manual.app.nothing", False),
+        ("python -m rnn_torch check --loss upstream", True),
+        ("python -m rnn_torch check --los upstream", False),
     ],
 )
 def test_the_name_check_tells_real_names_from_made_up_ones(span: str, ok: bool) -> None:

@@ -1,4 +1,7 @@
-"""Model files and training checkpoints: one NumPy .npz archive, no pickles, written atomically.
+"""Model files and training checkpoints: what the entries of one .npz archive mean.
+
+The archive itself is read and written by files/npz.py (no pickles, size limits, headers
+checked before reading; written whole or not at all); this module is the schema on top.
 
 Layout (every entry a plain array; nothing in a file is ever unpickled or executed):
 
@@ -16,26 +19,19 @@ Layout (every entry a plain array; nothing in a file is ever unpickled or execut
                          optim/m/W_xh, optim/v/W_xh, optim/steps (0-d int64)
 
 Loading checks everything (keys, shapes, dtypes, finiteness, version, sizes against the
-limits) and raises ModelFileError, one line, for anything else.
+limits) and raises ModelFileError, one line, for anything else. A history is loaded into
+History's compact arrays (8 bytes a value), never into Python lists.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import stat
-import struct
-import tempfile
-import tokenize
-import zipfile
-import zlib
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
-from numpy.lib import format as npy
 from numpy.typing import NDArray
 
 from ..cells import CELLS
@@ -44,10 +40,13 @@ from ..core.limits import MAX_HIDDEN, MAX_LAYER
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from ..training.optim import Adam
 from ..training.train import History, Model, TrainConfig, TrainState, make_optimizer
+from . import npz
+from .atomic import WriteError
 
 FORMAT = "rnn-manual"
 VERSION = 1
-HISTORY_KEYS = ("loss", "batch_accuracy", "eval_step", "eval_accuracy")
+#: The history/ entries: History's fields, each stored as a 1-D array of its own type.
+HISTORY_KEYS = tuple(f.name for f in fields(History))
 META_KEYS = {
     "format",
     "version",
@@ -61,20 +60,7 @@ META_KEYS = {
     "checkpoint",
 }
 
-#: Files, or their content once unpacked, larger than this are refused unread.
-MAX_FILE_BYTES = 1 << 30
-MAX_ENTRIES = 256
 MAX_META_CHARS = 1 << 16
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: Permissions of a new file, as open() would give it (mkstemp's own are owner-only).
-FILE_MODE = 0o666 & ~_umask()
 
 
 class ModelFileError(ValueError):
@@ -87,7 +73,7 @@ class ModelFileError(ValueError):
 def save(path: str | os.PathLike[str], model: Model, history: History | None = None) -> None:
     """Write `model` (and its training history) to `path`, whole or not at all."""
     path = Path(path)
-    atomic_savez(path, _arrays(path, _meta(model), model, history))
+    _savez(path, _arrays(path, _meta(model), model, history))
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
@@ -102,7 +88,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
     arrays = _arrays(path, meta, state.model, state.history)
     for key, a in state.optimizer.state_arrays(state.model.params).items():
         arrays[f"optim/{key}"] = a
-    atomic_savez(path, arrays)
+    _savez(path, arrays)
 
 
 def _meta(model: Model) -> dict[str, Any]:
@@ -132,36 +118,16 @@ def _arrays(
             raise ModelFileError(f"{path}: refusing to save, {name} holds non-finite values")
         arrays[f"param/{name}"] = w
     if history is not None:
-        arrays["history/loss"] = np.asarray(history.loss, dtype=np.float64)
-        arrays["history/batch_accuracy"] = np.asarray(history.batch_accuracy, dtype=np.float64)
-        evaluations = history.evaluations
-        arrays["history/eval_step"] = np.array([s for s, _ in evaluations], dtype=np.int64)
-        arrays["history/eval_accuracy"] = np.array([a for _, a in evaluations], dtype=np.float64)
+        for key in HISTORY_KEYS:  # a copy: a NumPy view would pin the growing array's size
+            arrays[f"history/{key}"] = np.array(getattr(history, key))
     return arrays
 
 
-def atomic_savez(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
-    """np.savez into a temporary file beside `path`, flushed to disk, then renamed over it.
-
-    An interrupted save leaves the old file (if any) as it was, never a partial one.
-    """
-    folder = path.parent if str(path.parent) else Path(".")
+def _savez(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException as e:
-        os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
-        raise
+        npz.savez(path, arrays)
+    except WriteError as e:
+        raise ModelFileError(str(e)) from None
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -184,7 +150,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainState:
 
 def _load(path: Path) -> tuple[Model, History | None, TrainState | None]:
     """Every part of the file at `path`, each checked; ModelFileError naming what is wrong."""
-    arrays = _read(path)
+    try:
+        arrays = npz.read(path, "model file", _check_entry)
+    except npz.NpzError as e:
+        raise ModelFileError(str(e)) from None
     try:
         meta = _parse_meta(arrays)
         found = set(arrays)
@@ -206,6 +175,12 @@ def _load(path: Path) -> tuple[Model, History | None, TrainState | None]:
     return model, history, state
 
 
+def _check_entry(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse a meta entry too long to decode from its header, before reading it."""
+    if key == "meta" and dtype.kind == "U" and dtype.itemsize // 4 > MAX_META_CHARS:
+        raise ValueError(f"its meta entry is longer than {MAX_META_CHARS} characters")
+
+
 def _parse_meta(arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
     entry = arrays.get("meta")
     if entry is None or entry.shape != () or entry.dtype.kind != "U":
@@ -221,7 +196,7 @@ def _parse_meta(arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"not an {FORMAT} model file")
     version = meta.get("version")
-    if version != VERSION or isinstance(version, bool):
+    if type(version) is not int or version != VERSION:  # not 1.0, not true
         raise ValueError(f"format version {version!r}, this program reads version {VERSION}")
     if set(meta) - META_KEYS:
         raise ValueError(f"unknown meta keys {sorted(set(meta) - META_KEYS)}")
@@ -280,6 +255,8 @@ def _check_params(
 
 
 def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
+    """The training history stored in `arrays`, checked; its entries are moved out of
+    `arrays` into the history's compact arrays, so that a long history is held once."""
     present = [key for key in HISTORY_KEYS if f"history/{key}" in arrays]
     extra = {k for k in arrays if k.startswith("history/")} - {f"history/{k}" for k in present}
     if extra or (present and len(present) != len(HISTORY_KEYS)):
@@ -304,11 +281,13 @@ def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
         (np.diff(eval_step) > 0).all() and 1 <= eval_step[0] and eval_step[-1] <= len(loss)
     ):
         raise ValueError("its training history has evaluation steps out of order or range")
-    return History(
-        loss=loss.tolist(),
-        batch_accuracy=batch_accuracy.tolist(),
-        evaluations=list(zip(eval_step.tolist(), eval_accuracy.tolist(), strict=True)),
-    )
+    del loss, batch_accuracy, eval_step, eval_accuracy, curves
+    history = History()
+    for key in HISTORY_KEYS:
+        stored = arrays.pop(f"history/{key}")
+        getattr(history, key).frombytes(np.ascontiguousarray(stored).data.cast("B"))
+        del stored  # freed now: one curve is held twice at most, never the whole history
+    return history
 
 
 def _training_state(
@@ -367,79 +346,3 @@ def _generator(state: object) -> np.random.Generator:
     rng = np.random.Generator(np.random.PCG64(0))
     rng.bit_generator.state = state
     return rng
-
-
-def _read(path: Path) -> dict[str, NDArray[Any]]:
-    """Every array in the .npz archive at `path`, its size checked before it is read."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFileError(f"{path}: is a directory")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFileError(f"{path}: not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise ModelFileError(f"{path}: {info.st_size} bytes, larger than {MAX_FILE_BYTES}")
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise ModelFileError(f"{path}: not a valid model file (not an .npz archive)")
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            names = [m.filename for m in members]
-            if len(members) > MAX_ENTRIES or len(set(names)) != len(names):
-                raise ModelFileError(f"{path}: not a valid model file (entries)")
-            if sum(m.file_size for m in members) > MAX_FILE_BYTES:
-                raise ModelFileError(f"{path}: unpacks to more than {MAX_FILE_BYTES} bytes")
-            arrays = {}
-            for member in members:
-                if not member.filename.endswith(".npy"):
-                    raise ModelFileError(f"{path}: unexpected entry {member.filename!r}")
-                key = member.filename.removesuffix(".npy")
-                with archive.open(member) as f:
-                    _check_npy_header(f, member.file_size, f"{path}: {key}")
-                with archive.open(member) as f:
-                    arrays[key] = npy.read_array(f, allow_pickle=False)
-            return arrays
-    except ModelFileError:
-        raise
-    except PermissionError:
-        raise ModelFileError(f"{path}: permission denied") from None
-    except (
-        OSError,
-        EOFError,
-        ValueError,
-        RuntimeError,  # an encrypted entry
-        NotImplementedError,  # an unknown compression method
-        zipfile.BadZipFile,
-        zlib.error,
-        struct.error,
-        SyntaxError,  # an .npy header that does not parse
-        tokenize.TokenError,  # likewise, in NumPy's fallback parser
-    ) as e:
-        raise ModelFileError(
-            f"{path}: not a valid model file ({str(e) or type(e).__name__})"
-        ) from None
-
-
-def _check_npy_header(f: IO[bytes], stored_bytes: int, where: str) -> None:
-    """ModelFileError unless the .npy entry holds plain numbers or text whose declared size is
-    exactly what the archive stores: nothing pickled, nothing larger than the file."""
-    version = npy.read_magic(f)
-    if version == (1, 0):
-        shape, _, dtype = npy.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, _, dtype = npy.read_array_header_2_0(f)
-    else:
-        raise ModelFileError(f"{where}: unsupported .npy version {version}")
-    if dtype.hasobject:
-        raise ModelFileError(f"{where}: refused, it holds pickled Python objects")
-    declared = math.prod(shape) * dtype.itemsize
-    if f.tell() + declared != stored_bytes:
-        raise ModelFileError(
-            f"{where}: not valid, it declares {shape} of {dtype} ({declared} bytes) "
-            f"but stores {stored_bytes - f.tell()} bytes"
-        )

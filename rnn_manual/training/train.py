@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import math
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +19,7 @@ from numpy.typing import NDArray
 from ..cells import CELLS, Cell
 from ..cells.activations import ACTIVATIONS
 from ..cells.losses import LOSSES
-from ..core.limits import MAX_ELEMENTS, MAX_HIDDEN, check_elements
+from ..core.limits import MAX_HIDDEN, check_elements
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .bits import (
     MAX_ALL_PAIRS_BITS,
@@ -25,9 +28,12 @@ from .bits import (
     random_addition_batch,
 )
 from .optim import SGD, Adam, clip_grad_norm
+from .progress import EVERY, Progress
 
 Array = NDArray[np.floating]
 Log = Callable[[str], None]
+#: Told how far long work has got: (work done, all the work), in any unit.
+OnProgress = Callable[[int, int], None]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Learning rates that solve 8-bit addition reliably (5 of 5 seeds) with the default batch.
@@ -35,6 +41,20 @@ DEFAULT_LR = {"sgd": 3.0, "momentum": 0.3, "adam": 0.1}
 
 #: Beyond MAX_ALL_PAIRS_BITS, "solved" is judged on this many fixed random sums.
 VALIDATION_SUMS = 16384
+
+#: Most values in one array of an evaluation pass (32 MiB of float64): passes over more sums
+#: than that are split, which also runs faster, NumPy's work arrays staying small.
+PASS_ELEMENTS = 1 << 22
+#: Sums longer than this many bits are run a segment of this many steps at a time.
+SEGMENT = 1 << 14
+#: Most multiply-adds of one line of the report after training (a few seconds of NumPy on
+#: two cores): a large model is reported on fewer sums (see affordable_sums).
+REPORT_WORK = 1 << 32
+#: A pass over fewer sums than this costs about as much as one over this many: each step
+#: reads all the weights, however few sums it computes.
+SMALLEST_PASS = 8
+#: A run whose loss has not fallen by 1% over this many steps is told so, once.
+STALL_STEPS = 1000
 
 
 @dataclass
@@ -103,13 +123,24 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _floats() -> array.array[float]:
+    return array.array("d")
+
+
+def _ints() -> array.array[int]:
+    return array.array("q")
+
+
 @dataclass
 class History:
-    """Per-step training loss and batch accuracy, and the full evaluations made."""
+    """The curves of a run: per step, its loss and batch accuracy; per full evaluation, its
+    step and accuracy. Compact arrays (float64, int64: 8 bytes a value, not the 32 of a
+    list of Python floats) that training appends to; named as a model file's entries."""
 
-    loss: list[float] = field(default_factory=list)
-    batch_accuracy: list[float] = field(default_factory=list)
-    evaluations: list[tuple[int, float]] = field(default_factory=list)  # (step, accuracy)
+    loss: array.array[float] = field(default_factory=_floats)
+    batch_accuracy: array.array[float] = field(default_factory=_floats)
+    eval_step: array.array[int] = field(default_factory=_ints)
+    eval_accuracy: array.array[float] = field(default_factory=_floats)
 
 
 @dataclass
@@ -136,7 +167,7 @@ class TrainState:
     @property
     def solved(self) -> bool:
         """Did the last full evaluation get every validation sum right? (Training stops there.)"""
-        return bool(self.history.evaluations) and self.history.evaluations[-1][1] == 1.0
+        return bool(self.history.eval_accuracy) and self.history.eval_accuracy[-1] == 1.0
 
 
 class Diverged(ArithmeticError):
@@ -160,19 +191,78 @@ def exact_match(p: Array, y: Array) -> NDArray[np.bool_]:
     return ((p > 0.5) == (y > 0.5)).all(axis=(0, 2))
 
 
-def accuracy(model: Model, x: Array, y: Array, chunk: int = 16384) -> float:
-    """Fraction of the sequences in x: (T, B, I) whose every output bit is right."""
-    T, width = x.shape[0], model.state_width
-    check_elements("one sequence's pass (bits x state)", T + 1, width)
-    # A pass holds (T+1, chunk, width) values: keep it within the memory limit.
-    chunk = max(1, min(chunk, MAX_ELEMENTS // ((T + 1) * width)))
+def accuracy(
+    model: Model,
+    x: Array,
+    y: Array,
+    chunk: int = 16384,
+    progress: OnProgress | None = None,
+) -> float:
+    """Fraction of the sequences in x: (T, B, I) whose every output bit is right.
+
+    Runs `chunk` sums at a time, fewer where a pass would hold more than PASS_ELEMENTS
+    values, and sums longer than SEGMENT bits a segment at a time (see `outputs`). A sum
+    whose hidden state overflows (an unbounded relu on long sums) counts as wrong.
+    progress: told (sum-bits done, sum-bits in all) after each pass.
+    """
+    T, B = x.shape[0], x.shape[1]
+    segment = min(T, SEGMENT)
+    width = model.state_width
+    check_elements("one sequence's pass (bits x state)", segment + 1, width)
+    chunk = max(1, min(chunk, PASS_ELEMENTS // ((segment + 1) * width)))
     right = 0
-    for start in range(0, x.shape[1], chunk):
-        # An unbounded hidden state (relu) may overflow on long sums: run() leaves NaN there,
-        # which exact_match counts as wrong, the honest answer.
-        p = model.run(x[:, start : start + chunk]).p
-        right += int(exact_match(p, y[:, start : start + chunk]).sum())
-    return right / x.shape[1]
+    for start in range(0, B, chunk):
+        sums = slice(start, start + chunk)
+        correct = np.ones(min(chunk, B - start), dtype=bool)  # every bit right so far
+        for t, trace, overflowed in outputs(model, x[:, sums], segment):
+            steps = len(trace.p)
+            correct &= exact_match(trace.p, y[t : t + steps, sums]) & ~overflowed
+            if progress is not None:
+                progress(start * T + (t + steps) * len(correct), B * T)
+        right += int(correct.sum())
+    return right / B
+
+
+def outputs(
+    model: Model, x: Array, segment: int = SEGMENT
+) -> Iterator[tuple[int, Any, NDArray[np.bool_]]]:
+    """The model's passes over the sums x: (T, B, I), `segment` time steps at a time.
+
+    Yields (t, trace, overflowed): the trace of steps t to t + segment (trace.z, trace.p:
+    (segment, B, O)), and overflowed: (B,) which sums' state has overflowed so far (their
+    outputs are meaningless from there on). Each segment starts from the states the one
+    before ended in, so together they are one pass over x that holds only a segment's
+    states at a time.
+    """
+    states: dict[str, Any] = {}
+    overflowed = np.zeros(x.shape[1], dtype=bool)
+    for t in range(0, x.shape[0], segment):
+        trace = model.run(x[t : t + segment], **states)
+        # The state each sum ends the segment in ("h0" starts from trace.h[-1]); an
+        # overflowed one (inf or NaN) restarts from zeros, its sum already lost.
+        states = {}
+        for name in model.states:
+            state = np.array(getattr(trace, name.removesuffix("0"))[-1])  # (B, H)
+            lost = ~np.isfinite(state).all(axis=1)
+            state[lost] = 0.0
+            overflowed |= lost
+            states[name] = state
+        yield t, trace, overflowed
+
+
+def affordable_sums(model: Model, bits: int, wanted: int, work: int = REPORT_WORK) -> int:
+    """How many of `wanted` sums of `bits` bits the model can be run on within `work`
+    multiply-adds: all of them for the models of the README, fewer (or none) for large ones.
+
+    One step of one sum costs x_t and h_{t-1} times the stacked input and recurrent weights,
+    (I + H) x state, and h_t times the output weights, H x O; a pass costs at least
+    SMALLEST_PASS sums' work.
+    """
+    I, H, O = model.input_size, model.hidden_size, model.output_size
+    per_sum = bits * ((I + H) * model.state_width + H * O)
+    if per_sum * min(wanted, SMALLEST_PASS) > work:
+        return 0
+    return min(wanted, work // per_sum)
 
 
 def validation_set(bits: int, dtype: str, rng: np.random.Generator) -> tuple[Array, Array]:
@@ -212,18 +302,35 @@ def train(
             raise ValueError("cannot resume: the checkpoint was made with a different config")
         state = replace(resume, config=config)
     saved_at = None
-    begin = time.perf_counter()
+    begin = logged = time.perf_counter()
+    digits, warned = len(str(config.steps)), False
     with _stop_on_ctrl_c() as stop:
         while state.step < config.steps and not state.solved and not stop.requested:
             loss, batch_right = _step(state)
             # The full check costs many steps' work: make it only once a whole batch is right.
             if batch_right.all():
-                val_accuracy = accuracy(state.model, x_val, y_val)
-                state.history.evaluations.append((state.step, val_accuracy))
-            if log is not None and (state.step % config.log_every == 0 or state.solved):
+                checking = f"step {state.step}: checking the {x_val.shape[1]} validation sums"
+                watch = Progress(checking) if log is not None else None
+                val_accuracy = accuracy(state.model, x_val, y_val, progress=watch)
+                if watch is not None:
+                    watch.close()
+                state.history.eval_step.append(state.step)
+                state.history.eval_accuracy.append(val_accuracy)
+            # A line every log_every steps, and at least every EVERY seconds on slow runs.
+            now = time.perf_counter()
+            if log is not None and (
+                state.step % config.log_every == 0 or state.solved or now - logged >= EVERY
+            ):
                 log(
-                    f"step {state.step:5d}  loss {loss:8.4f}  batch exact {batch_right.mean():6.1%}"
+                    f"step {state.step:{digits}d}/{config.steps}  loss {loss:8.4f}  "
+                    f"batch exact {batch_right.mean():6.1%}"
                 )
+                logged = now
+            if log is not None and not warned and state.step % STALL_STEPS == 0:
+                hint = stall_hint(state)
+                if hint:
+                    log(hint)
+                    warned = True
             if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
                 checkpoint(state)
                 saved_at = state.step
@@ -232,6 +339,28 @@ def train(
     seconds = time.perf_counter() - begin
     return TrainResult(
         state.model, state.step, state.solved, seconds, state.history, stop.requested
+    )
+
+
+def stall_hint(state: TrainState) -> str | None:
+    """What to try, if the loss of the last STALL_STEPS steps is no lower (by 1%) than that
+    of the STALL_STEPS before and the batch accuracy no higher (by a point); else None."""
+    history, config = state.history, state.config
+    if len(history.loss) < 2 * STALL_STEPS:
+        return None
+    window = slice(-STALL_STEPS, None)
+    before = slice(-2 * STALL_STEPS, -STALL_STEPS)
+    loss, loss_before = (statistics.fmean(history.loss[w]) for w in (window, before))
+    right, right_before = (statistics.fmean(history.batch_accuracy[w]) for w in (window, before))
+    if loss < 0.99 * loss_before or right > right_before + 0.01:
+        return None
+    lr = state.optimizer.lr
+    default = DEFAULT_LR[config.optimizer]
+    try_lr = lr / 10 if lr >= default else default  # too large saturates; too small crawls
+    return (
+        f"step {state.step}: no progress in the last {STALL_STEPS} steps (mean loss "
+        f"{loss:.4f}); try --lr {try_lr:g} (now {lr:g}), or another --hidden (now "
+        f"{config.hidden}) or --bits (now {config.bits})"
     )
 
 

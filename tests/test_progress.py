@@ -1,0 +1,194 @@
+"""Long work is never silent, and the report after training scales to the model: progress
+lines, evaluation in segments, the report's budget, the stall hint."""
+
+from __future__ import annotations
+
+import array
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnn_manual import LSTM, RNN
+from rnn_manual.app import cli
+from rnn_manual.files import modelfile
+from rnn_manual.training import progress, train
+from rnn_manual.training.bits import random_addition_batch
+from rnn_manual.training.train import TrainConfig
+
+
+class Clock:
+    """time.monotonic, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(progress.time, "monotonic", fake)
+    return fake
+
+
+def test_quick_work_prints_nothing(clock: Clock) -> None:
+    out = io.StringIO()
+    watch = progress.Progress("evaluating", out)
+    for done in range(1, 11):
+        clock.now += 0.4  # 4 s in all: under EVERY
+        watch(done, 10)
+    watch.close()
+    assert out.getvalue() == ""
+
+
+def test_long_work_prints_a_line_every_few_seconds(clock: Clock) -> None:
+    out = io.StringIO()
+    watch = progress.Progress("evaluating 7 1024-bit sums", out)
+    for done in range(1, 21):
+        clock.now += 1.0
+        watch(done, 20)
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "evaluating 7 1024-bit sums: 25% after 5 s, about 15 s to go",
+        "evaluating 7 1024-bit sums: 50% after 10 s, about 10 s to go",
+        "evaluating 7 1024-bit sums: 75% after 15 s, about 5 s to go",
+        "evaluating 7 1024-bit sums: 100% after 20 s",
+    ]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_line_redraws_in_place_and_is_erased(clock: Clock) -> None:
+    out = Terminal()
+    watch = progress.Progress("adding", out)
+    for done in range(1, 13):
+        clock.now += 0.5
+        watch(done, 12)
+    watch.close()
+    text = out.getvalue()
+    assert "\n" not in text and text.count("\r") > 2 and text.endswith("\r\x1b[K")
+
+
+def test_a_failing_stream_silences_progress(clock: Clock) -> None:
+    out = io.StringIO()
+    out.close()  # writing raises ValueError
+    watch = progress.Progress("x", out)
+    clock.now += 10
+    watch(1, 2)  # no exception
+    assert watch.every == float("inf")
+
+
+# --- evaluation in segments ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_accuracy_in_segments_equals_one_pass(monkeypatch: pytest.MonkeyPatch, cell: str) -> None:
+    # Trained on 8 bits, the model gets most 40-bit sums right, not all (96-99.7%).
+    model = train.train(TrainConfig(cell=cell, hidden=8, steps=300), log=None).model
+    rng = np.random.default_rng(0)
+    x, y = random_addition_batch(rng, 300, 40)
+    whole = model.forward(x)
+    expected = train.exact_match(whole, y).mean()
+    assert 0 < expected < 1
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(train, "SEGMENT", 7)  # 40 steps: segments of 7, the last of 5
+    found = train.accuracy(model, x, y, chunk=64, progress=lambda d, t: seen.append((d, t)))
+    assert found == expected
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones) and seen[-1] == (300 * 40, 300 * 40) and len(seen) == 5 * 6
+    for t, trace, overflowed in train.outputs(model, x, 7):
+        np.testing.assert_allclose(trace.p, whole[t : t + 7], rtol=1e-12, atol=0)
+        assert not overflowed.any()
+
+
+def test_a_sum_whose_state_overflows_counts_as_wrong_and_spares_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = RNN(2, 3, 1, "relu", seed=0)
+    model.params["W_xh"][...] = [[1.0, 0, 0], [0, 0, 0]]  # only operand a feeds unit 0
+    model.params["W_hh"][...] = np.diag([1e200, 0, 0])  # unit 0 explodes once a has a 1
+    monkeypatch.setattr(train, "SEGMENT", 4)
+    a_bits = np.zeros((12, 2), dtype=np.uint8)
+    a_bits[0, 1] = 1  # sum 1: a = 1; sum 0: a = 0
+    x = np.stack([a_bits, np.zeros_like(a_bits)], axis=-1).astype(np.float64)  # (12, 2, 2)
+    flags = [overflowed.copy() for _, _, overflowed in train.outputs(model, x, 4)]
+    assert [f.tolist() for f in flags] == [[False, True]] * 3  # found, then kept, in segment 1
+    y = np.zeros((12, 2, 1))
+    y[0, 1] = 1.0
+    p0 = model.forward(x[:, :1])  # sum 0 alone never overflows
+    right0 = bool(train.exact_match(p0, y[:, :1])[0])
+    assert train.accuracy(model, x, y) == (1 if right0 else 0) / 2
+
+
+# --- the report's budget ------------------------------------------------------------------
+
+
+def test_affordable_sums_keeps_the_readme_models_whole_and_cuts_large_ones() -> None:
+    for model in (RNN(2, 16, 1), RNN(2, 32, 1, "tanh"), LSTM(2, 16, 1)):
+        for bits in (8, 16, 64, 1024):
+            assert train.affordable_sums(model, bits, 1000) == 1000
+    big = RNN(2, 4096, 1)
+    assert 0 < train.affordable_sums(big, 16, 1000) < 1000
+    assert train.affordable_sums(big, 1024, 1000) == 0
+    per_sum = 16 * ((2 + 4096) * 4096 + 4096)
+    n = train.affordable_sums(big, 16, 1000)
+    assert n * per_sum <= train.REPORT_WORK < (n + 1) * per_sum
+
+
+def test_evaluate_shows_progress_on_long_work_unless_quiet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.npz"
+    modelfile.save(path, RNN(2, 4, 1))
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # every call counts as long work
+    monkeypatch.setattr(train, "SEGMENT", 100)
+    argv = ["evaluate", "--model", str(path), "--bits", "1000", "--samples", "3"]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.endswith("exact on 3 random 1000-bit sums\n")
+    lines = err.splitlines()
+    assert lines[-1] == "evaluating 3 random 1000-bit sums: 100% after 0 s" and len(lines) == 10
+    assert cli.main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# --- the training loop's own output -------------------------------------------------------
+
+
+def test_progress_lines_show_the_step_budget() -> None:
+    lines: list[str] = []
+    train.train(TrainConfig(steps=250, lr=1e-4, log_every=100), log=lines.append)
+    assert [line[:13] for line in lines] == ["step 100/250 ", "step 200/250 "]
+
+
+def test_a_slow_step_is_logged_within_every_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train, "EVERY", 0.0)  # every step counts as slow
+    lines: list[str] = []
+    train.train(TrainConfig(steps=3, log_every=100), log=lines.append)
+    assert [line[:9] for line in lines] == ["step 1/3 ", "step 2/3 ", "step 3/3 "]
+
+
+def test_the_stall_hint_needs_a_flat_loss_and_suggests_the_other_way() -> None:
+    config = TrainConfig(steps=2000)
+    state, _ = train.start(config)
+    steps = 2 * train.STALL_STEPS
+    state.history.loss.extend([4.0] * steps)
+    state.history.batch_accuracy.extend([0.0] * steps)
+    hint = train.stall_hint(state)
+    assert hint is not None and "try --lr 0.01 (now 0.1)" in hint
+    state.history.loss[-1] = 0.0  # the last stretch's mean falls by 4 / 1000 = 0.4%: flat
+    assert train.stall_hint(state) is not None
+    state.history.loss[-500:] = array.array("d", [3.0] * 500)  # by 12.5%: moving
+    assert train.stall_hint(state) is None
+    slow, _ = train.start(replace(config, lr=1e-5))
+    slow.history.loss.extend([4.0] * steps)
+    slow.history.batch_accuracy.extend([0.0] * steps)
+    assert "try --lr 0.1 (now 1e-05)" in (train.stall_hint(slow) or "")
