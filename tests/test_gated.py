@@ -395,20 +395,123 @@ def test_gradient_keys_shapes_and_dtypes(cell: str) -> None:
         assert grads["x"].shape == x.shape and grads["h0"].shape == (6, 5)
 
 
+# ---- every cell: what the properties take for granted -----------------------------------
+
+
 @pytest.mark.parametrize("cell", sorted(ALL_CELLS))
-def test_backward_casts_dz_to_the_models_dtype(cell: str) -> None:
-    """backward takes dz = dL/dz in any float dtype (rnn_torch's upstream sum(V * p) hands a
-    float64 one to a float32 model) and computes in the model's: the same gradients, bit for
-    bit, as from dz cast first, every one float32. For all three cells."""
+def test_targets_and_dz_are_cast_to_the_models_dtype(cell: str) -> None:
+    """y and dz = dL/dz may come in any float dtype (rnn_torch's upstream sum(V * p) hands
+    backward a float64 dz): the pass computes in the model's, so float32 in gives the very
+    same float32 loss and gradients as inputs cast first, in full and truncated BPTT."""
     rng = np.random.default_rng(0)
     model = ALL_CELLS[cell](3, 5, 2, bias=True, dtype=np.float32, seed=1)
     x = rng.normal(size=(4, 6, 3)).astype(np.float32)
-    dz = rng.normal(size=(4, 6, 2))
-    grads = model.backward(model.run(x), dz)
-    cast = model.backward(model.run(x), dz.astype(np.float32))
-    for name, g in grads.items():
-        assert g.dtype == np.float32, f"d{name}: {g.dtype}"
-        np.testing.assert_array_equal(g, cast[name], err_msg=name)
+    y, dz = rng.uniform(size=(4, 6, 2)), rng.normal(size=(4, 6, 2))
+    for loss in ("mse", "bce"):
+        value, grads = model.loss_and_grads(x, y, loss)
+        cast_value, cast = model.loss_and_grads(x, y.astype(np.float32), loss)
+        assert value == cast_value, loss
+        for name, g in grads.items():
+            np.testing.assert_array_equal(g, cast[name], err_msg=f"{loss} d{name}")
+    for truncate in (None, 2):
+        grads = model.backward(model.run(x), dz, truncate)
+        cast = model.backward(model.run(x), dz.astype(np.float32), truncate)
+        for name, g in grads.items():
+            assert g.dtype == np.float32, f"d{name}: {g.dtype} (truncate {truncate})"
+            np.testing.assert_array_equal(g, cast[name], err_msg=f"d{name}")
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_every_array_of_a_pass_is_made_where_the_model_is(cell: str) -> None:
+    """On torch's "meta" device (tensors without data, standing in for a GPU) a pass runs
+    only if every array it makes is made there too: run_unchecked and backward, full and
+    truncated, and with dz given as a NumPy array, which backward puts on the device."""
+    model = ALL_CELLS[cell](2, 4, 1, bias=True, dtype="float32")
+    model.params = {
+        name: torch.empty(w.shape, dtype=torch.float32, device="meta")
+        for name, w in model.params.items()
+    }
+    T, B = 5, 3
+    x = torch.empty(T, B, 2, device="meta")
+    trace = model.run_unchecked(x, *[torch.empty(B, 4, device="meta") for _ in model.states])
+    for truncate in (None, 2):
+        grads = model.backward(trace, np.ones((T, B, 1)), truncate)
+        for name, g in grads.items():
+            assert g.device.type == "meta" and g.dtype == torch.float32, (name, truncate)
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_the_trace_holds_the_documented_shapes(cell: str) -> None:
+    """run's trace, as each cell's Trace documents it: T + 1 states with the initial ones
+    in row 0, the gates side by side."""
+    rng = np.random.default_rng(0)
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, seed=1)
+    T, B, H, O = 4, 6, 5, 2
+    x = rng.normal(size=(T, B, 3))
+    states = {name: rng.normal(size=(B, H)) for name in model.states}
+    trace = model.run(x, **states)
+    shapes = {"x": x.shape, "h": (T + 1, B, H), "z": (T, B, O), "p": (T, B, O)}
+    shapes.update(
+        {
+            "rnn": {},
+            "lstm": {"c": (T + 1, B, H), "gates": (T, B, 4 * H), "tanh_c": (T, B, H)},
+            "gru": {"gates": (T, B, 3 * H), "hn": (T, B, H)},
+        }[cell]
+    )
+    assert {name: getattr(trace, name).shape for name in vars(trace)} == shapes
+    for name, state in states.items():
+        np.testing.assert_array_equal(getattr(trace, name[0])[0], state, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_defaults_and_seeds(cell: str) -> None:
+    """A cell made without arguments is the tutorial's size (2 inputs, 16 hidden, 1 output),
+    without biases, float64, from seed 0; another seed gives other weights."""
+    model, cls = ALL_CELLS[cell](), ALL_CELLS[cell]
+    sizes = (model.input_size, model.hidden_size, model.output_size, model.bias, model.dtype)
+    assert sizes == (2, 16, 1, False, np.float64)
+    assert model.state_width == model.width * 16
+    same, other = cls(2, 16, 1, seed=0), cls(2, 16, 1, seed=1)
+    for name, w in model.params.items():
+        np.testing.assert_array_equal(w, same.params[name], err_msg=name)
+    assert not np.array_equal(model.params["W_hy"], other.params["W_hy"])
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+@pytest.mark.parametrize("hidden", [4, 64])
+def test_initial_weights_have_the_documented_scale(cell: str, hidden: int) -> None:
+    """Weights uniform in [-s, s), s = min(1, 4 / sqrt(fan_in)), fan_in the first axis
+    (2 inputs: s = 1; 64 hidden units: s = 1/2); biases zero."""
+    model = ALL_CELLS[cell](2, hidden, 1, bias=True, seed=0)
+    for name, w in model.params.items():
+        if not name.startswith("W"):
+            assert not w.any(), name
+            continue
+        s = min(1.0, 4.0 / np.sqrt(w.shape[0]))
+        assert w.min() >= -s and w.max() < s, name
+        assert np.abs(w).max() > s * (1 - 20 / w.size), f"{name}: max {np.abs(w).max()}, s {s}"
+
+
+def test_bad_choices_are_refused_in_words() -> None:
+    x, y = np.zeros((3, 2, 2)), np.zeros((3, 2, 1))
+    refusals = [
+        (
+            lambda: LSTM(2, 4, 1).loss_and_grads(x, y, loss="l1"),
+            "loss must be one of ['bce', 'mse'], got 'l1'",
+        ),
+        (
+            lambda: ALL_CELLS["rnn"](activation="elu"),
+            "activation must be one of ['relu', 'sigmoid', 'tanh'], got 'elu'",
+        ),
+        (
+            lambda: GRU(2, 4, 1).forward(x, c0=np.zeros((2, 4))),
+            "c0 is an initial state of the LSTM only, not the gru",
+        ),
+    ]
+    for call, message in refusals:
+        with pytest.raises(ValueError) as error:
+            call()
+        assert str(error.value) == message
 
 
 def test_torch_layout_is_pytorchs_gate_order() -> None:

@@ -135,3 +135,14 @@ def test_gradients_returned_earlier_survive_later_calls() -> None:
     model.loss_and_grads(x2, y)
     for name, g in first.items():
         np.testing.assert_array_equal(g, saved[name], err_msg=name)
+
+
+def test_relative_error_is_measured_in_float64() -> None:
+    """float32 arrays are compared in float64: their squares, which overflow float32 from
+    about 1.8e19 on, do not turn the error into 0 or NaN."""
+    a = np.full(4, 3e20, dtype=np.float32)
+    b = a * np.float32(1 + 2**-20)
+    expected = float(np.linalg.norm(b.astype(np.float64) - a) / np.linalg.norm(b.astype(float)))
+    assert relative_error(a, b) == pytest.approx(expected, rel=1e-12)
+    assert relative_error(b, a) == pytest.approx(expected, rel=1e-12)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0

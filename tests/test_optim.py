@@ -268,3 +268,15 @@ def test_bad_state_is_refused_with_its_reason() -> None:
         with pytest.raises(ValueError) as error:
             Adam(0.1).load_state_arrays(arrays, params)
         assert str(error.value) == message
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_state_follows_the_parameters_to_their_device(kind: str) -> None:
+    """State made on NumPy moves with the parameters (model.to) to another library and
+    device: on torch's "meta" device (no data, standing in for a GPU) a state left on the
+    CPU could not be combined with the parameters."""
+    optimizer = OPTIMISERS[kind]()
+    optimizer.step({"w": np.ones(3)}, {"w": np.ones(3)})
+    meta = {"w": torch.empty(3, dtype=torch.float64, device="meta")}
+    optimizer.step(meta, {"w": torch.empty(3, dtype=torch.float64, device="meta")})
+    assert all(state.device.type == "meta" for state in optimizer.state.values())

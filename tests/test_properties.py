@@ -31,6 +31,7 @@ from strategies import (
 )
 
 from rnn_manual import RNN
+from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
@@ -291,3 +292,21 @@ def check_three_oracles(case: Case) -> None:
 @given(case=cases("float64", max_bits=5, max_batch=3, max_hidden=4, max_io=2))
 def test_manual_autograd_and_finite_differences_agree(case: Case) -> None:
     check_three_oracles(case)
+
+
+# ---- activations -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_keep_the_dtype_and_write_into_out(name: str, dtype: type) -> None:
+    """f and f' (from f's output) return the input's dtype, and when given `out` write
+    their result there (RNN.run_unchecked applies f in place and ignores what it returns)."""
+    f, df = ACTIVATIONS[name]
+    a = np.linspace(-3, 3, 13).astype(dtype)
+    h = f(a)
+    for fn, arg in ((f, a), (df, h)):
+        plain = fn(arg)
+        out = np.full_like(arg, np.nan)
+        assert plain.dtype == dtype and fn(arg, out=out) is out, fn.__name__
+        np.testing.assert_array_equal(out, plain, err_msg=fn.__name__)

@@ -405,3 +405,29 @@ def test_defaults_are_the_fast_cells() -> None:
     assert abs(loss - fast_loss) <= FLOAT64_BOUND * abs(fast_loss)
     for name, g in fast.items():
         assert relative_error(grads[name], g) <= FLOAT64_BOUND, name
+
+
+@pytest.mark.parametrize("cell", sorted(FIXED))
+def test_forward_caches_are_as_documented(cell: str) -> None:
+    """Each forward function returns the arrays its docstring names, in those shapes, with
+    the initial states in row 0 of h (and c)."""
+    net = FIXED[cell][0]
+    example = make(net)
+    params, x, states = example.model.params, example.x, example.states
+    T, B, _ = x.shape
+    H, O = params["W_hy"].shape
+    if cell == "rnn":
+        cache = reference.rnn_forward(params, x, states["h0"], net.activation)
+        steps, gates = ["h"], []
+    elif cell == "lstm":
+        cache = reference.lstm_forward(params, x, states["h0"], states["c0"])
+        steps, gates = ["h", "c"], ["i", "f", "g", "o"]
+    else:
+        cache = reference.gru_forward(params, x, states["h0"])
+        steps, gates = ["h"], ["r", "u", "n", "hn"]
+    shapes = {"x": x.shape, "z": (T, B, O), "p": (T, B, O)}
+    shapes.update(dict.fromkeys(steps, (T + 1, B, H)))
+    shapes.update(dict.fromkeys(gates, (T, B, H)))
+    assert {name: a.shape for name, a in cache.items()} == shapes
+    for name in steps:
+        np.testing.assert_array_equal(cache[name][0], states[f"{name}0"], err_msg=name)

@@ -87,7 +87,9 @@ def test_fast_cells_equal_the_reference_truncated(drawn: tuple[Net, int]) -> Non
     judge(by_reference_truncated(net, example, truncate), fast, "the fast cell", net)
 
 
-@pytest.mark.parametrize("model", [RNN(2, 5, 1), LSTM(2, 5, 1), GRU(2, 5, 1)], ids=str)
+@pytest.mark.parametrize(
+    "model", [RNN(2, 5, 1), LSTM(2, 5, 1), GRU(2, 5, 1)], ids=lambda model: type(model).__name__
+)
 def test_truncate_at_or_past_T_is_full_bptt_and_shorter_changes_it(model: RNN) -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, (7, 3, 2)).astype(np.float64)
