@@ -26,6 +26,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 from rnn_manual import RNN, decode, encode
 from rnn_manual.app import cli
+from rnn_manual.cells import CELLS
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.files import modelfile
 from rnn_manual.training.train import TrainConfig, train
@@ -448,6 +449,64 @@ def _targets_outside_0_1() -> None:
 def test_once_missed_input_is_refused_with_value_error(call: Any) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+def _wrong_shape_weight(model: Any) -> None:
+    model.params["W_hy"] = np.zeros((model.hidden_size + 1, 1))
+    model.forward(np.zeros((3, 2, 2)))
+
+
+def _missing_weight(model: Any) -> None:
+    del model.params["W_hy"]
+    model.forward(np.zeros((3, 2, 2)))
+
+
+def _masked_input(model: Any) -> None:
+    x = np.ma.masked_array(np.ones((3, 2, 2)), mask=np.eye(2, dtype=bool)[None].repeat(3, 0))
+    model.forward(x)
+
+
+def _wrong_shape_dz(model: Any) -> None:
+    model.backward(model.run(np.zeros((3, 2, 2))), np.zeros((3, 2, 2)))
+
+
+def _zero_truncate_in_backward(model: Any) -> None:
+    model.backward(model.run(np.zeros((3, 2, 2))), np.zeros((3, 2, 1)), 0)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda cls: cls(bias="False"), "bias must be True or False, got 'False'"),
+        (
+            lambda cls: cls(seed=-1),
+            "seed must be a non-negative integer, a numpy.random.Generator or None, got -1",
+        ),
+        (
+            lambda cls: _wrong_shape_weight(cls()),
+            "params['W_hy'] must have shape (16, 1), got (17, 1)",
+        ),
+        (lambda cls: _missing_weight(cls()), "params must hold ["),
+        (
+            lambda cls: _masked_input(cls()),
+            "x has masked entries: fill them first (numpy.ma.filled)",
+        ),
+        (
+            lambda cls: _wrong_shape_dz(cls()),
+            "dz must have the outputs' shape (3, 2, 1), got (3, 2, 2)",
+        ),
+        (lambda cls: _zero_truncate_in_backward(cls()), "truncate must be a positive integer"),
+    ],
+    ids=["bias-string", "seed-negative", "weight-shape", "weight-missing", "masked", "dz", "K0"],
+)
+def test_the_api_names_the_argument_it_refuses(cell: str, call: Any, message: str) -> None:
+    """Each once gave a silent wrong answer (bias="False" was True, a mask was ignored) or
+    NumPy's own error about a reshape or a matmul."""
+    with pytest.raises(ValueError) as error:
+        call(CELLS[cell])
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
 
 
 def test_an_unwritable_save_is_refused_before_any_training(

@@ -21,13 +21,16 @@ from ..core import backend
 from ..core.validate import (
     check_choice,
     check_dtype,
+    check_flag,
     check_outputs,
     check_params,
+    check_seed,
     check_sequence,
     check_size,
     check_sizes,
     check_state,
     check_targets,
+    check_upstream,
 )
 from .losses import LOSSES
 
@@ -91,10 +94,10 @@ class Cell:
         self.input_size, self.hidden_size, self.output_size = check_sizes(
             input_size, hidden_size, output_size
         )
-        self.bias = bool(bias)
+        self.bias = check_flag("bias", bias)
         self.dtype = check_dtype(dtype)
         self.state_width = self.width * self.hidden_size  # values kept per sequence and step
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = check_seed(seed)
         shapes = self.param_shapes(self.input_size, self.hidden_size, self.output_size, self.bias)
         self.params = init_params(shapes, self.dtype, rng)
 
@@ -107,6 +110,13 @@ class Cell:
         """BPTT from dz = dL/dz: (T, B, O); gradients keyed as params plus x and states.
         truncate: K for truncated BPTT (chunks of K steps), None for full BPTT."""
         raise NotImplementedError
+
+    def upstream(self, trace: Any, dz: ArrayLike, truncate: int | None) -> Array:
+        """backward's dz = dL/dz, checked (the outputs' shape; truncate None or positive)
+        and put where the model is, in its dtype (a float64 dz may meet a float32 model)."""
+        p = trace.p
+        check_upstream(dz, tuple(p.shape), truncate)
+        return backend.namespace(p).asarray(dz, dtype=p.dtype, device=backend.device(p))
 
     def to(self, library: ModuleType | str, device: Any = None) -> Cell:
         """Move the parameters to `library` (numpy, torch or cupy; module or name), on
@@ -128,7 +138,8 @@ class Cell:
                 raise ValueError(
                     f"{state} is an initial state of the LSTM only, not the {self.name}"
                 )
-        check_params(self.params)
+        sizes = (self.input_size, self.hidden_size, self.output_size, self.bias)
+        check_params(self.params, self.param_shapes(*sizes))
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         shape = (x.shape[1], self.hidden_size)

@@ -145,7 +145,7 @@ class GRU(Cell):
         W_x = self._stacked(["W_xr", "W_xu", "W_xn"])
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])
         xp, device = backend.namespace(W_h), backend.device(W_h)
-        dz = xp.asarray(dz, dtype=x.dtype, device=device)
+        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ self.params["W_hy"].T  # (T, B, H)

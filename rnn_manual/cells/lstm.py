@@ -146,7 +146,7 @@ class LSTM(Cell):
         H, O = self.hidden_size, self.output_size
         W_x, W_h, W_hy = self._stacked("W_x"), self._stacked("W_h"), self.params["W_hy"]
         xp, device = backend.namespace(W_h), backend.device(W_h)
-        dz = xp.asarray(dz, dtype=x.dtype, device=device)
+        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ W_hy.T  # (T, B, H)

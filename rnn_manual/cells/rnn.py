@@ -154,7 +154,7 @@ class RNN(Cell):
         x, h = trace.x, trace.h
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
-        dz = xp.asarray(dz, dtype=x.dtype, device=device)
+        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.

@@ -51,6 +51,27 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value
 
 
+def check_flag(name: str, value: object) -> bool:
+    """`value`, or ValueError unless it is True or False (the string "False" is not)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_seed(seed: object) -> np.random.Generator:
+    """A generator from `seed`: a non-negative integer, a Generator (used as is) or None
+    (fresh entropy); ValueError otherwise."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
+        raise ValueError(
+            f"seed must be a non-negative integer, a numpy.random.Generator or None, got {seed!r}"
+        )
+    return np.random.default_rng(seed)
+
+
 def check_dtype(dtype: DTypeLike) -> np.dtype:
     """`dtype` as a NumPy dtype, or ValueError unless it is float32 or float64."""
     try:
@@ -72,6 +93,8 @@ def _real_array(name: str, value: ArrayLike, dtype: np.dtype, like: Array) -> Ar
     """
     if not backend.is_numpy(value) and array_api_compat.is_array_api_obj(value):
         return _library_array(name, value, like)
+    if np.ma.is_masked(value):  # np.asarray would silently use the hidden values
+        raise ValueError(f"{name} has masked entries: fill them first (numpy.ma.filled)")
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":  # bool, signed, unsigned, float
         raise ValueError(f"{name} must be real numbers, got dtype {array.dtype}")
@@ -126,10 +149,16 @@ def _shape(name: str, value: Any) -> tuple[int, ...]:
         ) from None
 
 
-def check_params(params: dict[str, Any]) -> None:
-    """ValueError unless the parameters are arrays of one library on one device, which the
-    manual pass can compute with (PyTorch tensors that autograd tracks it cannot: it writes
-    into arrays with out=)."""
+def check_params(params: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
+    """ValueError unless the parameters are those named in `shapes`, of those shapes, and
+    arrays of one library on one device, which the manual pass can compute with (PyTorch
+    tensors that autograd tracks it cannot: it writes into arrays with out=)."""
+    if set(params) != set(shapes):
+        raise ValueError(f"params must hold {sorted(shapes)}, got {sorted(params)}")
+    for name, shape in shapes.items():
+        if _shape(f"params[{name!r}]", params[name]) != shape:
+            found = _shape(f"params[{name!r}]", params[name])
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {found}")
     arrays = list(params.values())
     if not backend.same_place(*arrays):
         raise ValueError(
@@ -183,6 +212,15 @@ def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: A
     if bool(((y < 0) | (y > 1)).any()):
         raise ValueError("y must be probabilities, between 0 and 1")
     return y
+
+
+def check_upstream(dz: ArrayLike, shape: tuple[int, ...], truncate: int | None) -> None:
+    """ValueError unless dz = dL/dz has the outputs' `shape` and truncate is None or a
+    positive integer (what backward takes)."""
+    if _shape("dz", dz) != shape:
+        raise ValueError(f"dz must have the outputs' shape {shape}, got {_shape('dz', dz)}")
+    if truncate is not None:
+        check_size("truncate", truncate)
 
 
 def check_outputs(z: Array) -> None:
