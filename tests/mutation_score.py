@@ -41,7 +41,7 @@ def main() -> int:
     if not results:
         print("no mutation results in mutants/: run `make mutate` first", file=sys.stderr)
         return 2
-    equivalent = equivalent_names(EQUIVALENT.read_text())
+    equivalent = equivalent_names(EQUIVALENT.read_text()) if EQUIVALENT.exists() else set()
     known = {name for codes in results.values() for name in codes}
     stale = sorted(equivalent - known)
 

@@ -38,8 +38,8 @@ def mutant(mutation: Mutation) -> type:
     return getattr(module, "LSTM" if mutation.module is lstm else "GRU")  # type: ignore[no-any-return]
 
 
-LSTM_RUN, LSTM_BACKWARD = "LSTM.run_unchecked", "LSTM.backward"
-GRU_RUN, GRU_BACKWARD = "GRU.run_unchecked", "GRU.backward"
+LSTM_RUN, LSTM_BACKWARD = "LSTM.run_unchecked", "LSTM.backward_unchecked"
+GRU_RUN, GRU_BACKWARD = "GRU.run_unchecked", "GRU.backward_unchecked"
 
 MUTATIONS = [
     Mutation("unchanged lstm", lstm, (), consistent=True, changes_forward=False),

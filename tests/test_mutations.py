@@ -1,6 +1,6 @@
 """The tests bite: plant a bug in the manual backward pass, and the property test must fail.
 
-Each mutation names a function of rnn_manual (a method such as "RNN.backward", or a loss),
+Each mutation names a function of rnn_manual (a method such as "RNN.backward_unchecked", or a loss),
 one statement or expression in it, and what to put there instead. `plant` finds the target
 in the function's syntax tree, so layout, line breaks, comments and redundant parentheses
 do not matter; it fails, naming the mutation, unless the target occurs exactly once, so that
@@ -33,30 +33,33 @@ Plant = tuple[str, str, str]
 
 #: name -> (module, plant)
 MUTATIONS: dict[str, tuple[types.ModuleType, Plant]] = {
-    "drop the recurrent term of dh": (rnn, ("RNN.backward", "da[t - 1] += dh_prev", "pass")),
+    "drop the recurrent term of dh": (
+        rnn,
+        ("RNN.backward_unchecked", "da[t - 1] += dh_next", "pass"),
+    ),
     "h_t instead of h_{t-1} in dW_hh": (
         rnn,
-        ("RNN.backward", "h[:-1].reshape(T * B, H).T", "h[1:].reshape(T * B, H).T"),
+        ("RNN.backward_unchecked", "h[:-1].reshape(T * B, H).T", "h[1:].reshape(T * B, H).T"),
     ),
     "drop the activation derivative": (
         rnn,
-        ("RNN.backward", "da[t] *= df(h[t + 1], out=df_t)", "pass"),
+        ("RNN.backward_unchecked", "da[t] *= df(h[t + 1], out=df_t)", "pass"),
     ),
     "shift a time index: f'(a_{t-1}) for f'(a_t)": (
         rnn,
-        ("RNN.backward", "df(h[t + 1], out=df_t)", "df(h[t], out=df_t)"),
+        ("RNN.backward_unchecked", "df(h[t + 1], out=df_t)", "df(h[t], out=df_t)"),
     ),
     "forget a transpose: W_hh for W_hh^T": (
         rnn,
         (
-            "RNN.backward",
-            "xp.matmul(da[t], W_hh.T, out=dh_prev)",
-            "xp.matmul(da[t], W_hh, out=dh_prev)",
+            "RNN.backward_unchecked",
+            "xp.matmul(da[t], W_hh.T, out=dh_next)",
+            "xp.matmul(da[t], W_hh, out=dh_next)",
         ),
     ),
-    "dL/dh_0 from the wrong step": (
+    "dL/dh_{-1} from the wrong step": (
         rnn,
-        ("RNN.backward", 'grads["h0"] = dh_prev', 'grads["h0"] = da[0]'),
+        ("RNN.backward_unchecked", 'grads["h0"] = dh_next', 'grads["h0"] = da[0]'),
     ),
     "forward: drop b_h": (rnn, ("RNN.run_unchecked", 'h[1:] += self.params["b_h"]', "pass")),
     "forget the batch mean (mse)": (losses, ("mse", "dz /= batch", "pass")),
@@ -175,9 +178,9 @@ def test_planting_ignores_layout_and_fails_loudly() -> None:
 
 def test_unmutated_copy_passes() -> None:
     """The mutation machinery itself changes nothing: a no-op 'mutant' passes."""
-    statement = "da[t - 1] += dh_prev"
-    fresh = mutant_module(rnn, [("RNN.backward", statement, statement)], "unchanged")
-    clone = type("Clone", (RNN,), {"backward": fresh.RNN.backward})
+    statement = "da[t - 1] += dh_next"
+    fresh = mutant_module(rnn, [("RNN.backward_unchecked", statement, statement)], "unchanged")
+    clone = type("Clone", (RNN,), {"backward_unchecked": fresh.RNN.backward_unchecked})
     property_test(clone)()
 
 

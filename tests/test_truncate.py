@@ -169,12 +169,12 @@ def test_cut_one_step_late_is_caught() -> None:
 def test_fast_rnn_cut_one_step_late_is_caught() -> None:
     """The same bug planted in the fast RNN's backward: the property against the reference
     catches it."""
-    source = textwrap.dedent(inspect.getsource(RNN.backward))
+    source = textwrap.dedent(inspect.getsource(RNN.backward_unchecked))
     line = "t % truncate == 0"
-    assert source.count(line) == 1, "update this test to RNN.backward's truncation line"
-    namespace = dict(inspect.unwrap(RNN.backward).__globals__)
+    assert source.count(line) == 1, "update this test to RNN.backward_unchecked's truncation line"
+    namespace = dict(inspect.unwrap(RNN.backward_unchecked).__globals__)
     exec(compile(source.replace(line, "(t - 1) % truncate == 0"), "<late cut>", "exec"), namespace)
-    late = type("LateCut", (RNN,), {"backward": namespace["backward"]})
+    late = type("LateCut", (RNN,), {"backward_unchecked": namespace["backward_unchecked"]})
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((9, 2, 2)), rng.uniform(0, 1, (9, 2, 1))
     model = late(2, 4, 1, activation="tanh")

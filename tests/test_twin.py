@@ -211,14 +211,14 @@ def test_check_command_exits_1_on_a_mismatch(
 ) -> None:
     """One gradient 1% off is caught, in float32 too: both cells' rows come from one judge."""
     model_class = CELLS[cell]
-    backward = model_class.backward
+    backward = model_class.backward_unchecked
 
     def off_by_a_percent(self: Cell, *args: Any) -> dict[str, np.ndarray]:
-        grads = backward(self, *args)  # trace, dz, and any other argument backward takes
+        grads = backward(self, *args)  # trace, dz, truncate
         grads[name] *= 1.01
         return grads
 
-    monkeypatch.setattr(model_class, "backward", off_by_a_percent)
+    monkeypatch.setattr(model_class, "backward_unchecked", off_by_a_percent)
     assert main(["check", "--cell", cell, "--dtype", dtype, "--bias", "--h0", "--bits", "4"]) == 1
     out = capsys.readouterr().out
     assert f"MISMATCH in {name}" in out

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ..core import backend
 from ..core.validate import (
+    blas_invalid_flag_ignored,
     check_choice,
     check_dtype,
     check_flag,
@@ -106,17 +107,22 @@ class Cell:
         """The name and shape of every parameter of a network of these sizes."""
         raise NotImplementedError
 
-    def backward(self, trace: Any, dz: Array, truncate: int | None = None) -> Grads:
-        """BPTT from dz = dL/dz: (T, B, O); gradients keyed as params plus x and states.
-        truncate: K for truncated BPTT (chunks of K steps), None for full BPTT."""
+    def backward_unchecked(self, trace: Any, dz: Array, truncate: int | None) -> Grads:
+        """backward's equations alone, on a dz it has checked and put where the model is."""
         raise NotImplementedError
 
-    def upstream(self, trace: Any, dz: ArrayLike, truncate: int | None) -> Array:
-        """backward's dz = dL/dz, checked (the outputs' shape; truncate None or positive)
-        and put where the model is, in its dtype (a float64 dz may meet a float32 model)."""
+    def backward(self, trace: Any, dz: ArrayLike, truncate: int | None = None) -> Grads:
+        """Backpropagation through time from dz = dL/dz_t: (T, B, O), the loss gradient at
+        each output logit (any float dtype; the pass computes in the model's), through the
+        trace that run made. Returns the gradients keyed as params plus "x", "h0" (and "c0"
+        for the LSTM). truncate: K for truncated BPTT, no gradient crossing from one chunk
+        of K steps into the one before (reference.loss_and_grads says how); None for full
+        BPTT. ValueError for a dz of the wrong shape or a truncate that is not positive."""
         p = trace.p
         check_upstream(dz, tuple(p.shape), truncate)
-        return backend.namespace(p).asarray(dz, dtype=p.dtype, device=backend.device(p))
+        placed = backend.namespace(p).asarray(dz, dtype=p.dtype, device=backend.device(p))
+        with blas_invalid_flag_ignored():
+            return self.backward_unchecked(trace, placed, truncate)
 
     def to(self, library: ModuleType | str, device: Any = None) -> Cell:
         """Move the parameters to `library` (numpy, torch or cupy; module or name), on
@@ -144,7 +150,8 @@ class Cell:
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         shape = (x.shape[1], self.hidden_size)
         initial = [check_state(s, given[s], shape, self.dtype, like) for s in self.states]
-        return self.run_unchecked(x, *initial)
+        with blas_invalid_flag_ignored():
+            return self.run_unchecked(x, *initial)
 
     def forward(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
@@ -174,4 +181,5 @@ class Cell:
         check_outputs(trace.z)
         y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
         value, dz = LOSSES[loss](trace.z, trace.p, y)
-        return float(value), self.backward(trace, dz, truncate)
+        with blas_invalid_flag_ignored():
+            return float(value), self.backward_unchecked(trace, dz, truncate)

@@ -37,7 +37,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import backend
-from ..core.validate import ignore_blas_invalid_flag
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .base import Cell, Shapes, split_gates
 
@@ -92,7 +91,6 @@ class GRU(Cell):
         stack = [self.params[name] for name in names]
         return backend.namespace(*stack).concat(stack, axis=-1)
 
-    @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array) -> GRUTrace:
         """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
         state h0 (B, H), arrays of the model's library, dtype and device. Nothing here
@@ -132,11 +130,11 @@ class GRU(Cell):
             z += self.params["b_y"]
         return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
 
-    @ignore_blas_invalid_flag
-    def backward(self, trace: GRUTrace, dz: Array, truncate: int | None = None) -> Grads:
+    def backward_unchecked(self, trace: GRUTrace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit, as base.Cell.backward
+        has checked it and put it where the model is, in its dtype. truncate: K for
         truncated BPTT (see RNN.backward), None for full BPTT.
         """
         x, h, gates, hn = trace.x, trace.h, trace.gates, trace.hn
@@ -145,7 +143,6 @@ class GRU(Cell):
         W_x = self._stacked(["W_xr", "W_xu", "W_xn"])
         W_h = self._stacked(["W_hr", "W_hu", "W_hn"])
         xp, device = backend.namespace(W_h), backend.device(W_h)
-        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ self.params["W_hy"].T  # (T, B, H)

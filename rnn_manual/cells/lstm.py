@@ -37,7 +37,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import backend
-from ..core.validate import ignore_blas_invalid_flag
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .base import Cell, Shapes, split_gates
 
@@ -94,7 +93,6 @@ class LSTM(Cell):
         stack = [self.params[prefix + gate] for gate in GATES]
         return backend.namespace(*stack).concat(stack, axis=-1)
 
-    @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array, c0: Array) -> LSTMTrace:
         """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
         states h0 and c0 (B, H), arrays of the model's library, dtype and device. Nothing here
@@ -134,11 +132,11 @@ class LSTM(Cell):
             z += self.params["b_y"]
         return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=sigmoid(z))
 
-    @ignore_blas_invalid_flag
-    def backward(self, trace: LSTMTrace, dz: Array, truncate: int | None = None) -> Grads:
+    def backward_unchecked(self, trace: LSTMTrace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit, as base.Cell.backward
+        has checked it and put it where the model is, in its dtype. truncate: K for
         truncated BPTT (see RNN.backward), None for full BPTT.
         """
         x, h, c, gates, tanh_c = trace.x, trace.h, trace.c, trace.gates, trace.tanh_c
@@ -146,7 +144,6 @@ class LSTM(Cell):
         H, O = self.hidden_size, self.output_size
         W_x, W_h, W_hy = self._stacked("W_x"), self._stacked("W_h"), self.params["W_hy"]
         xp, device = backend.namespace(W_h), backend.device(W_h)
-        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ W_hy.T  # (T, B, H)

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ..core import backend
-from ..core.validate import check_choice, ignore_blas_invalid_flag
+from ..core.validate import check_choice
 from .activations import ACTIVATIONS, sigmoid
 from .base import Cell, Shapes
 
@@ -104,7 +104,6 @@ class RNN(Cell):
             self._buffer = np.empty((rows, cols), dtype=like.dtype)
         return self._buffer
 
-    @ignore_blas_invalid_flag
     def run_unchecked(self, x: Array, h0: Array) -> Trace:
         """run's equations alone, on inputs it has checked: x (T, B, I) and the initial
         state h0 (B, H), arrays of the model's library, dtype and device. Nothing here
@@ -140,11 +139,11 @@ class RNN(Cell):
                 z += self.params["b_y"]
         return Trace(x=x, h=h, z=z, p=sigmoid(z))
 
-    @ignore_blas_invalid_flag
-    def backward(self, trace: Trace, dz: Array, truncate: int | None = None) -> Grads:
+    def backward_unchecked(self, trace: Trace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.
 
-        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit. truncate: K for
+        dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit, as base.Cell.backward
+        has checked it and put it where the model is, in its dtype. truncate: K for
         truncated BPTT, no gradient crossing from one chunk of K steps into the one before
         (reference.loss_and_grads says how); None for full BPTT.
         """
@@ -154,7 +153,6 @@ class RNN(Cell):
         x, h = trace.x, trace.h
         T, B, _ = x.shape
         H, O = self.hidden_size, self.output_size
-        dz = self.upstream(trace, dz, truncate)  # checked, where the model is
 
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         # The loop below adds what arrives from step t+1 and turns it into dL/da_t, in place.
@@ -167,16 +165,16 @@ class RNN(Cell):
         matmul(dz.reshape(T * B, O), W_hy.T, out=da_flat)
         da = da_flat.reshape(T, B, H)  # (T, B, H), a view: writing da writes da_flat
 
-        # Walk back in time. dh_prev is dL/dh_{t-1} arriving from step t through W_hh
-        # (the tutorial's future_layer_1_delta @ synapse_h.T); nothing arrives at t = T-1.
-        dh_prev = xp.empty((B, H), dtype=x.dtype, device=device)
+        # Walk back in time. dh_next is dL/dh_{t-1} arriving from step t through W_hh, sent on
+        # to the next step back (the tutorial's future_layer_1_delta @ synapse_h.T, negated).
+        dh_next = xp.empty((B, H), dtype=x.dtype, device=device)
         df_t = xp.empty((B, H), dtype=x.dtype, device=device)  # f'(a_t)
         for t in reversed(range(T)):
             # Here da[t] holds dL/dh_t: its own output's share plus the future's.
             da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
-            xp.matmul(da[t], W_hh.T, out=dh_prev)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
+            xp.matmul(da[t], W_hh.T, out=dh_next)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
             if t > 0 and not (truncate and t % truncate == 0):  # (t - 1 ends a chunk: no)
-                da[t - 1] += dh_prev  # dL/dh_{t-1}: its output's share plus the future's
+                da[t - 1] += dh_next  # dL/dh_{t-1}: its output's share plus the future's
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_xh = sum_t x_t^T da_t
@@ -191,5 +189,5 @@ class RNN(Cell):
             grads["b_h"] = da.sum(axis=(0, 1))  # dL/db_h = sum_t da_t
             grads["b_y"] = dz.sum(axis=(0, 1))  # dL/db_y = sum_t dz_t
         grads["x"] = da @ W_xh.T  # dL/dx_t = da_t @ W_xh^T
-        grads["h0"] = dh_prev  # dL/dh_{-1}, what reached the start
+        grads["h0"] = dh_next  # dL/dh_{-1}, what reached the start
         return grads

@@ -7,9 +7,8 @@ allocated (see limits.py).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -19,7 +18,6 @@ from . import backend
 from .limits import MAX_HIDDEN, MAX_LAYER, check_elements
 
 Array = NDArray[np.floating]
-Method = TypeVar("Method", bound=Callable[..., Any])
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Their names, as the command lines and model files spell them: ("float32", "float64").
@@ -229,8 +227,9 @@ def check_outputs(z: Array) -> None:
         raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
 
 
-def ignore_blas_invalid_flag(method: Method) -> Method:
-    """`method`, run with NumPy's "invalid value" floating-point warning off.
+def blas_invalid_flag_ignored() -> np.errstate:
+    """A context in which NumPy's "invalid value" floating-point warning is off, for the
+    manual passes (base.Cell.run and backward enter it).
 
     OpenBLAS's small matrix-vector kernels can raise the processor's invalid flag on padding
     they read and throw away (see numpy/numpy#24067), which NumPy then reports as a warning
@@ -238,10 +237,4 @@ def ignore_blas_invalid_flag(method: Method) -> Method:
     so a real NaN can only follow an overflow, which still warns (and which forward and
     loss_and_grads refuse).
     """
-
-    @functools.wraps(method)
-    def quiet(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(invalid="ignore"):
-            return method(*args, **kwargs)
-
-    return quiet  # type: ignore[return-value]
+    return np.errstate(invalid="ignore")
