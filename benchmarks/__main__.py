@@ -24,7 +24,7 @@ TUTORIAL = HERE.parent.parent / "shared" / "seed" / "seed_rnn.py"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[2]
+        prog="python -m benchmarks", description=" ".join(__doc__.split("\n\n")[1].split())
     )
     parser.add_argument("--quick", action="store_true", help="tiny grid, one seed: under a minute")
     parser.add_argument(

@@ -94,6 +94,19 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert "error" in done.stderr.strip().splitlines()[-1]
 
 
+def test_help_describes_the_harness_in_whole_sentences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--help once stopped mid-sentence ("... before either is imported, runs")."""
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "before either is imported, runs the grid and the time-to-solve race" in text
+    assert "writes gpu.md and gpu.json." in text
+
+
 def test_readme_table_is_replaced_between_markers(tmp_path: Path) -> None:
     from benchmarks.report import replace_readme_table
 

@@ -422,6 +422,29 @@ def test_targets_and_dz_are_cast_to_the_models_dtype(cell: str) -> None:
 
 
 @pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_initial_states_are_cast_to_the_models_dtype(cell: str) -> None:
+    """h0 (and the LSTM's c0) may come in any float dtype, as x may: a float32 model gives
+    the very same loss and gradients as with the states cast first, and a state beyond
+    float32's range is refused by name rather than overflowing inside the pass."""
+    rng = np.random.default_rng(0)
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, dtype=np.float32, seed=1)
+    x = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    y = rng.uniform(size=(4, 6, 2)).astype(np.float32)
+    states = {name: rng.normal(size=(6, 5)) for name in model.states}
+    value, grads = model.loss_and_grads(x, y, "mse", **states)
+    cast = {name: state.astype(np.float32) for name, state in states.items()}
+    cast_value, cast_grads = model.loss_and_grads(x, y, "mse", **cast)
+    assert value == cast_value
+    for name, g in grads.items():
+        assert g.dtype == np.float32, f"d{name}: {g.dtype}"
+        np.testing.assert_array_equal(g, cast_grads[name], err_msg=f"d{name}")
+    for name in model.states:
+        with pytest.raises(ValueError) as error:
+            model.forward(x, **{**states, name: np.full((6, 5), 1e39)})
+        assert str(error.value) == f"{name} has values too large for float32"
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
 def test_every_array_of_a_pass_is_made_where_the_model_is(cell: str) -> None:
     """On torch's "meta" device (tensors without data, standing in for a GPU) a pass runs
     only if every array it makes is made there too: run_unchecked and backward, full and

@@ -503,6 +503,26 @@ def test_a_meta_entry_too_long_is_refused_from_its_header_unread(
     assert np.dtype("<U200000") not in read  # refused before its 800 KB were decoded
 
 
+def test_files_from_before_long_sums_and_truncation_still_load(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """A history without eval_long_accuracy, and a checkpoint config without truncate and
+    long_bits, as written before those existed: they load as the runs they were (long sums
+    not measured; full BPTT, no long sums), and resume."""
+    with np.load(checkpoint) as f:
+        arrays = {k: f[k] for k in f.files if k != "history/eval_long_accuracy"}
+    meta = json.loads(str(arrays["meta"]))
+    for name in ("truncate", "long_bits"):
+        del meta["checkpoint"]["config"][name]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    state = modelfile.load_checkpoint(tmp_path / "old.npz")
+    assert (state.config.truncate, state.config.long_bits) == (None, 0)
+    evaluations = len(state.history.eval_step)
+    assert np.isnan(state.history.eval_long_accuracy).all()
+    assert len(state.history.eval_long_accuracy) == evaluations
+
+
 def test_a_loaded_history_is_held_in_compact_arrays(checkpoint: Path) -> None:
     _, history = modelfile.load(checkpoint)
     assert history is not None
@@ -525,9 +545,13 @@ def peak_mib(*argv: str) -> int:
     return int(result.stderr.splitlines()[-1])
 
 
-def test_a_long_history_costs_memory_in_proportion_to_its_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["add", "plot"])
+def test_a_long_history_costs_memory_in_proportion_to_its_size(
+    tmp_path: Path, command: str
+) -> None:
     """A small file (zeros compress) whose history holds 2 x 8M values, 128 MiB as float64:
-    loading it once held them as Python floats, four times that."""
+    loading it once held them as Python floats, four times that, and plot drew every step
+    (a 2 x 60M history took `plot` to 10.9 GB); it now draws at most plot.CURVE_POINTS."""
     from rnn_manual import RNN
 
     model = RNN(2, 4, 1)
@@ -540,7 +564,12 @@ def test_a_long_history_costs_memory_in_proportion_to_its_size(tmp_path: Path) -
     arrays["history/eval_accuracy"] = np.zeros(0)
     np.savez_compressed(tmp_path / "long.npz", **arrays)
     assert (tmp_path / "long.npz").stat().st_size < 2**20
-    baseline = peak_mib("add", "--model", str(tmp_path / "small.npz"), "3", "4")
-    peak = peak_mib("add", "--model", str(tmp_path / "long.npz"), "3", "4")
+
+    def args(name: str) -> list[str]:
+        rest = ["3", "4"] if command == "add" else ["--out", str(tmp_path / name)]
+        return [command, "--model", str(tmp_path / f"{name}.npz"), *rest]
+
+    baseline = peak_mib(*args("small"))
+    peak = peak_mib(*args("long"))
     history_mib = 2 * steps * 8 / 2**20
     assert peak - baseline < 2 * history_mib, (baseline, peak)

@@ -141,6 +141,22 @@ def test_clip_grad_norm_equals_torch(
     assert clipped <= max_norm * (1 + FLOAT64_BOUND)
 
 
+def test_clip_grad_norm_to_zero_is_torchs() -> None:
+    """max_norm = 0 clips every gradient to zero, as torch.nn.utils.clip_grad_norm_ does, and
+    gradients that are all zero already (norm 0, within any bound) are left alone: no 0 / 0."""
+    for scale in (0.0, 3.0):
+        grads = {"W": np.full((2, 3), scale), "b": np.zeros(2)}
+        leaves = [torch.zeros(g.shape, dtype=torch.float64) for g in grads.values()]
+        for leaf, g in zip(leaves, grads.values(), strict=True):
+            leaf.grad = torch.tensor(g)
+        norm = clip_grad_norm(grads, 0.0)
+        torch_norm = float(torch.nn.utils.clip_grad_norm_(leaves, 0.0))
+        assert norm == torch_norm == math.sqrt(6 * scale**2), (norm, torch_norm)
+        for (name, g), leaf in zip(grads.items(), leaves, strict=True):
+            np.testing.assert_array_equal(g, leaf.grad.numpy(), err_msg=name)
+            np.testing.assert_array_equal(g, 0.0, err_msg=name)
+
+
 def test_clip_grad_norm_differs_from_torchs_by_its_epsilon_only() -> None:
     """Unadjusted, torch.nn.utils.clip_grad_norm_ scales by max_norm / (norm + 1e-6): off
     from ours by 1e-6 / norm relative, the one difference Optimizer.clip_torch takes out."""
@@ -204,12 +220,15 @@ OPTIMISERS = {
 }
 
 
+@pytest.mark.parametrize("prefix", ["", "layer/"])
 @pytest.mark.parametrize("kind", OPTIMISERS)
-def test_state_round_trip_continues_exactly(kind: str) -> None:
+def test_state_round_trip_continues_exactly(kind: str, prefix: str) -> None:
     """An optimiser that takes over another's state_arrays (as a checkpoint does) steps on
-    exactly as the first would have; a fresh optimiser's state (zeros, step 0) loads too."""
+    exactly as the first would have; a fresh optimiser's state (zeros, step 0) loads too.
+    Any dict of arrays is a model to the optimisers, so a parameter's name may hold a "/"
+    ("layer/W", whose state is "m/layer/W"): the state still goes back to its parameter."""
     rng = np.random.default_rng(1)
-    shapes = {"W": (3, 2), "b": (2,)}
+    shapes = {f"{prefix}W": (3, 2), f"{prefix}b": (2,)}
     grads = [{n: rng.normal(size=s) for n, s in shapes.items()} for _ in range(4)]
     whole = {n: rng.normal(size=s) for n, s in shapes.items()}
     first = {n: w.copy() for n, w in whole.items()}
@@ -220,11 +239,9 @@ def test_state_round_trip_continues_exactly(kind: str) -> None:
         unbroken.step(whole, {n: a.copy() for n, a in g.items()})
         before.step(first, {n: a.copy() for n, a in g.items()})
     arrays = before.state_arrays(first)
-    expected = {
-        "sgd": set(),
-        "momentum": {"velocity/W", "velocity/b"},
-        "adam": {"m/W", "m/b", "v/W", "v/b", "steps"},
-    }[kind]
+    kinds = {"sgd": [], "momentum": ["velocity"], "adam": ["m", "v"]}[kind]
+    expected = {f"{state}/{name}" for state in kinds for name in shapes}
+    expected |= {"steps"} if kind == "adam" else set()
     assert set(arrays) == expected
     if kind == "adam":
         assert arrays["steps"].dtype == np.int64 and int(arrays["steps"]) == 2
@@ -268,6 +285,22 @@ def test_bad_state_is_refused_with_its_reason() -> None:
         with pytest.raises(ValueError) as error:
             Adam(0.1).load_state_arrays(arrays, params)
         assert str(error.value) == message
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_state_moves_as_a_copy(kind: str) -> None:
+    """State that follows the parameters to another library (model.to) is copied there, as
+    model.to copies the parameters: stepping on in torch leaves the NumPy arrays the
+    optimiser held before as they were."""
+    optimizer = OPTIMISERS[kind]()
+    optimizer.step({"w": np.ones(3)}, {"w": np.ones(3)})
+    held = dict(optimizer.state)
+    values = {key: a.copy() for key, a in held.items()}
+    params = {"w": torch.ones(3, dtype=torch.float64)}
+    optimizer.step(params, {"w": torch.full((3,), 2.0, dtype=torch.float64)})
+    assert all(isinstance(state, torch.Tensor) for state in optimizer.state.values())
+    for key, a in held.items():
+        np.testing.assert_array_equal(a, values[key], err_msg=key)
 
 
 @pytest.mark.parametrize("kind", ["momentum", "adam"])

@@ -431,3 +431,23 @@ def test_forward_caches_are_as_documented(cell: str) -> None:
     assert {name: a.shape for name, a in cache.items()} == shapes
     for name in steps:
         np.testing.assert_array_equal(cache[name][0], states[f"{name}0"], err_msg=name)
+
+
+@pytest.mark.parametrize("cell", sorted(FIXED))
+def test_an_empty_sequence_has_zero_loss_and_gradients(cell: str) -> None:
+    """T = 0: no step, so the loss is an empty sum, 0, and every gradient one too, in its
+    shape; nothing reads the initial states, so their gradients are 0 as well. (The fast
+    cells refuse T = 0; the reference checks nothing and computes the sums as written.)"""
+    for net in FIXED[cell]:
+        example = make(net)
+        params, states = example.model.params, example.states
+        x, y = example.x[:0], example.y[:0]
+        loss, grads = reference.loss_and_grads(
+            params, x, y, activation=net.activation, loss=example.loss, **states
+        )
+        assert loss == 0.0, f"loss {loss} ({net.describe()})"
+        shapes = {name: w.shape for name, w in params.items()}
+        shapes.update(x=x.shape, **{name: s.shape for name, s in states.items()})
+        assert {name: g.shape for name, g in grads.items()} == shapes
+        for name, g in grads.items():
+            assert not g.any(), f"d{name} is not 0 ({net.describe()})"

@@ -33,6 +33,7 @@ from ..training.bits import (
 from ..training.progress import Progress
 from ..training.train import (
     CELLS,
+    LONG_SUMS,
     OPTIMIZERS,
     Diverged,
     Model,
@@ -63,7 +64,9 @@ REPORT_SUMS = 1000
 #: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
 MAX_ADD_BITS = 1 << 20
 #: The train options that decide the weights: a resumed run takes them from its checkpoint.
-RUN_OPTIONS = "bits cell hidden activation bias loss optimizer lr batch seed dtype clip".split()
+RUN_OPTIONS = (
+    "bits cell hidden activation bias loss optimizer lr batch seed dtype clip truncate long_bits"
+).split()
 #: Steps between checkpoints unless --checkpoint-every says otherwise.
 CHECKPOINT_EVERY = 500
 #: Each command: what it does, and an example (printed when no command is given).
@@ -140,6 +143,19 @@ def build_parser() -> Parser:
     t.add_argument("--seed", type=seed, help="random seed (default 0)")
     t.add_argument("--dtype", choices=DTYPE_NAMES, help="default float64")
     t.add_argument("--clip", type=positive_float, help="clip the gradient norm (default: off)")
+    t.add_argument(
+        "--truncate",
+        type=positive_int,
+        metavar="K",
+        help="truncated BPTT: no gradient crosses back over K steps (default: full BPTT)",
+    )
+    t.add_argument(
+        "--long-bits",
+        type=non_negative_int,
+        metavar="N",
+        help=f"go on until {LONG_SUMS} random N-bit sums are exact too, training on longer "
+        "sums once the short ones are solved; 0: stop at the short ones (default 1024)",
+    )
     t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
     t.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
     t.add_argument(

@@ -45,6 +45,8 @@ GRADIENT_SUMS, GRADIENT_BITS = 64, 128
 FIGURES = ("training_curve.png", "hidden_heatmap.png", "carry_unit.png", "gradient_flow.png")
 #: Resolution of the PNG files: modest, so that the committed figures stay small.
 DPI = 110
+#: Most steps the training curve draws; a longer history is drawn one step in so many.
+CURVE_POINTS = 20_000
 
 
 class MatplotlibMissing(ImportError):
@@ -191,8 +193,12 @@ def plot_training_curve(history: History, config: TrainConfig | None = None) -> 
     the loss of answering 0.5 everywhere is drawn and the plateau there shaded."""
     fig = figure(figsize=(7, 4.5))
     loss_ax, acc_ax = fig.subplots(2, 1, sharex=True)
-    steps = np.arange(1, len(history.loss) + 1)
-    loss_ax.plot(steps, history.loss, color="tab:blue", lw=1, label="training loss")
+    # A long history is drawn every `stride`-th step: a figure cannot show more points than
+    # it has pixels, and a copy of every step of a long run would cost far more memory.
+    stride = max(1, len(history.loss) // CURVE_POINTS)
+    loss = np.asarray(history.loss)[::stride]  # a view of the compact array: no copy
+    steps = np.arange(1, len(history.loss) + 1, stride)
+    loss_ax.plot(steps, loss, color="tab:blue", lw=1, label="training loss")
     if config is not None:
         chance = chance_loss(config)
         per_bit = "1/8" if config.loss == "mse" else "ln 2"
@@ -215,10 +221,13 @@ def plot_training_curve(history: History, config: TrainConfig | None = None) -> 
             fontsize=8,
         )
         loss_ax.legend(fontsize=8, loc="lower left")
-    loss_ax.set_yscale("log")
+    if (loss > 0).any():  # a log axis needs a positive value to show
+        loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss")
-    loss_ax.set_title(f"Training: {len(steps)} steps")
-    acc_ax.plot(steps, np.asarray(history.batch_accuracy) * 100, color="tab:green", lw=1)
+    shown = f" (one in {stride} drawn)" if stride > 1 else ""
+    loss_ax.set_title(f"Training: {len(history.loss)} steps{shown}")
+    accuracy = np.asarray(history.batch_accuracy)[::stride] * 100
+    acc_ax.plot(steps, accuracy, color="tab:green", lw=1)
     acc_ax.set_ylim(-5, 105)
     acc_ax.set_ylabel("sums exactly right\nin the batch (%)")
     acc_ax.set_xlabel("step")

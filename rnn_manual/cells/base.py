@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ..core import backend
+from ..core import backend, threads
 from ..core.validate import (
     blas_invalid_flag_ignored,
     check_choice,
@@ -130,14 +130,11 @@ class Cell:
         self.params = backend.move(self.params, library, device)
         return self
 
-    def run(self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None) -> Any:
-        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
-        inputs that are not what the model takes (h0 and c0: (B, H), None for zeros; c0 is
-        the LSTM's only).
-
-        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
-        or NaN, which forward and loss_and_grads refuse.
-        """
+    def checked_inputs(
+        self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+    ) -> tuple[Array, list[Array]]:
+        """x and the initial states (zeros for None) as run_unchecked takes them: arrays of
+        the model's library, device and dtype; ValueError for anything else."""
         given = {"h0": h0, "c0": c0}
         for state, value in given.items():
             if value is not None and state not in self.states:
@@ -149,7 +146,17 @@ class Cell:
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         shape = (x.shape[1], self.hidden_size)
-        initial = [check_state(s, given[s], shape, self.dtype, like) for s in self.states]
+        return x, [check_state(s, given[s], shape, self.dtype, like) for s in self.states]
+
+    def run(self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None) -> Any:
+        """Forward pass over the whole sequence, keeping what backward needs; ValueError for
+        inputs that are not what the model takes (h0 and c0: (B, H), None for zeros; c0 is
+        the LSTM's only).
+
+        Unchecked: after an overflow (weights or inputs far too large) the trace holds inf
+        or NaN, which forward and loss_and_grads refuse.
+        """
+        x, initial = self.checked_inputs(x, h0, c0)
         with blas_invalid_flag_ignored():
             return self.run_unchecked(x, *initial)
 
@@ -173,13 +180,39 @@ class Cell:
         """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x",
         "h0" (and "c0" for the LSTM). truncate: None for full BPTT, K for truncated BPTT
         (no gradient crosses from one chunk of K steps into the one before; the state does;
-        see reference.loss_and_grads)."""
+        see reference.loss_and_grads).
+
+        On NumPy a large batch runs in parts on several threads (core/threads.py): the loss
+        and the weight gradients are the parts' sums, weighted by their share of the batch,
+        and the gradients of x and of the initial states the parts' side by side.
+        """
         check_choice("loss", loss, LOSSES)
         if truncate is not None:
             check_size("truncate", truncate)
-        trace = self.run(x, h0, c0)
-        check_outputs(trace.z)
-        y = check_targets(y, tuple(trace.p.shape), self.dtype, like=trace.p)
-        value, dz = LOSSES[loss](trace.z, trace.p, y)
-        with blas_invalid_flag_ignored():
-            return float(value), self.backward_unchecked(trace, dz, truncate)
+        x, initial = self.checked_inputs(x, h0, c0)
+        T, B, _ = x.shape
+        y = check_targets(y, (T, B, self.output_size), self.dtype, like=self.params["W_hy"])
+        split = threads.parts(B, self.state_width) if backend.is_numpy(x) else [slice(0, B)]
+
+        def part(rows: slice) -> tuple[float, Grads]:
+            with blas_invalid_flag_ignored():
+                trace = self.run_unchecked(x[:, rows], *[state[rows] for state in initial])
+                check_outputs(trace.z)
+                value, dz = LOSSES[loss](trace.z, trace.p, y[:, rows])
+                if len(split) > 1:  # the loss averages over the part: make it the batch's
+                    share = (rows.stop - rows.start) / B
+                    value, dz = value * share, dz * share
+                return float(value), self.backward_unchecked(trace, dz, truncate)
+
+        results = threads.run_parts(part, split)
+        if len(results) == 1:
+            return results[0]
+        value = sum(v for v, _ in results)
+        grads = {}
+        for name in results[0][1]:
+            pieces = [g[name] for _, g in results]
+            if name in self.params:  # a weight's gradient sums over the batch
+                grads[name] = np.sum(pieces, axis=0)
+            else:  # x: (T, B, I), h0 and c0: (B, H), one slice of the batch per part
+                grads[name] = np.concatenate(pieces, axis=0 if name != "x" else 1)
+        return value, grads

@@ -19,6 +19,7 @@ array operation goes through `xp`, the namespace of the model's parameters (core
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +64,7 @@ class RNN(Cell):
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
     "b_h" (H,), "b_y" (O,). Weights start as base.init_params makes them; biases at zero.
     run, forward, loss_and_grads and to are the shared ones of base.Cell.
-    With NumPy, backward reuses a work array between calls: share a model across threads
-    only for forward passes.
+    With NumPy, backward reuses a work array between calls, one per thread.
     """
 
     name = "rnn"
@@ -85,24 +85,27 @@ class RNN(Cell):
         seed: int | np.random.Generator | None = 0,
     ) -> None:
         self.activation = check_choice("activation", activation, ACTIVATIONS)
-        self._buffer: Any = None  # reused by backward, see _scratch
+        self._buffers: dict[int, Array] = {}  # reused by backward, see _scratch
         super().__init__(input_size, hidden_size, output_size, bias, dtype, seed)
 
     def to(self, library: Any, device: Any = None) -> RNN:
         """base.Cell.to, dropping backward's work array (it belongs to the old library)."""
-        self._buffer = None
+        self._buffers = {}
         super().to(library, device)
         return self
 
     def _scratch(self, rows: int, cols: int, like: Array) -> Array:
-        """A (rows, cols) work array like `like`, kept between calls with NumPy (one model,
-        one backward at a time); other libraries' allocators cache memory themselves."""
+        """A (rows, cols) work array like `like`, kept between calls with NumPy (one per
+        thread: a large batch runs in parts on several, core/threads.py); other libraries'
+        allocators cache memory themselves."""
         if not backend.is_numpy(like):
             xp = backend.namespace(like)
             return xp.empty((rows, cols), dtype=like.dtype, device=backend.device(like))
-        if self._buffer is None or self._buffer.shape != (rows, cols):
-            self._buffer = np.empty((rows, cols), dtype=like.dtype)
-        return self._buffer
+        thread = threading.get_ident()
+        buffer = self._buffers.get(thread)
+        if buffer is None or buffer.shape != (rows, cols):
+            buffer = self._buffers[thread] = np.empty((rows, cols), dtype=like.dtype)
+        return buffer
 
     def run_unchecked(self, x: Array, h0: Array) -> Trace:
         """run's equations alone, on inputs it has checked: x (T, B, I) and the initial

@@ -8,13 +8,16 @@ Layout (every entry a plain array; nothing in a file is ever unpickled or execut
     meta                 0-d string, JSON: {"format": "rnn-manual", "version": 1, "cell": "rnn"
                          | "lstm" | "gru", "input_size", "hidden_size", "output_size",
                          "activation" (rnn only), "bias", "dtype"}, and in a checkpoint also
-                         "checkpoint": {"step", "config" (the TrainConfig), "rng" (the numpy
-                         Generator's bit_generator.state)}
+                         "checkpoint": {"step", "config" (the TrainConfig; one without
+                         LATER_FIELDS, written before they existed, gets their old
+                         behaviour), "rng" (the numpy Generator's bit_generator.state)}
     param/<name>         each parameter, e.g. param/W_xh (I, H), in the model's dtype
-    history/loss         (steps,) float64 training loss per step           } all four
+    history/loss         (steps,) float64 training loss per step           } all five
     history/batch_accuracy (steps,) float64 exact sums per step            } or none
-    history/eval_step    (n,) int64 the steps of the full evaluations      }
-    history/eval_accuracy (n,) float64 their accuracy                      }
+    history/eval_step    (n,) int64 the steps of the full evaluations      } (files
+    history/eval_accuracy (n,) float64 their accuracy                      } written
+    history/eval_long_accuracy (n,) float64 on long sums, NaN: not run     } before it
+                                                                           } lack this one)
     optim/<key>          checkpoint only: the optimizer's state, e.g. optim/velocity/W_hh,
                          optim/m/W_xh, optim/v/W_xh, optim/steps (0-d int64)
 
@@ -47,6 +50,9 @@ FORMAT = "rnn-manual"
 VERSION = 1
 #: The history/ entries: History's fields, each stored as a 1-D array of its own type.
 HISTORY_KEYS = tuple(f.name for f in fields(History))
+#: TrainConfig fields added after checkpoints were first written, with the value that makes
+#: an older checkpoint resume as the run that wrote it: full BPTT, no long sums.
+LATER_FIELDS = {"truncate": None, "long_bits": 0}
 META_KEYS = {
     "format",
     "version",
@@ -259,29 +265,34 @@ def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
     `arrays` into the history's compact arrays, so that a long history is held once."""
     present = [key for key in HISTORY_KEYS if f"history/{key}" in arrays]
     extra = {k for k in arrays if k.startswith("history/")} - {f"history/{k}" for k in present}
+    if present == list(HISTORY_KEYS[:-1]) and not extra:  # written before long sums counted
+        eval_step = arrays["history/eval_step"]
+        arrays["history/eval_long_accuracy"] = np.full(eval_step.shape, np.nan)
+        present = list(HISTORY_KEYS)
     if extra or (present and len(present) != len(HISTORY_KEYS)):
         raise ValueError(f"its training history must hold exactly {list(HISTORY_KEYS)}")
     if not present:
         return None
-    loss, batch_accuracy, eval_step, eval_accuracy = (
+    loss, batch_accuracy, eval_step, eval_accuracy, long_accuracy = (
         arrays[f"history/{key}"] for key in HISTORY_KEYS
     )
-    dtypes = (np.float64, np.float64, np.int64, np.float64)
-    curves = (loss, batch_accuracy, eval_step, eval_accuracy)
+    dtypes = (np.float64, np.float64, np.int64, np.float64, np.float64)
+    curves = (loss, batch_accuracy, eval_step, eval_accuracy, long_accuracy)
     if any(c.ndim != 1 or c.dtype != d for c, d in zip(curves, dtypes, strict=True)):
         raise ValueError("its training history has the wrong shapes or dtypes")
-    if len(loss) != len(batch_accuracy) or len(eval_step) != len(eval_accuracy):
+    if len({len(loss), len(batch_accuracy)}) > 1 or len({len(c) for c in curves[2:]}) > 1:
         raise ValueError("its training history has curves of different lengths")
     if not np.isfinite(loss).all():
         raise ValueError("its training history holds non-finite losses")
-    for curve in (batch_accuracy, eval_accuracy):
+    measured = long_accuracy[~np.isnan(long_accuracy)]  # NaN: not measured
+    for curve in (batch_accuracy, eval_accuracy, measured):
         if not ((curve >= 0) & (curve <= 1)).all():  # NaN fails both
             raise ValueError("its training history holds accuracies outside [0, 1]")
     if len(eval_step) and not (
         (np.diff(eval_step) > 0).all() and 1 <= eval_step[0] and eval_step[-1] <= len(loss)
     ):
         raise ValueError("its training history has evaluation steps out of order or range")
-    del loss, batch_accuracy, eval_step, eval_accuracy, curves
+    del loss, batch_accuracy, eval_step, eval_accuracy, long_accuracy, measured, curves
     history = History()
     for key in HISTORY_KEYS:
         stored = arrays.pop(f"history/{key}")
@@ -298,6 +309,8 @@ def _training_state(
         raise ValueError("its checkpoint entry must hold exactly step, config and rng")
     stored = checkpoint["config"]
     names = {f.name for f in fields(TrainConfig)}
+    if isinstance(stored, dict) and set(stored) == names - set(LATER_FIELDS):
+        stored = {**stored, **LATER_FIELDS}  # a checkpoint from before these fields
     if not isinstance(stored, dict) or set(stored) != names:
         raise ValueError(f"its training config must hold exactly {sorted(names)}")
     config = TrainConfig(**stored)

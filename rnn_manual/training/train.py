@@ -20,6 +20,7 @@ from ..cells import CELLS, Cell
 from ..cells.activations import ACTIVATIONS
 from ..cells.losses import LOSSES
 from ..core.limits import MAX_HIDDEN, check_elements
+from ..core.threads import parts, run_parts
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .bits import (
     MAX_ALL_PAIRS_BITS,
@@ -55,6 +56,24 @@ REPORT_WORK = 1 << 32
 SMALLEST_PASS = 8
 #: A run whose loss has not fallen by 1% over this many steps is told so, once.
 STALL_STEPS = 1000
+#: A batch all right is first confirmed on this many validation sums (a different slice of
+#: them each time); only if those are all right too is the whole set run.
+SCREEN_SUMS = 1024
+#: Random sums of config.long_bits bits that must be exact too before training stops ...
+LONG_SUMS = 256
+#: ... of which these are tried first, to skip the whole set while some are still wrong,
+#: at most once every LONG_EVERY steps (each try costs a few steps' work).
+LONG_SCREEN = 16
+LONG_EVERY = 20
+#: Once the validation sums are solved, batch k holds sums of config.bits times
+#: LONG_MIX[k % 4] bits (at most long_bits): the carry rule, learned on short sums, is
+#: then made to hold over long ones, which short sums alone do not teach (a GRU that
+#: adds every 8-bit pair exactly can get no 1024-bit sum right).
+LONG_MIX = (1, 2, 4, 8)
+#: ... for at least this many steps: a network that gets LONG_SUMS long sums right soon
+#: after the short ones can still miss one long sum in a few hundred, and these steps make
+#: it hold (seeds 0-4 of each cell then add 1000 of 1000 random 1024-bit sums).
+LONG_STEPS = 200
 
 
 @dataclass
@@ -76,6 +95,8 @@ class TrainConfig:
     dtype: str = "float64"
     log_every: int = 100
     clip: float | None = None  # max gradient norm; None: no clipping
+    truncate: int | None = None  # K: truncated BPTT over chunks of K steps; None: full BPTT
+    long_bits: int = 1024  # sums this long must be exact too before training stops; 0: no
 
     def __post_init__(self) -> None:
         """ValueError for a config that cannot train or would exhaust memory, before any work."""
@@ -97,6 +118,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if self.truncate is not None:
+            check_size("truncate", self.truncate)
+        if isinstance(self.long_bits, bool) or not isinstance(self.long_bits, int):
+            raise ValueError(f"long_bits must be a non-negative integer, got {self.long_bits!r}")
+        if self.long_bits < 0:
+            raise ValueError(f"long_bits must be a non-negative integer, got {self.long_bits!r}")
         if not (_is_real(self.momentum) and 0.0 <= self.momentum < 1.0):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         check_size("hidden", self.hidden, MAX_HIDDEN)
@@ -106,6 +133,17 @@ class TrainConfig:
         check_elements("a training pass (bits x batch x state)", self.bits + 1, self.batch, width)
         if self.bits > MAX_ALL_PAIRS_BITS:
             check_elements("the validation set (bits x sums x 2)", self.bits, VALIDATION_SUMS, 2)
+        if self.long_bits > self.bits:
+            longest = min(self.bits * LONG_MIX[-1], self.long_bits)
+            check_elements(
+                "a long training pass (bits x batch x state)", longest + 1, self.batch, width
+            )
+            check_elements("the long sums (bits x sums x 2)", self.long_bits, LONG_SUMS, 2)
+
+    @property
+    def holds_long(self) -> bool:
+        """Must long sums be exact too? (Not if they are no longer than those trained on.)"""
+        return self.long_bits > self.bits
 
 
 #: What training asks of a network: any of the cells (RNN, LSTM, GRU).
@@ -134,13 +172,16 @@ def _ints() -> array.array[int]:
 @dataclass
 class History:
     """The curves of a run: per step, its loss and batch accuracy; per full evaluation, its
-    step and accuracy. Compact arrays (float64, int64: 8 bytes a value, not the 32 of a
-    list of Python floats) that training appends to; named as a model file's entries."""
+    step, its accuracy on the validation sums and on LONG_SUMS random long sums (NaN where
+    they were not measured: validation sums still wrong, or a run without long sums).
+    Compact arrays (float64, int64: 8 bytes a value, not the 32 of a list of Python floats)
+    that training appends to; named as a model file's entries."""
 
     loss: array.array[float] = field(default_factory=_floats)
     batch_accuracy: array.array[float] = field(default_factory=_floats)
     eval_step: array.array[int] = field(default_factory=_ints)
     eval_accuracy: array.array[float] = field(default_factory=_floats)
+    eval_long_accuracy: array.array[float] = field(default_factory=_floats)
 
 
 @dataclass
@@ -166,8 +207,30 @@ class TrainState:
 
     @property
     def solved(self) -> bool:
-        """Did the last full evaluation get every validation sum right? (Training stops there.)"""
-        return bool(self.history.eval_accuracy) and self.history.eval_accuracy[-1] == 1.0
+        """Did the last full evaluation get every validation sum right, and every long sum
+        where the config asks for them? (Training stops there.)"""
+        history = self.history
+        if not history.eval_accuracy or history.eval_accuracy[-1] != 1.0:
+            return False
+        return not self.config.holds_long or history.eval_long_accuracy[-1] == 1.0
+
+    @property
+    def short_solved(self) -> bool:
+        """Has a full evaluation got every validation sum right? From then on batches mix
+        in longer sums (LONG_MIX), if the config asks for long sums."""
+        return 1.0 in self.history.eval_accuracy
+
+    def steps_since_short_solved(self) -> int:
+        """Steps made since the validation sums were first all right (short_solved)."""
+        history = self.history
+        return self.step - history.eval_step[history.eval_accuracy.index(1.0)]
+
+    def batch_bits(self) -> int:
+        """How many bits the sums of the next batch have."""
+        config = self.config
+        if not (config.holds_long and self.short_solved):
+            return config.bits
+        return min(config.bits * LONG_MIX[self.step % len(LONG_MIX)], config.long_bits)
 
 
 class Diverged(ArithmeticError):
@@ -212,14 +275,21 @@ def accuracy(
     chunk = max(1, min(chunk, PASS_ELEMENTS // ((segment + 1) * width)))
     right = 0
     for start in range(0, B, chunk):
-        sums = slice(start, start + chunk)
-        correct = np.ones(min(chunk, B - start), dtype=bool)  # every bit right so far
-        for t, trace, overflowed in outputs(model, x[:, sums], segment):
-            steps = len(trace.p)
-            correct &= exact_match(trace.p, y[t : t + steps, sums]) & ~overflowed
-            if progress is not None:
-                progress(start * T + (t + steps) * len(correct), B * T)
-        right += int(correct.sum())
+        n = min(chunk, B - start)
+
+        def judge(rows: slice, start: int = start, n: int = n) -> int:
+            """How many of the sums start + rows are right in every bit."""
+            sums = slice(start + rows.start, start + rows.stop)
+            correct = np.ones(rows.stop - rows.start, dtype=bool)  # every bit right so far
+            for t, trace, overflowed in outputs(model, x[:, sums], segment):
+                steps = len(trace.p)
+                correct &= exact_match(trace.p, y[t : t + steps, sums]) & ~overflowed
+                if progress is not None and rows.start == 0:  # the first part speaks for all
+                    progress(start * T + (t + steps) * n, B * T)
+            return int(correct.sum())
+
+        # A large chunk runs in parts on several threads (core/threads.py).
+        right += sum(run_parts(judge, parts(n, width)))
     return right / B
 
 
@@ -272,12 +342,43 @@ def validation_set(bits: int, dtype: str, rng: np.random.Generator) -> tuple[Arr
     return random_addition_batch(rng, VALIDATION_SUMS, bits, dtype)
 
 
-def start(config: TrainConfig) -> tuple[TrainState, tuple[Array, Array]]:
-    """A fresh run of `config` and its validation sums; the same config gives the same run."""
+@dataclass
+class Checks:
+    """The sums a run is judged on: all (or VALIDATION_SUMS of) the sums of config.bits
+    bits, and LONG_SUMS random sums of config.long_bits bits (None without long sums)."""
+
+    x: Array
+    y: Array
+    long: tuple[Array, Array] | None
+    order: NDArray[np.intp]  # the validation sums in the order screens take them
+
+    def screen(self, step: int) -> tuple[Array, Array]:
+        """SCREEN_SUMS validation sums, a different slice of them at each step."""
+        total = self.x.shape[1]
+        start = step * SCREEN_SUMS % total
+        pick = np.sort(np.take(self.order, np.arange(start, start + SCREEN_SUMS), mode="wrap"))
+        return self.x[:, pick], self.y[:, pick]
+
+
+def checks(config: TrainConfig, rng: np.random.Generator) -> Checks:
+    """The validation sums (drawn from rng when there are too many to take all) and the long
+    sums (from a generator of their own, so that they leave the batches unchanged)."""
+    x, y = validation_set(config.bits, config.dtype, rng)
+    long = None
+    if config.holds_long:
+        long_rng = np.random.default_rng([config.seed, config.long_bits])
+        long = random_addition_batch(long_rng, LONG_SUMS, config.long_bits, config.dtype)
+    order = np.random.default_rng([config.seed, 1]).permutation(x.shape[1])
+    return Checks(x, y, long, order)
+
+
+def start(config: TrainConfig) -> tuple[TrainState, Checks]:
+    """A fresh run of `config` and the sums it is judged on; the same config gives the
+    same run."""
     rng = np.random.default_rng(config.seed)
     model = make_model(config, rng)
-    validation = validation_set(config.bits, config.dtype, rng)
-    return TrainState(config, model, make_optimizer(config), rng), validation
+    judged = checks(config, rng)
+    return TrainState(config, model, make_optimizer(config), rng), judged
 
 
 def train(
@@ -296,7 +397,7 @@ def train(
     Ctrl-C included: a first Ctrl-C (SIGINT) stops after the current step, a second at once.
     Raises Diverged on a non-finite loss, gradient or weight, with no checkpoint of that state.
     """
-    state, (x_val, y_val) = start(config)
+    state, judged = start(config)
     if resume is not None:
         if replace(resume.config, steps=config.steps) != config:
             raise ValueError("cannot resume: the checkpoint was made with a different config")
@@ -307,15 +408,10 @@ def train(
     with _stop_on_ctrl_c() as stop:
         while state.step < config.steps and not state.solved and not stop.requested:
             loss, batch_right = _step(state)
-            # The full check costs many steps' work: make it only once a whole batch is right.
-            if batch_right.all():
-                checking = f"step {state.step}: checking the {x_val.shape[1]} validation sums"
-                watch = Progress(checking) if log is not None else None
-                val_accuracy = accuracy(state.model, x_val, y_val, progress=watch)
-                if watch is not None:
-                    watch.close()
-                state.history.eval_step.append(state.step)
-                state.history.eval_accuracy.append(val_accuracy)
+            # The full check costs many steps' work: make it only once a whole batch is
+            # right, and the screens before it are.
+            if batch_right.all() and screens_pass(state, judged):
+                evaluate(state, judged, log is not None)
             # A line every log_every steps, and at least every EVERY seconds on slow runs.
             now = time.perf_counter()
             if log is not None and (
@@ -340,6 +436,37 @@ def train(
     return TrainResult(
         state.model, state.step, state.solved, seconds, state.history, stop.requested
     )
+
+
+def screens_pass(state: TrainState, judged: Checks) -> bool:
+    """Are the cheap checks before a full evaluation all right: a slice of the validation
+    sums, and the first long sums once the short ones are solved? (Whole sets of fewer
+    than two screens' worth are left to the full evaluation.)"""
+    model, total = state.model, judged.x.shape[1]
+    if total >= 2 * SCREEN_SUMS and accuracy(model, *judged.screen(state.step)) < 1.0:
+        return False
+    if judged.long is not None and state.short_solved:
+        if state.step % LONG_EVERY or state.steps_since_short_solved() < LONG_STEPS:
+            return False
+        x_long, y_long = judged.long
+        return accuracy(model, x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]) == 1.0
+    return True
+
+
+def evaluate(state: TrainState, judged: Checks, show: bool) -> None:
+    """A full evaluation, added to the history: every validation sum, then the long sums
+    if those are all right."""
+    checking = f"step {state.step}: checking the {judged.x.shape[1]} validation sums"
+    watch = Progress(checking) if show else None
+    right = accuracy(state.model, judged.x, judged.y, progress=watch)
+    if watch is not None:
+        watch.close()
+    long_right = math.nan
+    if judged.long is not None and right == 1.0:
+        long_right = accuracy(state.model, *judged.long)
+    state.history.eval_step.append(state.step)
+    state.history.eval_accuracy.append(right)
+    state.history.eval_long_accuracy.append(long_right)
 
 
 def stall_hint(state: TrainState) -> str | None:
@@ -367,7 +494,7 @@ def stall_hint(state: TrainState) -> str | None:
 def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
     """One update on a fresh random batch: the loss and which sums were right before it."""
     config, model = state.config, state.model
-    x, y = random_addition_batch(state.rng, config.batch, config.bits, config.dtype)
+    x, y = random_addition_batch(state.rng, config.batch, state.batch_bits(), config.dtype)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             trace = model.run(x)
@@ -376,7 +503,9 @@ def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
             value, dz = LOSSES[config.loss](trace.z, trace.p, y)
             loss = float(value)
             grads = {
-                name: g for name, g in model.backward(trace, dz).items() if name in model.params
+                name: g
+                for name, g in model.backward(trace, dz, config.truncate).items()
+                if name in model.params
             }
             if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
                 raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
