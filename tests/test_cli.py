@@ -139,7 +139,8 @@ def test_a_closed_pipe_ends_quietly(trained_model: Path) -> None:
     # A sum of 100,000 digits: more than a pipe holds, so the writer meets the closed pipe.
     big = "9" * 100_000
     result = subprocess.run(
-        f"{sys.executable} -W error -m rnn_manual add --model {trained_model} {big} 1 | head -c 5",
+        f"{sys.executable} -W error -m rnn_manual add --quiet --model {trained_model} {big} 1"
+        " | head -c 5",
         shell=True,
         capture_output=True,
         text=True,

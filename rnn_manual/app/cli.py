@@ -20,7 +20,7 @@ import numpy as np
 from ..cells.activations import ACTIVATIONS
 from ..cells.losses import LOSSES
 from ..cells.rnn import RNN
-from ..core import limits
+from ..core import limits, threads
 from ..core.validate import DTYPE_NAMES
 from ..files import atomic, modelfile
 from ..training.bits import (
@@ -477,6 +477,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": cmd_train, "add": cmd_add, "evaluate": cmd_evaluate, "plot": cmd_plot}
     out = Output()
     prefix = f"{parser.prog} {args.command}: error:"
+    try:
+        threads.threads()  # reads RNN_MANUAL_THREADS
+    except ValueError as e:
+        print(f"{prefix} {one_line(e)}", file=sys.stderr)
+        return 2
     try:
         status = commands[args.command](args, out)
     except (UsageError, modelfile.ModelFileError) as e:

@@ -80,7 +80,7 @@ def parts(batch: int, width: int) -> list[slice]:
     """The consecutive slices of a batch of `batch` sequences, each keeping `width` values
     per step, that a pass runs in parallel: one slice (the whole batch) unless each of
     several would hold at least SPLIT_VALUES values per step."""
-    n = min(threads(), batch * width // SPLIT_VALUES)
+    n = min(threads(), batch, batch * width // SPLIT_VALUES)
     if n <= 1:
         return [slice(0, batch)]
     bounds = [batch * k // n for k in range(n + 1)]

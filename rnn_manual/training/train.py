@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -182,6 +182,15 @@ class History:
     eval_step: array.array[int] = field(default_factory=_ints)
     eval_accuracy: array.array[float] = field(default_factory=_floats)
     eval_long_accuracy: array.array[float] = field(default_factory=_floats)
+
+    def __eq__(self, other: object) -> bool:
+        """Bit for bit, so that two histories with the same NaN (not measured) are equal."""
+        if not isinstance(other, History):
+            return NotImplemented
+        return all(
+            getattr(self, f.name).tobytes() == getattr(other, f.name).tobytes()
+            for f in fields(self)
+        )
 
 
 @dataclass
@@ -455,15 +464,16 @@ def screens_pass(state: TrainState, judged: Checks) -> bool:
 
 def evaluate(state: TrainState, judged: Checks, show: bool) -> None:
     """A full evaluation, added to the history: every validation sum, then the long sums
-    if those are all right."""
+    if those are all right and were so before (screens_pass has waited for LONG_STEPS
+    steps of long batches since)."""
     checking = f"step {state.step}: checking the {judged.x.shape[1]} validation sums"
     watch = Progress(checking) if show else None
     right = accuracy(state.model, judged.x, judged.y, progress=watch)
     if watch is not None:
         watch.close()
     long_right = math.nan
-    if judged.long is not None and right == 1.0:
-        long_right = accuracy(state.model, *judged.long)
+    if judged.long is not None and right == 1.0 and state.short_solved:  # not the first time:
+        long_right = accuracy(state.model, *judged.long)  # LONG_STEPS of long batches first
     state.history.eval_step.append(state.step)
     state.history.eval_accuracy.append(right)
     state.history.eval_long_accuracy.append(long_right)
@@ -494,13 +504,17 @@ def stall_hint(state: TrainState) -> str | None:
 def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
     """One update on a fresh random batch: the loss and which sums were right before it."""
     config, model = state.config, state.model
-    x, y = random_addition_batch(state.rng, config.batch, state.batch_bits(), config.dtype)
+    bits = state.batch_bits()
+    x, y = random_addition_batch(state.rng, config.batch, bits, config.dtype)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             trace = model.run(x)
             if not np.isfinite(trace.z).all():  # run() leaves an overflow as inf or NaN
                 raise FloatingPointError("the forward pass overflowed")
             value, dz = LOSSES[config.loss](trace.z, trace.p, y)
+            if bits != config.bits:  # a long batch counts as a short one: the loss (a sum
+                dz *= config.bits / bits  # over bits) per bit, times config.bits, so that
+                value *= config.bits / bits  # its gradient keeps the short batches' scale
             loss = float(value)
             grads = {
                 name: g

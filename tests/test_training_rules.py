@@ -1,0 +1,148 @@
+"""When training stops, what its batches hold, and what it passes to the backward pass:
+the rules of rnn_manual/training/train.py beyond the update itself."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from rnn_manual import reference
+from rnn_manual.core.gradcheck import relative_error
+from rnn_manual.training import train
+from rnn_manual.training.bits import random_addition_batch
+from rnn_manual.training.train import TrainConfig
+from rnn_torch.compare import FLOAT64_BOUND
+
+
+def solved_short(state: train.TrainState) -> None:
+    """Record a full evaluation at the current step with every validation sum right."""
+    state.history.eval_step.append(state.step)
+    state.history.eval_accuracy.append(1.0)
+    state.history.eval_long_accuracy.append(math.nan)
+
+
+def test_batches_mix_in_long_sums_once_the_short_ones_are_solved() -> None:
+    state, _ = train.start(TrainConfig(bits=8, long_bits=40, steps=50))
+    assert [state.batch_bits() for _ in range(3)] == [8, 8, 8]
+    train._step(state)
+    solved_short(state)
+    lengths = []
+    for _ in range(8):
+        lengths.append(state.batch_bits())
+        train._step(state)
+    assert lengths == [16, 32, 40, 8, 16, 32, 40, 8]  # 8 x LONG_MIX, at most long_bits
+    assert len(state.history.loss) == state.step == 9
+
+
+def test_without_long_sums_batches_stay_short() -> None:
+    state, judged = train.start(TrainConfig(bits=8, long_bits=0))
+    assert judged.long is None
+    solved_short(state)
+    assert state.batch_bits() == 8 and state.solved
+
+
+def test_solved_needs_the_long_sums_too() -> None:
+    state, judged = train.start(TrainConfig(bits=6, long_bits=30))
+    assert judged.long is not None and judged.long[0].shape == (30, train.LONG_SUMS, 2)
+    solved_short(state)
+    assert not state.solved  # the long sums were not measured
+    state.history.eval_long_accuracy[-1] = 0.99
+    assert not state.solved
+    state.history.eval_long_accuracy[-1] = 1.0
+    assert state.solved
+
+
+def test_a_run_that_solves_has_every_long_sum_right() -> None:
+    """End to end: a run with long sums stops with them all right, after LONG_STEPS steps
+    of mixed batches at least; the same run without them stops sooner."""
+    config = TrainConfig(bits=6, long_bits=48, seed=0)
+    result = train.train(config, log=None)
+    assert result.solved
+    history = result.history
+    first = history.eval_step[history.eval_accuracy.index(1.0)]
+    assert result.steps - first >= train.LONG_STEPS
+    _, judged = train.start(config)
+    assert judged.long is not None
+    assert train.accuracy(result.model, *judged.long) == 1.0
+    assert history.eval_long_accuracy[-1] == 1.0
+    short = train.train(replace(config, long_bits=0), log=None)
+    assert short.solved and short.steps == first
+
+
+def test_the_long_sums_do_not_change_the_batches() -> None:
+    """The long sums come from a generator of their own: the first steps of a run are the
+    same with and without them."""
+    with_long, _ = train.start(TrainConfig(long_bits=64))
+    without, _ = train.start(TrainConfig(long_bits=0))
+    for _ in range(5):
+        train._step(with_long)
+        train._step(without)
+    for name, w in with_long.model.params.items():
+        np.testing.assert_array_equal(w, without.model.params[name], err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_training_truncates_bptt_as_asked(cell: str) -> None:
+    """TrainConfig(truncate=K) updates with the gradient of truncated BPTT: one step of
+    plain SGD moves the weights by -lr times the reference's truncated gradient."""
+    config = TrainConfig(cell=cell, bits=7, optimizer="sgd", lr=0.5, truncate=2, long_bits=0)
+    state, _ = train.start(config)
+    before = {name: w.copy() for name, w in state.model.params.items()}
+    same = np.random.default_rng()  # draws the batch the step will draw
+    same.bit_generator.state = state.rng.bit_generator.state
+    x, y = random_addition_batch(same, config.batch, config.bits, config.dtype)
+    train._step(state)
+    _, grads = reference.loss_and_grads(before, x, y, activation=config.activation, truncate=2)
+    _, full = reference.loss_and_grads(before, x, y, activation=config.activation)
+    for name, w in state.model.params.items():
+        moved = (before[name] - w) / config.lr
+        assert relative_error(moved, grads[name]) <= FLOAT64_BOUND, name
+    assert any(relative_error(grads[n], full[n]) > 1e-3 for n in grads if n in before)
+
+
+def test_a_long_batch_weighs_as_much_as_a_short_one() -> None:
+    """A batch of 4x longer sums is a loss over 4x the bits: its gradient is scaled by 1/4,
+    so that it steps as far as a short batch (unscaled, Adam's step sizes, tuned on short
+    batches, overshoot, and a solved RNN with biases falls apart)."""
+    config = TrainConfig(bits=8, long_bits=64, optimizer="sgd", lr=0.5)
+    state, _ = train.start(config)
+    solved_short(state)
+    state.step = 2  # LONG_MIX[2]: sums 4x as long
+    assert state.batch_bits() == 32
+    before = {name: w.copy() for name, w in state.model.params.items()}
+    same = np.random.default_rng()
+    same.bit_generator.state = state.rng.bit_generator.state
+    x, y = random_addition_batch(same, config.batch, 32, config.dtype)
+    _, grads = reference.loss_and_grads(before, x, y, activation=config.activation)
+    loss, _ = train._step(state)
+    assert loss == pytest.approx(reference.loss_and_grads(before, x, y)[0] / 4, rel=1e-12)
+    for name, w in state.model.params.items():
+        moved = (before[name] - w) / config.lr
+        assert relative_error(moved, grads[name] / 4) <= FLOAT64_BOUND, name
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("truncate", 0, "truncate must be a positive integer"),
+        ("long_bits", -1, "long_bits must be a non-negative integer"),
+        ("long_bits", True, "long_bits must be a non-negative integer"),
+        ("long_bits", 2.5, "long_bits must be a non-negative integer"),
+    ],
+)
+def test_bad_training_rules_are_refused(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_screens_take_a_different_slice_of_the_validation_sums_each_step() -> None:
+    _, judged = train.start(TrainConfig(bits=8))
+    first, second = judged.screen(0), judged.screen(1)
+    assert first[0].shape == (8, train.SCREEN_SUMS, 2)
+    assert not np.array_equal(first[0], second[0])
+    seen = np.concatenate([judged.screen(k)[0] for k in range(16)], axis=1)  # 16 x 1024 sums
+    sums = seen.transpose(1, 0, 2).reshape(seen.shape[1], -1)  # one row per sum
+    assert np.unique(sums, axis=0).shape[0] == judged.x.shape[1] == 16384  # each one once
