@@ -30,6 +30,7 @@ from strategies import Optimizer, Trajectory, examples, optimizers
 
 from rnn_manual import GRU, LSTM
 from rnn_manual.cells import CELLS as ALL_CELLS
+from rnn_manual.cells.losses import LOSSES
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_manual.files.modelfile import load, load_checkpoint, save, save_checkpoint
 from rnn_manual.training.train import TrainConfig, train
@@ -442,6 +443,25 @@ def test_initial_states_are_cast_to_the_models_dtype(cell: str) -> None:
         with pytest.raises(ValueError) as error:
             model.forward(x, **{**states, name: np.full((6, 5), 1e39)})
         assert str(error.value) == f"{name} has values too large for float32"
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_backward_truncates_as_loss_and_grads_does(cell: str) -> None:
+    """backward(run(x), dz, K) from the loss's own dz is loss_and_grads(..., truncate=K),
+    exactly, for K below T, at T and None (full BPTT); and K below T is not full BPTT."""
+    rng = np.random.default_rng(0)
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, seed=1)
+    x, y = rng.normal(size=(6, 4, 3)), rng.uniform(size=(6, 4, 2))
+    trace = model.run(x)
+    _, dz = LOSSES["bce"](trace.z, trace.p, y)
+    results = {}
+    for truncate in (2, 6, None):
+        results[truncate] = model.backward(trace, dz, truncate)
+        _, expected = model.loss_and_grads(x, y, "bce", truncate=truncate)
+        assert set(results[truncate]) == set(expected)
+        for name, g in expected.items():
+            np.testing.assert_array_equal(results[truncate][name], g, err_msg=f"d{name}")
+    assert not np.array_equal(results[2]["h0"], results[None]["h0"])
 
 
 @pytest.mark.parametrize("cell", sorted(ALL_CELLS))

@@ -10,6 +10,7 @@ same check functions on deliberately broken copies of the manual backward pass.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -310,3 +311,23 @@ def test_activations_keep_the_dtype_and_write_into_out(name: str, dtype: type) -
         out = np.full_like(arg, np.nan)
         assert plain.dtype == dtype and fn(arg, out=out) is out, fn.__name__
         np.testing.assert_array_equal(out, plain, err_msg=fn.__name__)
+
+
+# ---- overflow ----------------------------------------------------------------------------
+
+
+def test_run_unchecked_leaves_an_overflow_silently() -> None:
+    """RNN.run_unchecked, called directly (as training and rnn_torch's graphs call it, outside
+    run's error settings), leaves an overflow in the recurrence as inf or NaN without a
+    warning, whatever NumPy's error settings, as its comment says; forward refuses it."""
+    model = RNN(2, 4, 1, "relu", seed=0)
+    model.params["W_hh"] *= 1e200  # h_2 ~ 1e200, h_3 overflows: +-inf, and relu(-inf) NaN
+    x = np.ones((4, 3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="warn", invalid="warn"):
+            trace = model.run_unchecked(x, np.zeros((3, 4)))
+    assert np.isinf(trace.h).any() and np.isnan(trace.h).any()
+    assert not np.isfinite(trace.z).all()
+    with pytest.raises(ValueError, match="overflowed"):
+        model.forward(x)
