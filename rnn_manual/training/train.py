@@ -21,7 +21,7 @@ from ..cells.activations import ACTIVATIONS
 from ..cells.losses import LOSSES
 from ..core.limits import MAX_HIDDEN, check_elements
 from ..core.threads import parts, run_parts
-from ..core.validate import DTYPE_NAMES, check_choice, check_size
+from ..core.validate import DTYPE_NAMES, blas_invalid_flag_ignored, check_choice, check_size
 from .bits import (
     MAX_ALL_PAIRS_BITS,
     addition_examples,
@@ -57,8 +57,11 @@ SMALLEST_PASS = 8
 #: A run whose loss has not fallen by 1% over this many steps is told so, once.
 STALL_STEPS = 1000
 #: A batch all right is first confirmed on this many validation sums (a different slice of
-#: them each time); only if those are all right too is the whole set run.
+#: them each time); only if those are all right too is the whole set run ...
 SCREEN_SUMS = 1024
+#: ... and not within this many steps of the last time it was (a network a few sums short
+#: passes most screens, and would otherwise run the whole set at every step).
+EVAL_GAP = 5
 #: Random sums of config.long_bits bits that must be exact too before training stops ...
 LONG_SUMS = 256
 #: ... of which these are tried first, to skip the whole set while some are still wrong,
@@ -172,8 +175,9 @@ def _ints() -> array.array[int]:
 @dataclass
 class History:
     """The curves of a run: per step, its loss and batch accuracy; per full evaluation, its
-    step, its accuracy on the validation sums and on LONG_SUMS random long sums (NaN where
-    they were not measured: validation sums still wrong, or a run without long sums).
+    step, its accuracy on the validation sums and on the LONG_SUMS long sums (1.0: every
+    one right, measured first; NaN: not measured, the short sums not yet solved or no long
+    sums asked for; see `check`).
     Compact arrays (float64, int64: 8 bytes a value, not the 32 of a list of Python floats)
     that training appends to; named as a model file's entries."""
 
@@ -417,10 +421,9 @@ def train(
     with _stop_on_ctrl_c() as stop:
         while state.step < config.steps and not state.solved and not stop.requested:
             loss, batch_right = _step(state)
-            # The full check costs many steps' work: make it only once a whole batch is
-            # right, and the screens before it are.
-            if batch_right.all() and screens_pass(state, judged):
-                evaluate(state, judged, log is not None)
+            # The checks cost many steps' work: make them only once a whole batch is right.
+            if batch_right.all():
+                check(state, judged, log is not None)
             # A line every log_every steps, and at least every EVERY seconds on slow runs.
             now = time.perf_counter()
             if log is not None and (
@@ -447,33 +450,38 @@ def train(
     )
 
 
-def screens_pass(state: TrainState, judged: Checks) -> bool:
-    """Are the cheap checks before a full evaluation all right: a slice of the validation
-    sums, and the first long sums once the short ones are solved? (Whole sets of fewer
-    than two screens' worth are left to the full evaluation.)"""
+def check(state: TrainState, judged: Checks, show: bool) -> None:
+    """The checks that can end a run, made when a batch is all right, the cheapest and the
+    likeliest to fail first; a full evaluation of the validation sums is made, and added to
+    the history, only when every check before it has passed.
+
+    Before the short sums are solved: at most every EVAL_GAP steps, a slice of SCREEN_SUMS
+    validation sums (a different one each step), then all of them. After (with long sums):
+    every LONG_EVERY steps once LONG_STEPS steps of long batches have passed, the first
+    LONG_SCREEN long sums, then all LONG_SUMS, then every validation sum again.
+    """
     model, total = state.model, judged.x.shape[1]
-    if total >= 2 * SCREEN_SUMS and accuracy(model, *judged.screen(state.step)) < 1.0:
-        return False
+    long_right = math.nan  # not measured
     if judged.long is not None and state.short_solved:
         if state.step % LONG_EVERY or state.steps_since_short_solved() < LONG_STEPS:
-            return False
+            return
         x_long, y_long = judged.long
-        return accuracy(model, x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]) == 1.0
-    return True
-
-
-def evaluate(state: TrainState, judged: Checks, show: bool) -> None:
-    """A full evaluation, added to the history: every validation sum, then the long sums
-    if those are all right and were so before (screens_pass has waited for LONG_STEPS
-    steps of long batches since)."""
-    checking = f"step {state.step}: checking the {judged.x.shape[1]} validation sums"
+        if accuracy(model, x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]) < 1.0:
+            return
+        long_right = accuracy(model, x_long, y_long)
+        if long_right < 1.0:
+            return
+    else:
+        evaluated = state.history.eval_step
+        if evaluated and state.step - evaluated[-1] < EVAL_GAP:
+            return
+        if total >= 2 * SCREEN_SUMS and accuracy(model, *judged.screen(state.step)) < 1.0:
+            return
+    checking = f"step {state.step}: checking the {total} validation sums"
     watch = Progress(checking) if show else None
-    right = accuracy(state.model, judged.x, judged.y, progress=watch)
+    right = accuracy(model, judged.x, judged.y, progress=watch)
     if watch is not None:
         watch.close()
-    long_right = math.nan
-    if judged.long is not None and right == 1.0 and state.short_solved:  # not the first time:
-        long_right = accuracy(state.model, *judged.long)  # LONG_STEPS of long batches first
     state.history.eval_step.append(state.step)
     state.history.eval_accuracy.append(right)
     state.history.eval_long_accuracy.append(long_right)
@@ -506,21 +514,23 @@ def _step(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
     config, model = state.config, state.model
     bits = state.batch_bits()
     x, y = random_addition_batch(state.rng, config.batch, bits, config.dtype)
+    # The batch is made here, in the model's dtype and shape, so the pass runs unchecked
+    # (run_unchecked, backward_unchecked): at this size the checks cost a fifth of a step.
+    zeros = [np.zeros((config.batch, config.hidden), dtype=config.dtype) for _ in model.states]
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            trace = model.run(x)
-            if not np.isfinite(trace.z).all():  # run() leaves an overflow as inf or NaN
+            with blas_invalid_flag_ignored():
+                trace = model.run_unchecked(x, *zeros)
+            if not np.isfinite(trace.z).all():  # an overflow is left as inf or NaN
                 raise FloatingPointError("the forward pass overflowed")
             value, dz = LOSSES[config.loss](trace.z, trace.p, y)
             if bits != config.bits:  # a long batch counts as a short one: the loss (a sum
                 dz *= config.bits / bits  # over bits) per bit, times config.bits, so that
                 value *= config.bits / bits  # its gradient keeps the short batches' scale
             loss = float(value)
-            grads = {
-                name: g
-                for name, g in model.backward(trace, dz, config.truncate).items()
-                if name in model.params
-            }
+            with blas_invalid_flag_ignored():
+                all_grads = model.backward_unchecked(trace, dz, config.truncate)
+            grads = {name: g for name, g in all_grads.items() if name in model.params}
             if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
                 raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
             if config.clip is not None:
