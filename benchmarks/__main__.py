@@ -1,9 +1,11 @@
 """python -m benchmarks [--quick | --gpu] [--threads N] [--out DIR] [--readme]
 
-Pins NumPy's BLAS and torch to the same number of threads before either is imported, runs
-the grid and the time-to-solve race, prints the markdown table and writes results.json and
-throughput.png (and with --readme, the table into benchmarks/README.md). With --gpu, runs
-the GPU grid instead (it needs CUDA) and writes gpu.md and gpu.json.
+Pins NumPy's BLAS, torch and the manual pass's thread pool to the same number of threads
+before NumPy or torch is imported, runs the grid and the race to solve 8-bit addition,
+prints the markdown table and how cost grows, and writes results.json, throughput.png and
+scaling.png (and with --readme, the table and the scaling section into benchmarks/README.md,
+in the sections for that many threads). With --gpu, runs the GPU grid instead (it needs
+CUDA) and writes gpu.md and gpu.json.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 #: The tutorial's script, beside the repository (../shared/seed), when it is there.
 TUTORIAL = HERE.parent.parent / "shared" / "seed" / "seed_rnn.py"
+#: Where the files go by default: the CPU grid's in threads-N/ below, one folder per
+#: thread count, so that the runs at 1 and 2 threads keep their own.
+RESULTS = HERE / "results"
+README = HERE / "README.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,9 +37,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=len(os.sched_getaffinity(0)),
-        help="threads for NumPy's BLAS and for torch (default: the cores this process may use)",
+        help="threads for NumPy's BLAS, for torch and for the manual pass's pool "
+        "(default: the cores this process may use)",
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the files")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the files (default: benchmarks/results/threads-N, with --gpu "
+        "benchmarks/results)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the time to solve")
     parser.add_argument("--no-solve", action="store_true", help="skip the time to solve")
     parser.add_argument(
@@ -53,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--threads and --seeds must be at least 1")
     if args.gpu and args.quick:
         parser.error("--gpu and --quick do not combine: the GPU grid is short already")
+    if args.out is None:
+        args.out = RESULTS if args.gpu else RESULTS / f"threads-{args.threads}"
     return args
 
 
@@ -136,9 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from . import report, run, solve
+    from rnn_manual.core import threads
+
+    from . import report, run, scaling, solve
 
     torch.set_num_threads(args.threads)
+    threads.set_threads(args.threads)  # the manual NumPy pass's pool: like for like
+    table_section = report.section("results", args.threads)
+    if args.readme and not args.gpu and not report.has_markers(README, table_section):
+        print(
+            f"error: {README.name} has no section for --threads {args.threads} (its markers "
+            f"'<!-- {table_section}: begin -->' and '... end -->')",
+            file=sys.stderr,
+        )
+        return 2
     if args.gpu and not torch.cuda.is_available():
         print("error: --gpu needs CUDA, and torch.cuda.is_available() is False", file=sys.stderr)
         return 2
@@ -152,13 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.gpu:
-        gpu_run(args.out, HERE / "README.md" if args.readme else None, log)
+        gpu_run(args.out, README if args.readme else None, log)
         return 0
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "blas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
         "torch_threads": torch.get_num_threads(),
+        # What the pool says, not what was asked: the test that --threads reaches it reads this.
+        "manual_threads": threads.threads(),
         "numpy": np.__version__,
         "torch": torch.__version__,
         "quick": args.quick,
@@ -166,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "matmul_peak_gflops": run.peaks(),
     }
-    print(f"threads: NumPy BLAS {meta['blas_threads']}, torch {meta['torch_threads']}")
+    print(report.threads_line(meta))
     if args.quick:
         results = run.run_grid(
             run.grid(quick=True), rounds=3, min_sample=0.005, budget=1.0, log=log
@@ -178,13 +206,25 @@ def main(argv: list[str] | None = None) -> int:
         seeds = list(range(1 if args.quick else args.seeds))
         # --quick times the tutorial (5 s) only when asked to with --tutorial.
         solved = solve.time_to_solve(seeds, None if args.quick and not args.tutorial else tutorial)
+    memory = scaling.memory()
     text = report.markdown(meta, results, solved)
+    growth = scaling.markdown(meta, results, memory)
     print(text)
-    report.write_json(args.out / "results.json", {"meta": meta, "grid": results, "solve": solved})
+    print(growth)
+    report.write_json(
+        args.out / "results.json",
+        {"meta": meta, "grid": results, "solve": solved, "memory": memory},
+    )
     report.plot(results, args.out / "throughput.png")
+    scaling.plot(results, memory, args.out / "scaling.png")
     report.write_whole(args.out / "results.md", text)
+    report.write_whole(args.out / "scaling.md", growth)
     if args.readme:
-        report.replace_readme_table(HERE / "README.md", text)
+        report.replace_readme_table(README, text, table_section)
+        # The README shows how cost grows for the thread counts it has a section for.
+        growth_section = report.section("scaling", args.threads)
+        if report.has_markers(README, growth_section):
+            report.replace_readme_table(README, growth, growth_section)
     return 0
 
 

@@ -8,6 +8,7 @@ No timing is asserted; only that every output is written, complete and consisten
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,26 +23,37 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
 
-def run_harness(*args: str) -> subprocess.CompletedProcess:
+def run_harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
 def test_quick_run_writes_table_json_and_plot(tmp_path: Path) -> None:
     tutorial = tmp_path / "tutorial.py"  # a stand-in: the real script takes 5 s
     tutorial.write_text("print('done')\n")
+    # The pool's own setting (3) must give way to --threads: like for like with BLAS and torch.
     done = run_harness(
-        "--quick", "--threads", "1", "--out", str(tmp_path), "--tutorial", str(tutorial)
+        "--quick",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--tutorial",
+        str(tutorial),
+        env={"RNN_MANUAL_THREADS": "3"},
     )
     assert done.returncode == 0, done.stderr
 
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["meta"]["blas_threads"] == results["meta"]["torch_threads"] == 1
+    meta = results["meta"]
+    assert meta["blas_threads"] == meta["torch_threads"] == meta["manual_threads"] == 1
+    assert "threads: NumPy BLAS 1, torch 1, manual pass 1;" in done.stdout
     grid = results["grid"]
     assert {(r["cell"], r["T"], r["B"], r["H"], r["dtype"]) for r in grid} == {
         (cell, 8, B, H, d)
@@ -65,33 +77,62 @@ def test_quick_run_writes_table_json_and_plot(tmp_path: Path) -> None:
         assert 0 < low <= median <= high
         median, low, high = r["speedup"]["manual torch CPU"]
         assert 0 < low <= median <= high
+        median, low, high = r["best_vs_fastest_cpu"]
+        assert 0 < low <= median <= high
+        assert r["best_manual_cpu"] in {"manual NumPy", "manual torch CPU"}
         assert r["max_grad_rel_error"] < (1e-12 if r["dtype"] == "float64" else 1e-4)
+    from benchmarks.solve import DEFAULT_TRAIN
+
     solve = results["solve"]
-    assert solve["train"]["runs"][0]["solved"]
-    assert solve["torch autograd train"]["runs"][0]["solved"]
+    for name in ("train", "torch autograd train", DEFAULT_TRAIN):
+        assert solve[name]["runs"][0]["solved"], name
     assert solve["tutorial script"]["median_seconds"] > 0
+    memory = results["memory"]
+    assert memory["T"] == [8, 32, 128, 512]
+    pairs = zip(memory["peak_bytes"], memory["state_bytes"], strict=True)
+    assert all(peak >= state > 0 for peak, state in pairs)
 
     table = (tmp_path / "results.md").read_text()
     assert table in done.stdout
-    assert "| manual torch CPU k/s |" in table
-    assert "| manual / manual torch CPU, median (min-max) |" in table
-    rows = [line.split(" | ") for line in table.splitlines() if " | float" in line]
+    lines = table.splitlines()
+    head = next(line for line in lines if line.startswith("| cell |")).split(" | ")
+    assert "manual torch CPU k/s" in head
+    assert "manual / manual torch CPU, median (min-max)" in head
+    targets = [i for i, label in enumerate(head) if label == "target"]
+    assert len(targets) == 3  # manual NumPy, best manual, peak
+    rows = [line.split(" | ") for line in lines if " | float" in line]
     assert [row[0].strip("| ") for row in rows] == [r["cell"] for r in grid]
-    # The issue's targets are the RNN's: a gated row shows none.
-    assert all((row[-4:-2] == ["-", "-"]) == (row[0] != "| rnn") for row in rows)
-    assert "| train |" in table and "| tutorial script |" in table
+    # The manual NumPy target is the RNN's: a gated row shows none; the best manual pass
+    # has one everywhere; the peak's is at hidden 1024 only, not in the quick grid.
+    assert all((row[targets[0]] == "-") == (row[0] != "| rnn") for row in rows)
+    assert all(row[targets[1]] == ">= 1.5x" for row in rows)
+    assert all(row[targets[2]] == "-" for row in rows)
+    assert "| train | " in table and "| tutorial script |" in table
+    assert "| >= 50x |" in table and "\nTargets:\n" in table
 
-    png = (tmp_path / "throughput.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    growth = (tmp_path / "scaling.md").read_text()
+    assert growth in done.stdout
+    assert "| float64 | B | T 8, H 16 | 1, 32, 256 |" in growth
+    assert "fitted slope against T" in growth
+
+    for name in ("throughput.png", "scaling.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
-    for args in (["--threads", "0"], ["--tutorial", str(tmp_path / "missing.py")]):
+    for args in (
+        ["--threads", "0"],
+        ["--tutorial", str(tmp_path / "missing.py")],
+        ["--threads", "3", "--readme"],  # the README has sections for 1 and 2 threads only
+    ):
         done = run_harness("--quick", "--out", str(tmp_path), *args)
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         assert "error" in done.stderr.strip().splitlines()[-1]
+    assert "no section for --threads 3" in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_help_describes_the_harness_in_whole_sentences(
@@ -103,19 +144,9 @@ def test_help_describes_the_harness_in_whole_sentences(
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "before either is imported, runs the grid and the time-to-solve race" in text
+    assert "before NumPy or torch is imported, runs the grid and the race to solve" in text
+    assert "and with --readme, the table and the scaling section into" in text
     assert "writes gpu.md and gpu.json." in text
-
-
-def test_readme_table_is_replaced_between_markers(tmp_path: Path) -> None:
-    from benchmarks.report import replace_readme_table
-
-    readme = tmp_path / "README.md"
-    readme.write_text("# B\n<!-- results: begin -->\nold\n<!-- results: end -->\ntail\n")
-    replace_readme_table(readme, "| new |\n")
-    assert (
-        readme.read_text() == "# B\n<!-- results: begin -->\n| new |\n<!-- results: end -->\ntail\n"
-    )
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -300,3 +331,196 @@ def test_gpu_flag_without_cuda_exits_2_with_one_line(tmp_path: Path) -> None:
         "error: --gpu needs CUDA, and torch.cuda.is_available() is False"
     ]
     assert not list(tmp_path.iterdir())
+
+
+def test_readme_sections_are_replaced_each_between_its_own_markers(tmp_path: Path) -> None:
+    """A run writes its table and its scaling section into the sections for its thread
+    count, and leaves the other thread count's (and the GPU's) as they were."""
+    from benchmarks.report import has_markers, replace_readme_table, section
+
+    def part(marker: str, body: str) -> str:
+        return f"<!-- {marker}: begin -->\n{body}<!-- {marker}: end -->\n"
+
+    readme = tmp_path / "README.md"
+    others = part(section("results", 2), "two\n") + part("gpu results", "gpu\n")
+    readme.write_text(
+        "# B\n"
+        + part(section("results", 1), "old\n")
+        + others
+        + part(section("scaling", 1), "old scaling\n")
+        + "tail\n"
+    )
+    assert has_markers(readme, section("scaling", 1))
+    assert not has_markers(readme, section("scaling", 2))
+    replace_readme_table(readme, "| new |\n", section("results", 1))
+    replace_readme_table(readme, "slopes\n", section("scaling", 1))
+    assert readme.read_text() == (
+        "# B\n"
+        + part(section("results", 1), "| new |\n")
+        + others
+        + part(section("scaling", 1), "slopes\n")
+        + "tail\n"
+    )
+
+
+def test_the_readme_has_sections_for_one_and_two_threads() -> None:
+    from benchmarks.report import has_markers, section
+
+    readme = ROOT / "benchmarks" / "README.md"
+    for marker in (section("results", 1), section("results", 2), section("scaling", 1)):
+        assert has_markers(readme, marker), marker
+
+
+def test_slopes_of_a_known_power_law() -> None:
+    from benchmarks.scaling import neighbour_slopes, slope
+
+    sizes = [8, 32, 128, 512]
+    assert slope(sizes, [3e-4 * n**1.7 for n in sizes]) == pytest.approx(1.7)
+    assert slope(sizes, [5.0 for _ in sizes]) == pytest.approx(0.0, abs=1e-12)
+    # A fixed cost plus linear work: below 1 at small sizes, near 1 at large ones.
+    times = [1.0 + 0.1 * n for n in sizes]
+    local = neighbour_slopes(sizes, times)
+    assert len(local) == 3 and local == sorted(local)
+    assert local[0] < 0.7 and 0.9 < local[-1] < 1
+    assert slope(sizes, times) == pytest.approx(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+    with pytest.raises(ValueError, match="two different sizes"):
+        slope([8, 8], [1.0, 2.0])
+
+
+def grid_row(cell: str, T: int, B: int, H: int, dtype: str = "float64", **fields: object) -> dict:
+    """A synthetic grid row: the sizes, and whatever else a test gives it."""
+    return {"cell": cell, "T": T, "B": B, "H": H, "dtype": dtype, **fields}
+
+
+def test_series_recover_linear_t_and_b_and_quadratic_h() -> None:
+    """Rows timed as T * B * H**2 (the grid's shapes): each series' fitted slope is its
+    exponent, and the reading quotes them."""
+    from benchmarks import scaling
+
+    shapes = [(8, B, 16) for B in (1, 32, 256, 4096)]
+    shapes += [(T, 256, H) for H in (16, 64, 256, 1024) for T in (8, 32, 128) if (T, H) != (8, 16)]
+    rows = [
+        grid_row(cell, T, B, H, d, seconds={"manual NumPy": [1e-9 * T * B * H**2] * 3})
+        for cell in ("rnn", "lstm")
+        for d in ("float64", "float32")
+        for T, B, H in shapes
+    ]
+    found = scaling.series(rows)
+    assert [(s.dtype, s.against) for s in found] == [
+        (d, a) for d in ("float64", "float32") for a in ["T"] * 4 + ["B"] + ["H"] * 3
+    ]  # the RNN's rows only: the LSTM's are left out
+    expected = {"T": 1.0, "B": 1.0, "H": 2.0}
+    for s in found:
+        assert scaling.slope(s.sizes, s.seconds) == pytest.approx(expected[s.against])
+    assert found[4].held == {"T": 8, "H": 16} and found[4].sizes == [1, 32, 256, 4096]
+    text = scaling.explanation(found)
+    assert "T 1.00 (fitted), B 1.00, H 2.00" in text
+
+
+def test_peak_memory_of_a_pass_grows_linearly_in_t() -> None:
+    from benchmarks.scaling import peak_memory, slope
+
+    lengths = [8, 32, 128]
+    peaks = [peak_memory(T, B=16, H=8) for T in lengths]
+    for T, peak in zip(lengths, peaks, strict=True):
+        assert peak >= (T + 1) * 16 * 8 * 8  # at least the trace's states
+    assert 0.8 < slope(lengths, peaks) < 1.2
+
+
+def test_targets_are_judged_on_the_median_of_the_rounds() -> None:
+    from benchmarks import targets
+
+    numpy, best, peak = targets.NUMPY, targets.BEST, targets.PEAK
+    rows = [
+        # RNN at hidden <= 64: 2x; a median short of it is missed whatever the best round.
+        grid_row("rnn", 8, 256, 16, speedup_vs_fastest_cpu=(1.99, 1.5, 9.0)),
+        grid_row("rnn", 8, 256, 64, speedup_vs_fastest_cpu=(2.0, 0.5, 2.1)),
+        # RNN at hidden >= 256: 1.2x.
+        grid_row("rnn", 8, 256, 256, speedup_vs_fastest_cpu=(1.19, 1.0, 1.5)),
+        grid_row("rnn", 8, 256, 1024, speedup_vs_fastest_cpu=(1.2, 1.1, 1.3)),
+        # The gated cells: no NumPy target.
+        grid_row("lstm", 8, 256, 16, speedup_vs_fastest_cpu=(0.5, 0.4, 0.6)),
+    ]
+    assert [targets.judge(numpy, r) for r in rows] == [
+        (">= 2x", "**no**"),
+        (">= 2x", "yes"),
+        (">= 1.2x", "**no**"),
+        (">= 1.2x", "yes"),
+        ("-", "-"),
+    ]
+    # The best manual pass: 1.5x at every point of every cell.
+    for cell in ("rnn", "lstm", "gru"):
+        assert targets.judge(best, grid_row(cell, 8, 4096, 16, best_vs_fastest_cpu=(1.5, 1, 2)))
+        assert targets.met(best, grid_row(cell, 8, 1, 16, best_vs_fastest_cpu=(1.5, 1, 2)))
+        assert not targets.met(best, grid_row(cell, 8, 1, 16, best_vs_fastest_cpu=(1.49, 2, 2)))
+    assert targets.judge(best, grid_row("gru", 8, 1, 16)) == (">= 1.5x", "not measured")
+    # The matmul peak: 80% at hidden 1024 only.
+    at_1024 = [grid_row("rnn", 8, 256, 1024, fraction_of_peak=(f, 0.7, 0.9)) for f in (0.79, 0.8)]
+    assert [targets.judge(peak, r) for r in at_1024] == [(">= 80%", "**no**"), (">= 80%", "yes")]
+    at_256 = grid_row("rnn", 8, 256, 256, fraction_of_peak=(0.5, 0, 1))
+    assert targets.judge(peak, at_256) == ("-", "-")
+
+    solve = {"train": {"median_seconds": 0.1}, "tutorial script": {"median_seconds": 4.9}}
+    numpy_line, best_line, peak_line, solve_line = targets.summary(rows, solve)
+    assert numpy_line.endswith(
+        "met at 2 of 4 points; missed: rnn float64 T 8 B 256 H 16 (1.99x), "
+        "rnn float64 T 8 B 256 H 256 (1.19x)."
+    )
+    assert best_line.endswith("met at 0 of 0 points; not measured at 5.")
+    assert peak_line.endswith("met at 0 of 0 points; not measured at 1.")
+    assert solve_line.endswith("50x faster than the tutorial's script: **not met** (49.0x).")
+    solve["tutorial script"]["median_seconds"] = 5.0
+    assert targets.summary(rows, solve)[-1].endswith("script: met (50.0x).")
+
+
+def test_best_manual_backend_is_the_faster_by_median_against_each_rounds_fastest() -> None:
+    from benchmarks.run import versus_autograd
+
+    seconds = {
+        "torch RNNCell loop": [4.0, 2.0, 6.0],
+        "torch nn.RNN": [3.0, 4.0, 6.0],  # the fastest per round: 3, 2, 6
+        "manual NumPy": [1.0, 1.0, 6.0],  # median 1
+        "manual torch CPU": [0.5, 2.0, 1.0],  # median 1: not faster, NumPy kept
+    }
+    result = versus_autograd(seconds, "rnn")
+    assert result["speedup_vs_fastest_cpu"] == (2.0, 1.0, 3.0)  # 3 / 1, 2 / 1, 6 / 6
+    assert result["best_manual_cpu"] == "manual NumPy"
+    assert result["best_vs_fastest_cpu"] == result["speedup_vs_fastest_cpu"]
+    seconds["manual torch CPU"] = [1.5, 0.5, 0.6]  # median 0.6: torch is the faster backend
+    result = versus_autograd(seconds, "rnn")
+    assert result["best_manual_cpu"] == "manual torch CPU"
+    assert result["best_vs_fastest_cpu"] == (4.0, 2.0, 10.0)  # 3 / 1.5, 2 / 0.5, 6 / 0.6
+
+
+def test_the_race_trains_both_ways_to_the_same_step() -> None:
+    """The race's train stops when every 8-bit pair is right, as its torch twin does; both
+    take the same batches and weights, so they stop at the same step (the default run, which
+    goes on to long sums, does not)."""
+    from benchmarks import solve
+
+    assert solve.race_config(0).long_bits == 0
+    for seed in (0, 1):
+        _, steps, solved = solve.time_train(seed)
+        assert solved and solve.time_torch_train(seed)[1:] == (steps, True)
+        assert solve.time_default_train(seed)[1] > steps
+
+
+def test_the_table_says_where_the_manual_pass_split_its_batch(one_torch_thread: None) -> None:
+    """With two threads the manual pass splits a batch of 4096 (H 16) in two, with one it
+    does not; the table shows the parts where some point split."""
+    from benchmarks import report, run
+    from rnn_manual.core import threads
+
+    before = threads.threads()
+    try:
+        rows = []
+        for n in (1, 2):
+            threads.set_threads(n)
+            rows.append(run.measure(run.Point("rnn", 2, 4096, 16, "float64"), 1, 0.0, 0.0))
+    finally:
+        threads.set_threads(before)
+    assert [r["manual_parts"] for r in rows] == [1, 2]
+    assert "| manual parts |" not in report.grid_table(rows[:1])
+    table = report.grid_table(rows).splitlines()
+    column = table[0].split(" | ").index("manual parts")
+    assert [line.split(" | ")[column] for line in table[2:]] == ["1", "2"]
