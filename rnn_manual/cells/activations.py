@@ -5,7 +5,7 @@ has already stored, so every derivative here is written in terms of h, as in the
 tutorial's ``sigmoid_output_to_derivative``.
 
 Each works on the arrays of any library the models run on (see backend.py) and writes its
-result into `out` when one is given.
+result into `out` when one is given (an array of the input's shape and dtype).
 """
 
 from __future__ import annotations
