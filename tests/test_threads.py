@@ -131,3 +131,19 @@ def test_a_bad_thread_count_is_refused_in_one_line() -> None:
     assert done.stderr.strip() == (
         "rnn-manual evaluate: error: RNN_MANUAL_THREADS must be a positive integer, got 'two'"
     )
+
+
+def test_the_rnn_keeps_one_work_array_per_thread() -> None:
+    """RNN.backward reuses a work array between calls: one per thread, so that the parts
+    of a split batch never write into each other's (a shared one would mix their dL/da)."""
+    import threading
+
+    model = CELLS["rnn"](2, 4, 1)
+    like = model.params["W_hh"]
+    here = model._scratch(6, 4, like)
+    assert model._scratch(6, 4, like) is here  # reused by the same thread
+    there: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: there.append(model._scratch(6, 4, like)))
+    worker.start()
+    worker.join()
+    assert there[0] is not here and not np.shares_memory(there[0], here)
