@@ -147,3 +147,28 @@ def test_the_rnn_keeps_one_work_array_per_thread() -> None:
     worker.start()
     worker.join()
     assert there[0] is not here and not np.shares_memory(there[0], here)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_only_numpy_passes_are_split(
+    split_everything: None, monkeypatch: pytest.MonkeyPatch, library: str
+) -> None:
+    """A NumPy pass over a large batch does run in parts (the results above would be the
+    same if it did not); a torch pass never is: torch parallelises each operation itself."""
+    seen: list[int] = []
+    run_parts = threads.run_parts
+
+    def spy(work: object, slices: list[slice]) -> object:
+        seen.append(len(slices))
+        return run_parts(work, slices)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(threads, "run_parts", spy)
+    threads.set_threads(2)
+    model = CELLS["gru"](2, 3, 1).to(library)
+    x, y = np.zeros((4, 6, 2)), np.zeros((4, 6, 1))
+    if library == "torch":
+        import torch
+
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+    model.loss_and_grads(x, y)
+    assert seen == ([2] if library == "numpy" else [1])
