@@ -75,7 +75,8 @@ LONG_EVERY = 20
 LONG_MIX = (1, 2, 4, 8)
 #: ... for at least this many steps: a network that gets LONG_SUMS long sums right soon
 #: after the short ones can still miss one long sum in a few hundred, and these steps make
-#: it hold (seeds 0-4 of each cell then add 1000 of 1000 random 1024-bit sums).
+#: it hold (seeds 0-4, 1000 random 1024-bit sums: every RNN and LSTM adds them all; the
+#: GRU all, or all but one).
 LONG_STEPS = 200
 
 
