@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from rnn_manual.app.plot import save_png
+
 from . import targets
 from .manual_backends import MANUAL_CUPY, graph_name, torch_name
 from .run import MANUAL, fused_name, gpu_target, loop_name
@@ -214,10 +216,8 @@ def plot(results: list[dict], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=110)
+    save_png(fig, path)  # whole or not at all, as every figure the project writes
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def section(name: str, threads: int) -> str:

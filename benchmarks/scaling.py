@@ -13,7 +13,6 @@ to tracemalloc), which holds the trace of T + 1 states and the gradients.
 
 from __future__ import annotations
 
-import os
 import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
+
+from rnn_manual.app.plot import save_png
 
 from .report import threads_line
 from .run import MANUAL, Point, prepare
@@ -247,7 +248,5 @@ def plot(results: list[dict], mem: dict | None, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=110)
+    save_png(fig, path)  # whole or not at all, as every figure the project writes
     plt.close(fig)
-    os.replace(tmp, path)
