@@ -56,13 +56,18 @@ MUTATIONS = [
             (LSTM_RUN, "a_g = a[t, :, 2 * H : 3 * H]", "a_g = a[t, :, 3 * H :]"),
             (
                 LSTM_BACKWARD,
-                "i, f, g, o = split_gates(gates[t], 4)",
-                "i, f, o, g = split_gates(gates[t], 4)",
+                "i, f, g, o = split_gates(gates, 4)",
+                "i, f, o, g = split_gates(gates, 4)",
+            ),
+            (  # da holds the gates i, f, g, o; the weights' blocks are now i, f, o, g
+                LSTM_BACKWARD,
+                "dh_next = da[t].reshape(B, 4 * H) @ W_h.T",
+                "dh_next = da[t][:, [0, 1, 3, 2]].reshape(B, 4 * H) @ W_h.T",
             ),
             (
                 LSTM_BACKWARD,
-                "da_i, da_f, da_g, da_o = split_gates(da[t], 4)",
-                "da_i, da_f, da_o, da_g = split_gates(da[t], 4)",
+                "da = da.reshape(T, B, 4 * H)",
+                "da = da[:, :, [0, 1, 3, 2]].reshape(T, B, 4 * H)",
             ),
         ),
         consistent=True,
@@ -84,21 +89,21 @@ MUTATIONS = [
     Mutation(
         "lstm recurrent term dropped from backward",
         lstm,
-        ((LSTM_BACKWARD, "dh_next = da[t] @ W_h.T", "dh_next = 0 * dh"),),
+        ((LSTM_BACKWARD, "dh_next = da[t].reshape(B, 4 * H) @ W_h.T", "dh_next = 0 * dh"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "lstm cell path dropped from backward",
         lstm,
-        ((LSTM_BACKWARD, "dc_next = dc * f", "dc_next = 0 * dc"),),
+        ((LSTM_BACKWARD, "dc_next = dc * f[t]", "dc_next = 0 * dc"),),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "lstm time index shifted: c_t for c_{t-1}",
         lstm,
-        ((LSTM_BACKWARD, "dc * c[t]", "dc * c[t + 1]"),),
+        ((LSTM_BACKWARD, "c[:-1] * sigmoid_derivative(f)", "c[1:] * sigmoid_derivative(f)"),),
         consistent=False,
         changes_forward=False,
     ),
@@ -113,25 +118,22 @@ MUTATIONS = [
         "gru gate order z, r, n",
         gru,
         (
-            (
-                GRU_RUN,
-                "ah_r, ah_u, ah_n = split_gates(ah, 3)",
-                "ah_u, ah_r, ah_n = split_gates(ah, 3)",
-            ),
-            (
-                GRU_RUN,
-                "ax_r, ax_u, ax_n = split_gates(ax[t], 3)",
-                "ax_u, ax_r, ax_n = split_gates(ax[t], 3)",
+            (GRU_RUN, "r, u, n = split_gates(gates[t], 3)", "u, r, n = split_gates(gates[t], 3)"),
+            (GRU_BACKWARD, "r, u, n = split_gates(gates, 3)", "u, r, n = split_gates(gates, 3)"),
+            (  # dax and dah hold the gates r, u, n; the weights' blocks are now u, r, n
+                GRU_BACKWARD,
+                "dh_next = dh * u[t] + dah[t].reshape(B, 3 * H) @ W_h.T",
+                "dh_next = dh * u[t] + dah[t][:, [1, 0, 2]].reshape(B, 3 * H) @ W_h.T",
             ),
             (
                 GRU_BACKWARD,
-                "dax_r, dax_u, dax_n = split_gates(dax[t], 3)",
-                "dax_u, dax_r, dax_n = split_gates(dax[t], 3)",
+                "dax = dax.reshape(T, B, 3 * H)",
+                "dax = dax[:, :, [1, 0, 2]].reshape(T, B, 3 * H)",
             ),
             (
                 GRU_BACKWARD,
-                "dah_r, dah_u, dah_n = split_gates(dah[t], 3)",
-                "dah_u, dah_r, dah_n = split_gates(dah[t], 3)",
+                "dah = dah.reshape(T, B, 3 * H)",
+                "dah = dah[:, :, [1, 0, 2]].reshape(T, B, 3 * H)",
             ),
         ),
         consistent=True,
@@ -154,21 +156,39 @@ MUTATIONS = [
     Mutation(
         "gru recurrent term dropped from backward",
         gru,
-        ((GRU_BACKWARD, "dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dh * u"),),
+        (
+            (
+                GRU_BACKWARD,
+                "dh_next = dh * u[t] + dah[t].reshape(B, 3 * H) @ W_h.T",
+                "dh_next = dh * u[t]",
+            ),
+        ),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "gru direct path u_t * h_{t-1} dropped from backward",
         gru,
-        ((GRU_BACKWARD, "dh_next = dh * u + dah[t] @ W_h.T", "dh_next = dah[t] @ W_h.T"),),
+        (
+            (
+                GRU_BACKWARD,
+                "dh_next = dh * u[t] + dah[t].reshape(B, 3 * H) @ W_h.T",
+                "dh_next = dah[t].reshape(B, 3 * H) @ W_h.T",
+            ),
+        ),
         consistent=False,
         changes_forward=False,
     ),
     Mutation(
         "gru time index shifted: h_t for h_{t-1}",
         gru,
-        ((GRU_BACKWARD, "dh * (h[t] - n)", "dh * (h[t + 1] - n)"),),
+        (
+            (
+                GRU_BACKWARD,
+                "(h[:-1] - n) * sigmoid_derivative(u)",
+                "(h[1:] - n) * sigmoid_derivative(u)",
+            ),
+        ),
         consistent=False,
         changes_forward=False,
     ),

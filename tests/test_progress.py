@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnn_manual import LSTM, RNN
 from rnn_manual.app import cli
+from rnn_manual.cells import CELLS
 from rnn_manual.files import modelfile
 from rnn_manual.training import progress, train
 from rnn_manual.training.bits import random_addition_batch
@@ -108,6 +111,49 @@ def test_accuracy_in_segments_equals_one_pass(monkeypatch: pytest.MonkeyPatch, c
     for t, trace, overflowed in train.outputs(model, x, 7):
         np.testing.assert_allclose(trace.p, whole[t : t + 7], rtol=1e-12, atol=0)
         assert not overflowed.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    T=st.integers(1, 60),
+    B=st.integers(1, 50),
+    cell=st.sampled_from(["rnn", "lstm", "gru"]),
+    budget=st.integers(1, 6000),
+)
+def test_evaluation_passes_stay_within_budget_and_take_many_sums_a_step(
+    T: int, B: int, cell: str, budget: int
+) -> None:
+    """Each pass of `accuracy` holds at most PASS_ELEMENTS values where a pass of one sum
+    and as few steps as allowed can; it takes no fewer than SHORTEST_SEGMENT steps (or all
+    T) unless one sum already fills the budget; every sum-bit is judged once; the answer is
+    that of one whole pass."""
+    model = CELLS[cell](2, 3, 1, seed=1)
+    width = model.state_width
+    x, y = random_addition_batch(np.random.default_rng(T * 100 + B), B, T)
+    expected = train.exact_match(model.forward(x), y).mean()
+    seen: list[tuple[int, int]] = []  # (steps, sums) of each pass
+    run = model.run
+
+    def spy(x: np.ndarray, **states: np.ndarray) -> object:
+        seen.append(x.shape[:2])
+        return run(x, **states)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "PASS_ELEMENTS", budget)
+        patch.setattr(train, "SHORTEST_SEGMENT", 7)
+        patch.setattr(model, "run", spy)
+        found = train.accuracy(model, x, y, chunk=40)
+    assert found == expected
+    assert sum(steps * sums for steps, sums in seen) == T * B  # each sum-bit once
+    segment, chunk = max(s for s, _ in seen), max(n for _, n in seen)  # the full passes'
+    shortest, most = min(T, 7), min(B, 40)
+    if (shortest + 1) * width <= budget:  # a sum of the shortest segment fits the budget
+        assert (segment + 1) * chunk * width <= budget
+        assert segment >= shortest
+        assert chunk == most or (shortest + 1) * (chunk + 1) * width > budget  # sums first
+        assert segment == T or (segment + 2) * chunk * width > budget  # then steps
+    else:  # one sum at a time, in the longest segment that fits (at least one step)
+        assert chunk == 1 and segment == min(T, max(1, budget // width - 1))
 
 
 def test_a_sum_whose_state_overflows_counts_as_wrong_and_spares_the_others(

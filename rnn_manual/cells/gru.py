@@ -113,11 +113,11 @@ class GRU(Cell):
         hn = xp.empty((T, B, H), dtype=x.dtype, device=device)
         for t in range(T):
             ah = h[t] @ W_h  # (B, 3H) the recurrent side h_{t-1} @ W_h
-            ah_r, ah_u, ah_n = split_gates(ah, 3)
-            ax_r, ax_u, ax_n = split_gates(ax[t], 3)
             r, u, n = split_gates(gates[t], 3)  # views: writing them fills gates[t]
-            sigmoid(ax_r + ah_r, out=r)  # r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)
-            sigmoid(ax_u + ah_u, out=u)  # u_t = sigmoid(x_t @ W_xu + h_{t-1} @ W_hu + b_u)
+            # r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r) and likewise u_t: both gates'
+            # blocks, side by side, in one call.
+            sigmoid(ax[t, :, : 2 * H] + ah[:, : 2 * H], out=gates[t, :, : 2 * H])
+            ax_n, ah_n = ax[t, :, 2 * H :], ah[:, 2 * H :]
             hn[t] = ah_n  # h_{t-1} @ W_hn + b_hn
             if self.bias:
                 hn[t] += self.params["b_hn"]
@@ -147,27 +147,32 @@ class GRU(Cell):
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ self.params["W_hy"].T  # (T, B, H)
 
-        # Walk back in time carrying dL/dh_t that arrives from step t+1. a_r, a_u, a_n are the
-        # gates' pre-activations (the arguments of sigmoid, sigmoid, tanh). The input side
-        # and the recurrent side get separate gradients since r_t scales only the recurrent
-        # side of a_n: a_n = x_t @ W_xn + b_xn + r_t * hn_t.
-        dax = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)  # dL/d(x_t @ W_x + b_x)
-        dah = xp.empty((T, B, 3 * H), dtype=x.dtype, device=device)  # dL/d(h_{t-1} @ W_h + b_h)
+        # a_r, a_u, a_n are the gates' pre-activations (the arguments of sigmoid, sigmoid,
+        # tanh). The local derivatives, fixed by the forward pass, for every step at once (a
+        # few large operations instead of a dozen small ones at each step of the loop below):
+        r, u, n = split_gates(gates, 3)  # (T, B, H) each
+        dh_da = xp.empty((T, B, 2, H), dtype=x.dtype, device=device)  # for a_u, a_n
+        dh_da[:, :, 0] = (h[:-1] - n) * sigmoid_derivative(u)  # dh_t/da_u = (h_{t-1} - n_t) σ'
+        dh_da[:, :, 1] = (1.0 - u) * tanh_derivative(n)  # dh_t/da_n = (1 - u_t) tanh'(a_n)
+        dan_dar = hn * sigmoid_derivative(r)  # da_n/da_r = hn_t * σ'(a_r)
+
+        # Walk back in time carrying dL/dh_t that arrives from step t+1. The input side and
+        # the recurrent side get separate gradients since r_t scales only the recurrent side
+        # of a_n: a_n = x_t @ W_xn + b_xn + r_t * hn_t.
+        dax = xp.empty((T, B, 3, H), dtype=x.dtype, device=device)  # dL/d(x_t @ W_x + b_x)
+        dah = xp.empty((T, B, 3, H), dtype=x.dtype, device=device)  # dL/d(h_{t-1} @ W_h + b_h)
         dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
             if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes
                 dh_next = xp.zeros_like(dh_next)  # back from the next one
-            r, u, n = split_gates(gates[t], 3)
-            dax_r, dax_u, dax_n = split_gates(dax[t], 3)  # views into dax[t]
-            dah_r, dah_u, dah_n = split_gates(dah[t], 3)  # views into dah[t]
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
-            dax_n[...] = dh * (1.0 - u) * tanh_derivative(n)  # dL/da_n = dL/dh_t (1-u_t) tanh'
-            dax_u[...] = dh * (h[t] - n) * sigmoid_derivative(u)  # dL/da_u = dh (h_{t-1} - n_t) σ'
-            dax_r[...] = dax_n * hn[t] * sigmoid_derivative(r)  # dL/da_r = dL/da_n hn_t σ'(a_r)
-            dah_r[...] = dax_r  # a_r and a_u are plain sums of both sides
-            dah_u[...] = dax_u
-            dah_n[...] = dax_n * r  # dL/dhn_t = dL/da_n * r_t
-            dh_next = dh * u + dah[t] @ W_h.T  # dL/dh_{t-1}: through u_t * h_{t-1}, and W_h
+            dax[t, :, 1:] = dh[:, None, :] * dh_da[t]  # dL/da_q = dL/dh_t * dh_t/da_q, q = u, n
+            dax[t, :, 0] = dax[t, :, 2] * dan_dar[t]  # dL/da_r = dL/da_n * da_n/da_r
+            dah[t, :, :2] = dax[t, :, :2]  # a_r and a_u are plain sums of both sides
+            dah[t, :, 2] = dax[t, :, 2] * r[t]  # dL/dhn_t = dL/da_n * r_t
+            dh_next = dh * u[t] + dah[t].reshape(B, 3 * H) @ W_h.T  # dL/dh_{t-1}: via u_t, W_h
+        dax = dax.reshape(T, B, 3 * H)  # the gates side by side, as in W_x and W_h
+        dah = dah.reshape(T, B, 3 * H)
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T dax_t,  dL/dW_h = sum_t h_{t-1}^T dah_t

@@ -148,25 +148,33 @@ class LSTM(Cell):
         # dL/dh_t through the output layer, every step at once: dz_t @ W_hy^T.
         dh_out = dz @ W_hy.T  # (T, B, H)
 
+        # The local derivatives, fixed by the forward pass, for every step at once (a few
+        # large operations instead of a dozen small ones at each step of the loop below):
+        i, f, g, o = split_gates(gates, 4)  # (T, B, H) each
+        local = xp.empty((T, B, 4, H), dtype=x.dtype, device=device)
+        dc_da = local[:, :, :3]  # (T, B, 3, H): dc_t/da_q for q in i, f, g, side by side
+        dc_da[:, :, 0] = g * sigmoid_derivative(i)  # dc_t/da_i = g_t * σ'(a_i)
+        dc_da[:, :, 1] = c[:-1] * sigmoid_derivative(f)  # dc_t/da_f = c_{t-1} * σ'(a_f)
+        dc_da[:, :, 2] = i * tanh_derivative(g)  # dc_t/da_g = i_t * tanh'(a_g)
+        dh_da_o = local[:, :, 3]  # (T, B, H)
+        dh_da_o[...] = tanh_c * sigmoid_derivative(o)  # dh_t/da_o = tanh(c_t) * σ'(a_o)
+        dh_dc = o * tanh_derivative(tanh_c)  # dh_t/dc_t = o_t * tanh'(c_t)
+
         # Walk back in time carrying dL/dh_{t} and dL/dc_{t} that arrive from step t+1.
-        da = xp.empty((T, B, 4 * H), dtype=x.dtype, device=device)  # dL/da_t, gates side by side
+        da = xp.empty((T, B, 4, H), dtype=x.dtype, device=device)  # dL/da_t, by gate
         dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         dc_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
             if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes
                 dh_next = xp.zeros_like(dh_next)  # back from the next one
                 dc_next = xp.zeros_like(dc_next)
-            i, f, g, o = split_gates(gates[t], 4)
-            da_i, da_f, da_g, da_o = split_gates(da[t], 4)  # views into da[t]
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
-            # dL/dc_t: from c_{t+1} (dc_next) plus through h_t = o_t * tanh(c_t)
-            dc = dc_next + dh * o * tanh_derivative(tanh_c[t])
-            da_o[...] = dh * tanh_c[t] * sigmoid_derivative(o)  # dL/dh_t * tanh(c_t) * σ'(a_o)
-            da_i[...] = dc * g * sigmoid_derivative(i)  # dL/da_i = dL/dc_t * g_t * σ'(a_i)
-            da_f[...] = dc * c[t] * sigmoid_derivative(f)  # dL/da_f = dL/dc_t * c_{t-1} * σ'(a_f)
-            da_g[...] = dc * i * tanh_derivative(g)  # dL/da_g = dL/dc_t * i_t * tanh'(a_g)
-            dc_next = dc * f  # dL/dc_{t-1} = dL/dc_t * f_t
-            dh_next = da[t] @ W_h.T  # dL/dh_{t-1} = dL/da_t @ W_h^T
+            dc = dc_next + dh * dh_dc[t]  # dL/dc_t: from c_{t+1}, and through h_t
+            da[t, :, :3] = dc[:, None, :] * dc_da[t]  # dL/da_q = dL/dc_t * dc_t/da_q, q = i, f, g
+            da[t, :, 3] = dh * dh_da_o[t]  # dL/da_o = dL/dh_t * dh_t/da_o
+            dc_next = dc * f[t]  # dL/dc_{t-1} = dL/dc_t * f_t
+            dh_next = da[t].reshape(B, 4 * H) @ W_h.T  # dL/dh_{t-1} = dL/da_t @ W_h^T
+        da = da.reshape(T, B, 4 * H)  # the gates side by side, as in W_x and W_h
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_x = sum_t x_t^T da_t,  dL/dW_h = sum_t h_{t-1}^T da_t

@@ -46,8 +46,13 @@ VALIDATION_SUMS = 16384
 #: Most values in one array of an evaluation pass (32 MiB of float64): passes over more sums
 #: than that are split, which also runs faster, NumPy's work arrays staying small.
 PASS_ELEMENTS = 1 << 22
-#: Sums longer than this many bits are run a segment of this many steps at a time.
+#: Sums longer than this many bits are run a segment of this many steps at a time ...
 SEGMENT = 1 << 14
+#: ... and long sums in shorter segments, of no fewer steps than this, where that lets one
+#: pass take more sums at each step: every step costs a dozen NumPy calls however few sums
+#: it holds, so 1000 1024-bit LSTM sums run about 3x faster as 1000 sums x 64 steps at a
+#: time than as 63 sums x 1024 steps (measured in benchmarks/: see its README).
+SHORTEST_SEGMENT = 16
 #: Most multiply-adds of one line of the report after training (a few seconds of NumPy on
 #: two cores): a large model is reported on fewer sums (see affordable_sums).
 REPORT_WORK = 1 << 32
@@ -277,16 +282,17 @@ def accuracy(
 ) -> float:
     """Fraction of the sequences in x: (T, B, I) whose every output bit is right.
 
-    Runs `chunk` sums at a time, fewer where a pass would hold more than PASS_ELEMENTS
-    values, and sums longer than SEGMENT bits a segment at a time (see `outputs`). A sum
+    Runs `chunk` sums at a time, fewer where a pass of SHORTEST_SEGMENT steps would hold
+    more than PASS_ELEMENTS values, and each chunk a segment of time steps at a time (see
+    `outputs`): as many steps as keep a pass within PASS_ELEMENTS, at most SEGMENT. A sum
     whose hidden state overflows (an unbounded relu on long sums) counts as wrong.
     progress: told (sum-bits done, sum-bits in all) after each pass.
     """
     T, B = x.shape[0], x.shape[1]
-    segment = min(T, SEGMENT)
     width = model.state_width
+    chunk = max(1, min(chunk, B, PASS_ELEMENTS // ((min(T, SHORTEST_SEGMENT) + 1) * width)))
+    segment = max(1, min(T, SEGMENT, PASS_ELEMENTS // (chunk * width) - 1))
     check_elements("one sequence's pass (bits x state)", segment + 1, width)
-    chunk = max(1, min(chunk, PASS_ELEMENTS // ((segment + 1) * width)))
     right = 0
     for start in range(0, B, chunk):
         n = min(chunk, B - start)
