@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import IO
 
 import matplotlib
 
@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from rnn_manual.app.plot import save_png
+from rnn_manual.files import atomic
 
 from . import targets
 from .manual_backends import MANUAL_CUPY, graph_name, torch_name
@@ -168,10 +169,12 @@ def markdown(meta: dict, results: list[dict], solve: dict | None) -> str:
 
 
 def write_whole(path: Path, text: str) -> None:
-    """Write text to path all at once: a temporary file renamed over it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write text to path whole or not at all (files.atomic: a temporary file, renamed)."""
+
+    def fill(f: IO[bytes]) -> None:
+        f.write(text.encode())
+
+    atomic.write(path, fill)
 
 
 def write_json(path: Path, data: dict) -> None:

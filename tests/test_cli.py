@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import start_cli
 
 from rnn_manual.files.modelfile import load
 
@@ -208,13 +209,7 @@ def test_a_closed_pipe_does_not_lose_the_model(tmp_path: Path) -> None:
     """`train --save m.npz | head -1`: the reader leaves after the first line."""
     path = tmp_path / "m.npz"
     argv = ["train", "--steps", "400", "--lr", "1e-4", "--save", str(path)]
-    process = subprocess.Popen(
-        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = start_cli(*argv)
     with process:
         assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()

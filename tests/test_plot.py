@@ -301,7 +301,7 @@ def test_hidden_heatmap_labels_every_unit_and_frames_the_carry_unit(hidden: int)
 
 
 def test_chance_loss_is_the_loss_of_answering_one_half_everywhere() -> None:
-    assert plot.chance_loss(TrainConfig()) == pytest.approx(8 / 8)  # 8 bits x 0.5 (1/2)^2
+    assert plot.chance_loss(TrainConfig(loss="mse")) == pytest.approx(8 / 8)  # 8 x 0.5 (1/2)^2
     assert plot.chance_loss(TrainConfig(bits=16, loss="bce")) == pytest.approx(16 * math.log(2))
 
 
@@ -328,7 +328,8 @@ def test_the_training_curve_marks_the_plateau_where_the_loss_sits_at_chance() ->
 
 @pytest.fixture(scope="module")
 def adder() -> RNN:
-    """The walkthrough's adder: what `python -m rnn_manual train --save adder.npz` makes."""
+    """The walkthrough's adder: what `python -m rnn_manual train --loss mse --long-bits 0
+    --save adder.npz` makes."""
     model = train(docfigures.ADDER, log=None).model
     assert isinstance(model, RNN)
     return model
@@ -444,7 +445,9 @@ def test_the_carry_unit_emerges_during_training(
 
 
 def test_docs_refuse_a_model_other_than_the_walkthroughs_adder() -> None:
-    with pytest.raises(docfigures.NotTheAdder, match=re.escape("train --save adder.npz")):
+    with pytest.raises(
+        docfigures.NotTheAdder, match=re.escape("train --loss mse --long-bits 0 --save adder.npz")
+    ):
         docfigures.rerun_adder(RNN(seed=1))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from processes import start_cli
 
 from rnn_manual.app import cli
 from rnn_manual.files import modelfile
@@ -120,13 +121,7 @@ def test_sigint_to_the_command_line_saves_a_checkpoint_that_resumes_exactly(
     # A learning rate too small to solve anything: the run lasts until interrupted.
     args = ["train", "--hidden", "4", "--lr", "1e-5", "--steps", "1000000"]
     args += ["--checkpoint", str(path), "--checkpoint-every", "1000000"]
-    process = subprocess.Popen(
-        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = start_cli(*args)
     try:
         assert process.stdout is not None
         first_line = process.stdout.readline()  # the first progress line: training is on
@@ -254,13 +249,7 @@ def test_same_command_same_weights_across_processes(tmp_path: Path) -> None:
 def test_ctrl_c_during_the_report_keeps_the_saved_model(tmp_path: Path) -> None:
     path = tmp_path / "m.npz"
     args = ["train", "--steps", "3", "--hidden", "1024", "--quiet", "--save", str(path)]
-    process = subprocess.Popen(
-        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = start_cli(*args)
     with process:
         assert process.stdout is not None
         first = process.stdout.readline()  # training is over: the report begins

@@ -95,8 +95,9 @@ def test_training_truncates_bptt_as_asked(cell: str) -> None:
     same.bit_generator.state = state.rng.bit_generator.state
     x, y = random_addition_batch(same, config.batch, config.bits, config.dtype)
     train._step(state)
-    _, grads = reference.loss_and_grads(before, x, y, activation=config.activation, truncate=2)
-    _, full = reference.loss_and_grads(before, x, y, activation=config.activation)
+    rules = {"activation": config.activation, "loss": config.loss}
+    _, grads = reference.loss_and_grads(before, x, y, **rules, truncate=2)
+    _, full = reference.loss_and_grads(before, x, y, **rules)
     for name, w in state.model.params.items():
         moved = (before[name] - w) / config.lr
         assert relative_error(moved, grads[name]) <= FLOAT64_BOUND, name
@@ -116,9 +117,11 @@ def test_a_long_batch_weighs_as_much_as_a_short_one() -> None:
     same = np.random.default_rng()
     same.bit_generator.state = state.rng.bit_generator.state
     x, y = random_addition_batch(same, config.batch, 32, config.dtype)
-    _, grads = reference.loss_and_grads(before, x, y, activation=config.activation)
+    value, grads = reference.loss_and_grads(
+        before, x, y, activation=config.activation, loss=config.loss
+    )
     loss, _ = train._step(state)
-    assert loss == pytest.approx(reference.loss_and_grads(before, x, y)[0] / 4, rel=1e-12)
+    assert loss == pytest.approx(value / 4, rel=1e-12)
     for name, w in state.model.params.items():
         moved = (before[name] - w) / config.lr
         assert relative_error(moved, grads[name] / 4) <= FLOAT64_BOUND, name
@@ -146,3 +149,86 @@ def test_screens_take_a_different_slice_of_the_validation_sums_each_step() -> No
     seen = np.concatenate([judged.screen(k)[0] for k in range(16)], axis=1)  # 16 x 1024 sums
     sums = seen.transpose(1, 0, 2).reshape(seen.shape[1], -1)  # one row per sum
     assert np.unique(sums, axis=0).shape[0] == judged.x.shape[1] == 16384  # each one once
+
+
+def test_the_whole_set_runs_less_often_as_its_runs_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network a few sums short passes most screens: the whole validation set then runs
+    EVAL_GAP steps apart at first, and EVAL_GAP more apart after every EVAL_WIDEN failures."""
+    state, judged = train.start(TrainConfig(long_bits=0))
+    total = judged.x.shape[1]
+    # Every screen passes; the whole set never does.
+    monkeypatch.setattr(
+        train, "accuracy", lambda m, x, y, **k: 0.999 if x.shape[1] == total else 1.0
+    )
+    for step in range(1, 200):
+        state.step = step
+        train.check(state, judged, show=False)
+    runs = list(state.history.eval_step)
+    gaps = np.diff(runs).tolist()
+    assert runs[0] == 1 and len(gaps) >= 3 * train.EVAL_WIDEN
+    for failed, gap in enumerate(gaps, start=1):
+        assert gap == train.EVAL_GAP * (1 + failed // train.EVAL_WIDEN)
+    assert gaps[: train.EVAL_WIDEN - 1] == [train.EVAL_GAP] * (train.EVAL_WIDEN - 1)
+    assert max(gaps) > 2 * train.EVAL_GAP  # it widened
+
+
+@pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
+def test_default_learning_rates_follow_the_loss(optimizer: str) -> None:
+    """bce's gradient is up to 4 times mse's: plain SGD and momentum take smaller default
+    steps on it (the full rate saturates a GRU, which then never solves); Adam does not."""
+    mse, bce = (
+        train.make_optimizer(TrainConfig(optimizer=optimizer, loss=loss)).lr
+        for loss in ("mse", "bce")
+    )
+    assert mse == train.DEFAULT_LR[optimizer]
+    assert bce == (mse if optimizer == "adam" else mse / 4)
+    assert train.make_optimizer(TrainConfig(optimizer=optimizer, lr=0.5)).lr == 0.5
+
+
+def test_long_sums_failed_for_long_are_tried_less_often_and_on_more_sums(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each round of LONG_STEPS steps that the long sums keep failing, they are tried
+    LONG_EVERY steps less often, and one more block of LONG_SUMS fresh ones must pass too:
+    a network that fails now and then does not pass by luck at the hundredth try."""
+    state, judged = train.start(TrainConfig(bits=8, long_bits=24))
+    solved_short(state)  # at step 0
+    tried: list[tuple[int, int]] = []  # (step, block) of each block of long sums judged
+    blocks = [judged.long_block(b)[0] for b in range(train.LONG_BLOCKS)]
+    passing = {0}  # the blocks the network gets right (none in the first round)
+
+    def fake(model: object, x: np.ndarray, y: np.ndarray, **k: object) -> float:
+        if x.shape[:2] == (24, train.LONG_SUMS):
+            block = next(b for b, xb in enumerate(blocks) if np.array_equal(x, xb))
+            tried.append((state.step, block))
+            return 1.0 if block in passing and state.step >= 2 * train.LONG_STEPS else 0.99
+        return 1.0
+
+    monkeypatch.setattr(train, "accuracy", fake)
+
+    def run(steps: range) -> None:
+        for step in steps:
+            state.step = step
+            train.check(state, judged, show=False)
+            if len(state.history.eval_step) > 1:  # passed: training would stop here
+                return
+
+    def rounds(step: int) -> int:
+        return 1 + (step - train.LONG_STEPS) // train.LONG_STEPS
+
+    last = 12 * train.LONG_STEPS  # rounds(last) > LONG_BLOCKS
+    run(range(train.LONG_STEPS + 1, last))  # block 0 passes from round 2 on, block 1 never
+    passing.update(range(train.LONG_BLOCKS - 1))  # then every block but the last passes
+    run(range(last, 2 * last))
+    assert list(state.history.eval_step) == [0]  # never passed: a further block failed
+    for step, block in tried:
+        assert step % (train.LONG_EVERY * rounds(step)) == 0  # tried less often each round
+        assert block < min(rounds(step), train.LONG_BLOCKS)  # on more blocks
+    assert {block for step, block in tried if step < last} == {0, 1}
+    assert max(block for _, block in tried) == train.LONG_BLOCKS - 1
+    passing.add(train.LONG_BLOCKS - 1)  # now it gets them all right
+    run(range(2 * last, 3 * last))
+    due = [s for s in range(2 * last, 3 * last) if s % (train.LONG_EVERY * rounds(s)) == 0]
+    assert state.history.eval_step[-1] == due[0]  # it passes at the first step due
+    assert not np.array_equal(blocks[0], blocks[1]) and not np.array_equal(blocks[1], blocks[2])
+    assert judged.long is not None and np.array_equal(blocks[0], judged.long[0])

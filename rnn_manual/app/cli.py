@@ -133,7 +133,9 @@ def build_parser() -> Parser:
         "--activation", choices=sorted(ACTIVATIONS), help="rnn cell only (default sigmoid)"
     )
     t.add_argument("--bias", action="store_true", default=None, help="give both layers a bias")
-    t.add_argument("--loss", choices=sorted(LOSSES), help="training loss (default mse)")
+    t.add_argument(
+        "--loss", choices=sorted(LOSSES), help="training loss (default bce; mse is the tutorial's)"
+    )
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
     t.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
     t.add_argument("--batch", type=positive_int, help="sums per step (default 64)")

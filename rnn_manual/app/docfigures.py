@@ -47,12 +47,13 @@ Log = Callable[[str], None]
 
 DOC_FIGURES = ("unrolled.png", "backward.gif", "gradient_flow_cells.png", "carry_emerging.png")
 
-#: The walkthrough's adder: `python -m rnn_manual train --long-bits 0 --save adder.npz`,
-#: train's defaults but the tutorial's stopping rule (stop once the 8-bit sums are solved;
-#: section 10 shows what long sums then do, and what train's default adds to it).
-ADDER = TrainConfig(long_bits=0)
+#: The walkthrough's adder: `python -m rnn_manual train --loss mse --long-bits 0 --save
+#: adder.npz`, train's defaults but the tutorial's loss and stopping rule (stop once the
+#: 8-bit sums are solved; section 10 shows what long sums then do, and what train's default
+#: adds to it).
+ADDER = TrainConfig(loss="mse", long_bits=0)
 #: The task on which the three cells are compared: the same, with biases.
-CELLS_TASK = TrainConfig(bias=True, long_bits=0)
+CELLS_TASK = TrainConfig(bias=True, loss="mse", long_bits=0)
 #: The sum whose backward pass is animated: 8 bits, operands below 2**7 as in the tutorial,
 #: with a carry out of six of its eight bits.
 BACKWARD_EXAMPLE = (73, 59)
@@ -115,7 +116,7 @@ def rerun_adder(model: RNN) -> AdderRun:
     if not same:
         raise NotTheAdder(
             "--docs draws the walkthrough's adder: make it with "
-            "`python -m rnn_manual train --save adder.npz`"
+            "`python -m rnn_manual train --loss mse --long-bits 0 --save adder.npz`"
         )
     return AdderRun(result, np.array(steps), np.array(r_all))
 

@@ -169,7 +169,7 @@ def chance_loss(config: TrainConfig) -> float:
     """The loss of a network that answers p = 0.5 at every bit, on config's sums.
 
     The same whatever the targets: 0.5 (0.5 - y)^2 = 1/8 per bit for mse, ln 2 for bce; so
-    bits / 8 for the defaults. Training starts near it (small weights: p near 0.5) and stays
+    bits x ln 2 for the defaults. Training starts near it (small weights: p near 0.5) and stays
     on a plateau there until the network begins to add.
     """
     z = np.zeros((config.bits, 1, 1))  # (T, B, O) logits 0: p = sigmoid(0) = 0.5

@@ -1,0 +1,23 @@
+"""The command line run as a process of its own, for the tests that signal it (Ctrl-C) or
+close its output early, which a call of cli.main in this process cannot show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """`python -W error -u -m rnn_manual ARGS` from the repository root, started and not
+    waited for: its stdout and stderr are pipes of text, its output unbuffered (-u), so a
+    test sees each line as it is printed."""
+    return subprocess.Popen(
+        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
