@@ -74,7 +74,7 @@ SCREEN_SUMS = 1024
 EVAL_GAP = 5
 #: ... a gap that widens by EVAL_GAP after every this many full runs that failed: one costs
 #: about as much as 60 training steps of a gated cell, and a GRU can stay one or two sums
-#: short for 50 steps (it ran the whole set 11 times in vain before; 6 times now).
+#: short for 50 steps (one, seed 0, ran the whole set 10 times in vain before; 7 now).
 EVAL_WIDEN = 4
 #: Random sums of config.long_bits bits that must be exact too before training stops ...
 LONG_SUMS = 256
@@ -96,8 +96,8 @@ LONG_BLOCKS = 8
 LONG_MIX = (1, 2, 4, 8)
 #: ... for at least this many steps: a network that gets LONG_SUMS long sums right soon
 #: after the short ones can still miss one long sum in a few hundred, and these steps make
-#: it hold (seeds 0-4, 1000 random 1024-bit sums: every RNN and LSTM adds them all; the
-#: GRU all, or all but one).
+#: it hold (train's defaults, seeds 0-4, 1000 random 1024-bit sums: every RNN and GRU adds
+#: them all; the LSTM all, or all but one).
 LONG_STEPS = 200
 
 
