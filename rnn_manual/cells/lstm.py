@@ -151,13 +151,11 @@ class LSTM(Cell):
         # The local derivatives, fixed by the forward pass, for every step at once (a few
         # large operations instead of a dozen small ones at each step of the loop below):
         i, f, g, o = split_gates(gates, 4)  # (T, B, H) each
-        local = xp.empty((T, B, 4, H), dtype=x.dtype, device=device)
-        dc_da = local[:, :, :3]  # (T, B, 3, H): dc_t/da_q for q in i, f, g, side by side
+        dc_da = xp.empty((T, B, 3, H), dtype=x.dtype, device=device)  # q = i, f, g side by side
         dc_da[:, :, 0] = g * sigmoid_derivative(i)  # dc_t/da_i = g_t * σ'(a_i)
         dc_da[:, :, 1] = c[:-1] * sigmoid_derivative(f)  # dc_t/da_f = c_{t-1} * σ'(a_f)
         dc_da[:, :, 2] = i * tanh_derivative(g)  # dc_t/da_g = i_t * tanh'(a_g)
-        dh_da_o = local[:, :, 3]  # (T, B, H)
-        dh_da_o[...] = tanh_c * sigmoid_derivative(o)  # dh_t/da_o = tanh(c_t) * σ'(a_o)
+        dh_da_o = tanh_c * sigmoid_derivative(o)  # dh_t/da_o = tanh(c_t) * σ'(a_o)
         dh_dc = o * tanh_derivative(tanh_c)  # dh_t/dc_t = o_t * tanh'(c_t)
 
         # Walk back in time carrying dL/dh_{t} and dL/dc_{t} that arrive from step t+1.
