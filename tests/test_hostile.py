@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from folders import unwritable_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
@@ -83,17 +84,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "fifo": str(folder / "fifo.npz"),
         "link to a fifo": str(folder / "link.npz"),
     }
-
-
-def unwritable_folder(folder: Path) -> Path:
-    """A folder that takes no new file: read-only by its mode, or /proc for root, whom no
-    mode stops (no file can be created in /proc)."""
-    if os.geteuid() == 0:
-        return Path("/proc")
-    readonly = folder / "read-only"
-    readonly.mkdir()
-    readonly.chmod(0o555)
-    return readonly
 
 
 NUMBERS = ["0", "1", "2", "3", "8", "-1", "1e3", "0x10", "1_0", " 7 ", "٣", "nan", "inf", "-inf"]

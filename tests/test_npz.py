@@ -13,6 +13,7 @@ from typing import IO
 
 import numpy as np
 import pytest
+from folders import unwritable_folder
 
 from rnn_manual.files import atomic, npz
 
@@ -123,17 +124,6 @@ def test_a_symbolic_link_is_followed_and_stays_a_link(tmp_path: Path) -> None:
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert real.read_bytes() == b"new"
     assert sorted(p.name for p in real.parent.iterdir()) == ["m.npz"]  # temporary beside it
-
-
-def unwritable_folder(tmp_path: Path) -> Path:
-    """A folder no file can be created in: read-only by its mode, or (the mode does not stop
-    root) /proc, where no file can be created at all."""
-    if os.geteuid() == 0:
-        return Path("/proc")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    return folder
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc when run as root")
