@@ -149,10 +149,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if self.truncate is not None:
             check_size("truncate", self.truncate)
-        if isinstance(self.long_bits, bool) or not isinstance(self.long_bits, int):
-            raise ValueError(f"long_bits must be a non-negative integer, got {self.long_bits!r}")
-        if self.long_bits < 0:
-            raise ValueError(f"long_bits must be a non-negative integer, got {self.long_bits!r}")
+        long_bits = self.long_bits
+        if isinstance(long_bits, bool) or not isinstance(long_bits, int) or long_bits < 0:
+            raise ValueError(f"long_bits must be a non-negative integer, got {long_bits!r}")
         if not (_is_real(self.momentum) and 0.0 <= self.momentum < 1.0):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         check_size("hidden", self.hidden, MAX_HIDDEN)
@@ -505,8 +504,9 @@ def check(state: TrainState, judged: Checks, show: bool) -> None:
     Before the short sums are solved: a slice of SCREEN_SUMS validation sums (a different one
     each step), then all of them, no sooner than eval_gap steps after the last time. After
     (with long sums): every LONG_EVERY steps once LONG_STEPS steps of long batches have
-    passed, the first LONG_SCREEN long sums, then all LONG_SUMS, then (on a run that has
-    failed them for long) further blocks of them, then every validation sum again.
+    passed (less often, and on further blocks of long sums, the longer they fail: see
+    LONG_BLOCKS), the first LONG_SCREEN long sums, then all LONG_SUMS and those further
+    blocks, then every validation sum again.
     """
     model, total = state.model, judged.x.shape[1]
     long_right = math.nan  # not measured
