@@ -66,6 +66,7 @@ from numpy.typing import NDArray
 
 from .cells.activations import ACTIVATIONS, sigmoid
 from .cells.losses import LOSSES
+from .cells.truncation import ends_chunk
 
 Array = NDArray[np.floating]
 Params = dict[str, Array]  # parameter name -> array, as a fast cell's `params`
@@ -118,8 +119,8 @@ def rnn_backward(
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
-            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
+        if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
+            dh_next = np.zeros_like(dh_next)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         if activation == "sigmoid":
             da = dh * h[t + 1] * (1 - h[t + 1])  # sigmoid'(a) = h (1 - h)
@@ -188,8 +189,8 @@ def lstm_backward(params: Params, cache: Cache, dz: Array, truncate: int | None 
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     dc_next = np.zeros_like(c[0])  # (B, H) dL/dc_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
-            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
+        if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
+            dh_next = np.zeros_like(dh_next)
             dc_next = np.zeros_like(dc_next)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass
@@ -270,8 +271,8 @@ def gru_backward(params: Params, cache: Cache, dz: Array, truncate: int | None =
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes back from
-            dh_next = np.zeros_like(dh_next)  # the next one (truncated BPTT)
+        if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
+            dh_next = np.zeros_like(dh_next)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
         dn = dh * (1 - u[t])  # dh_t/dn_t = 1 - u_t
         du = dh * (h[t] - n[t])  # dh_t/du_t = h_{t-1} - n_t

@@ -3,10 +3,11 @@
 The hand-written BPTT, run by PyTorch on a GPU, launches a handful of small kernels per time
 step, each from Python; at small sizes the GPU spends most of a pass waiting for the next
 launch. A CUDA graph records every kernel of one pass (for fixed shapes) and replays them
-all with a single launch. The pass recorded is the library's own: `run_unchecked`, the loss
-and `backward` of the manual model, none of which waits for the host (the input checks and
-reading the loss as a float do, so they happen once, before capture, or are left to the
-caller).
+all with a single launch. The pass recorded is the library's own: `Cell.loss_pass`, the
+one composition of `run_unchecked`, the loss and `backward_unchecked`, here without its
+overflow check, since nothing in a captured pass may wait for the host (the input checks
+and reading the loss as a float do, so they happen once, before capture, or are left to
+the caller).
 
     model = RNN(hidden_size=16, activation="tanh").to(torch, "cuda")
     captured = CapturedPass(model, x, y, "mse")  # checks x, y and the model, then captures
@@ -36,18 +37,14 @@ WARMUP = 3
 
 
 def unchecked_pass(
-    model: Model, x: Tensor, states: tuple[Tensor, ...], y: Tensor, loss: str
+    model: Model, x: Tensor, states: list[Tensor], y: Tensor, loss: str
 ) -> tuple[Any, dict[str, Any]]:
-    """model's loss on targets y and its gradients, with no checks and no wait for the host:
-    the loss as a 0-d float64 tensor, the gradients keyed as loss_and_grads keys them.
-
-    x (T, B, I), the initial states (h0, and c0 for the LSTM) and y (T, B, O) must be
-    tensors of the model's dtype on its device.
-    """
+    """The model's one pass (Cell.loss_pass) without the check that waits for the host: the
+    loss as a 0-d float64 tensor, the gradients keyed as loss_and_grads keys them. x, the
+    initial states and y must be tensors of the model's dtype on its device."""
     # (The cells are typed for NumPy arrays; the same lines run on tensors here.)
-    trace: Any = model.run_unchecked(x, *states)
-    value, dz = LOSSES[loss](trace.z, trace.p, y)  # type: ignore[arg-type]
-    return value, model.backward(trace, dz)
+    done = model.loss_pass(x, states, y, loss, refuse_overflow=False)  # type: ignore[arg-type]
+    return done.loss, done.grads
 
 
 class CapturedPass:
@@ -77,10 +74,7 @@ class CapturedPass:
         self.params: dict[str, Any] = params
         self.x: Tensor = x.clone()  # (T, B, I), the graph's own copies
         self.y: Tensor = check_targets(y, (T, B, model.output_size), model.dtype, like).clone()
-        count = len(model.states)  # h0 (and c0), zeros as loss_and_grads's
-        self.states: tuple[Tensor, ...] = tuple(
-            like.new_zeros((B, model.hidden_size)) for _ in range(count)
-        )
+        self.states: list[Any] = model.zero_states(B)  # h0 (and c0), as loss_and_grads's
         self.value: Tensor
         self.grads: Grads
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -1,16 +1,18 @@
 """What the three fast cells share, so that each cell module holds its equations alone.
 
 A cell module (rnn.py, lstm.py, gru.py) defines its parameters (`param_shapes`), its
-forward recurrence (`run_unchecked`) and its backpropagation through time (`backward`).
-Everything around them is here, once: the size and dtype checks of the constructor, moving
-the parameters to another array library (`to`), checking a call's inputs before the
-equations see them (`run`), refusing an overflowed pass (`forward`), and the loss with its
-gradients (`loss_and_grads`).
+forward recurrence (`run_unchecked`) and its backpropagation through time
+(`backward_unchecked`). Everything around them is here, once: the size and dtype checks of
+the constructor, moving the parameters to another array library (`to`), checking a call's
+inputs before the equations see them (`run`, `backward`), refusing an overflowed pass
+(`forward`), and the one composition of a pass, run, loss and backward (`loss_pass`), which
+`loss_and_grads`, training, the CUDA graphs and the figures all go through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -51,6 +53,16 @@ def init_params(shapes: Shapes, dtype: np.dtype, rng: np.random.Generator) -> di
         else:
             params[name] = np.zeros(shape, dtype=dtype)
     return params
+
+
+@dataclass
+class Pass:
+    """One pass over a batch: what the forward pass kept, the loss, dL/dz and the gradients."""
+
+    trace: Any  # the cell's trace: x, h, ..., z and p (T, B, O)
+    loss: Any  # the loss, a 0-d float64 array of the model's library (float() reads it)
+    dz: Array  # (T, B, O) dL/dz_t, the loss gradient at each output logit
+    grads: Grads  # keyed as params, plus "x", "h0" (and "c0")
 
 
 def split_gates(a: Array, n: int) -> list[Array]:
@@ -124,6 +136,49 @@ class Cell:
         with blas_invalid_flag_ignored():
             return self.backward_unchecked(trace, placed, truncate)
 
+    def loss_pass(
+        self,
+        x: Array,
+        initial: Sequence[Array],
+        y: Array,
+        loss: str,
+        truncate: int | None = None,
+        weight: float | None = None,
+        refuse_overflow: bool = True,
+    ) -> Pass:
+        """Run, loss, backward: the one composition of a pass with gradients, on inputs that
+        are already what run_unchecked takes (x (T, B, I), one initial state per name in
+        `states`, targets y (T, B, O), all arrays of the model's library, device and dtype).
+
+        truncate: K for truncated BPTT (cells/truncation.py), None for full BPTT. weight: a
+        factor on the loss and its gradients (a part of a batch counts as its share of it).
+        refuse_overflow: Overflow (a ValueError) for output logits that are not finite; the
+        check reads them back to the host, so a pass captured as a CUDA graph goes without
+        it (and its loss is then inf or NaN).
+        """
+        with blas_invalid_flag_ignored():
+            trace = self.run_unchecked(x, *initial)
+        if refuse_overflow:
+            check_outputs(trace.z)
+        value, dz = LOSSES[loss](trace.z, trace.p, y)
+        if weight is not None:
+            value, dz = value * weight, dz * weight
+        with blas_invalid_flag_ignored():
+            grads = self.backward_unchecked(trace, dz, truncate)
+        return Pass(trace, value, dz, grads)
+
+    def fresh(self, seed: int | np.random.Generator | None = 0) -> Cell:
+        """A new model of this one's cell, sizes and options, its weights made anew from seed."""
+        options: dict[str, Any] = {"activation": self.activation} if self.activations else {}
+        sizes = (self.input_size, self.hidden_size, self.output_size)
+        return type(self)(*sizes, bias=self.bias, dtype=self.dtype, seed=seed, **options)
+
+    def zero_states(self, batch: int) -> list[Array]:
+        """The initial states h0 (and c0) of `batch` sequences, zeros, where the model is."""
+        like = self.params["W_hy"]
+        xp, shape = backend.namespace(like), (batch, self.hidden_size)
+        return [xp.zeros(shape, dtype=like.dtype, device=backend.device(like)) for _ in self.states]
+
     def to(self, library: ModuleType | str, device: Any = None) -> Cell:
         """Move the parameters to `library` (numpy, torch or cupy; module or name), on
         `device` ("cuda", ...; the library's default if None). Returns the model."""
@@ -195,14 +250,11 @@ class Cell:
         split = threads.parts(B, self.state_width) if backend.is_numpy(x) else [slice(0, B)]
 
         def part(rows: slice) -> tuple[float, Grads]:
-            with blas_invalid_flag_ignored():
-                trace = self.run_unchecked(x[:, rows], *[state[rows] for state in initial])
-                check_outputs(trace.z)
-                value, dz = LOSSES[loss](trace.z, trace.p, y[:, rows])
-                if len(split) > 1:  # the loss averages over the part: make it the batch's
-                    share = (rows.stop - rows.start) / B
-                    value, dz = value * share, dz * share
-                return float(value), self.backward_unchecked(trace, dz, truncate)
+            # The loss averages over the part: weighted by its share, it is the batch's.
+            share = (rows.stop - rows.start) / B if len(split) > 1 else None
+            states = [state[rows] for state in initial]
+            done = self.loss_pass(x[:, rows], states, y[:, rows], loss, truncate, share)
+            return float(done.loss), done.grads
 
         results = threads.run_parts(part, split)
         if len(results) == 1:

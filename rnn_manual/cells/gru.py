@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from ..core import backend
 from .activations import sigmoid, sigmoid_derivative, tanh, tanh_derivative
 from .base import Cell, Shapes, split_gates
+from .truncation import ends_chunk
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -163,8 +164,8 @@ class GRU(Cell):
         dah = xp.empty((T, B, 3, H), dtype=x.dtype, device=device)  # dL/d(h_{t-1} @ W_h + b_h)
         dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         for t in reversed(range(T)):
-            if truncate and (t + 1) % truncate == 0:  # t ends a chunk: nothing comes
-                dh_next = xp.zeros_like(dh_next)  # back from the next one
+            if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
+                dh_next = xp.zeros_like(dh_next)
             dh = dh_out[t] + dh_next  # dL/dh_t: its own output plus the future
             dax[t, :, 1:] = dh[:, None, :] * dh_da[t]  # dL/da_q = dL/dh_t * dh_t/da_q, q = u, n
             dax[t, :, 0] = dax[t, :, 2] * dan_dar[t]  # dL/da_r = dL/da_n * da_n/da_r

@@ -30,6 +30,7 @@ from ..core import backend
 from ..core.validate import check_choice
 from .activations import ACTIVATIONS, sigmoid
 from .base import Cell, Shapes
+from .truncation import ends_chunk
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
@@ -168,16 +169,16 @@ class RNN(Cell):
         matmul(dz.reshape(T * B, O), W_hy.T, out=da_flat)
         da = da_flat.reshape(T, B, H)  # (T, B, H), a view: writing da writes da_flat
 
-        # Walk back in time. dh_next is dL/dh_{t-1} arriving from step t through W_hh, sent on
-        # to the next step back (the tutorial's future_layer_1_delta @ synapse_h.T, negated).
-        dh_next = xp.empty((B, H), dtype=x.dtype, device=device)
+        # Walk back in time. dh_next is dL/dh_t arriving from step t + 1 through W_hh (the
+        # tutorial's future_layer_1_delta @ synapse_h.T, negated); none after the last step.
+        dh_next = xp.zeros((B, H), dtype=x.dtype, device=device)
         df_t = xp.empty((B, H), dtype=x.dtype, device=device)  # f'(a_t)
         for t in reversed(range(T)):
-            # Here da[t] holds dL/dh_t: its own output's share plus the future's.
+            if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
+                dh_next = xp.zeros_like(dh_next)
+            da[t] += dh_next  # dL/dh_t: its own output's share plus the future's
             da[t] *= df(h[t + 1], out=df_t)  # dL/da_t = dL/dh_t * f'(a_t)
             xp.matmul(da[t], W_hh.T, out=dh_next)  # dL/dh_{t-1} = dL/da_t @ W_hh^T
-            if t > 0 and not (truncate and t % truncate == 0):  # (t - 1 ends a chunk: no)
-                da[t - 1] += dh_next  # dL/dh_{t-1}: its output's share plus the future's
 
         # Weight gradients sum over every step and sequence, one matmul each:
         #   dL/dW_xh = sum_t x_t^T da_t

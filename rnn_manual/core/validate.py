@@ -221,10 +221,14 @@ def check_upstream(dz: ArrayLike, shape: tuple[int, ...], truncate: int | None) 
         check_size("truncate", truncate)
 
 
+class Overflow(ValueError):
+    """A forward pass whose output logits are not finite: inputs or weights far too large."""
+
+
 def check_outputs(z: Array) -> None:
-    """ValueError if the output logits overflowed: inputs or weights far too large."""
+    """Overflow (a ValueError) if the output logits are not finite."""
     if not bool(backend.namespace(z).isfinite(z).all()):
-        raise ValueError("the forward pass overflowed (inputs or weights are far too large)")
+        raise Overflow("the forward pass overflowed: inputs or weights are far too large")
 
 
 def blas_invalid_flag_ignored() -> np.errstate:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..cells.losses import mse
 from ..cells.rnn import RNN
 from .bits import addition_examples, decode, encode
 from .optim import SGD
@@ -43,9 +42,9 @@ def replay(print_line: Callable[[str], None] = print, steps: int = STEPS) -> RNN
         b_int = rng.randint(largest // 2)
         x, y = addition_examples(encode([a_int], BITS), encode([b_int], BITS))
 
-        trace = model.run(x)  # forward: x, y, p are (8, 1, ...), bit 0 first
-        _, dz = mse(trace.z, trace.p, y)
-        optimizer.step(model.params, model.backward(trace, dz))
+        done = model.loss_pass(x, model.zero_states(1), y, "mse")  # x, y, p: (8, 1, ...)
+        optimizer.step(model.params, done.grads)
+        trace = done.trace
 
         if j % PRINT_EVERY == 0:
             # The tutorial prints bits most-significant first, and its error as an array.
