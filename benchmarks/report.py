@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from rnn_manual.app.plot import save_png
+from rnn_manual.app.draw import save_png
 from rnn_manual.files import atomic
 
 from . import targets

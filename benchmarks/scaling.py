@@ -24,7 +24,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rnn_manual.app.plot import save_png
+from rnn_manual.app.draw import save_png
 
 from .report import threads_line
 from .run import MANUAL, Point, prepare

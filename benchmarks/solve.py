@@ -1,7 +1,7 @@
 """Time to solve: wall time until 8-bit addition is learnt, every one of the 128 x 128 pairs right.
 
 The race, each contender median over the same seeds:
-- "train": rnn_manual.training.train.train(race_config(s)), `train`'s default run with the
+- "train": rnn_manual.training.loop.train(race_config(s)), `train`'s default run with the
   tutorial's loss and stopping rule: mse, and stop when every 8-bit pair is right
   (long_bits=0; the default goes on to make 1024-bit sums exact too, which neither of the
   others does);
@@ -30,13 +30,10 @@ import torch
 
 from rnn_manual.cells.rnn import RNN
 from rnn_manual.training.bits import random_addition_batch
-from rnn_manual.training.train import (
-    TrainConfig,
-    eval_gap,
-    exact_match,
-    train,
-    validation_set,
-)
+from rnn_manual.training.evaluation import exact_match, validation_set
+from rnn_manual.training.loop import train
+from rnn_manual.training.state import TrainConfig
+from rnn_manual.training.stopping import eval_gap
 
 
 def race_config(seed: int) -> TrainConfig:

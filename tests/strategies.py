@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from rnn_manual import RNN, SGD, Adam
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.training.optim import clip_grad_norm
-from rnn_manual.training.train import OPTIMIZERS
+from rnn_manual.training.state import OPTIMIZERS
 
 Array = NDArray[np.floating]
 

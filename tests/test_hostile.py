@@ -30,7 +30,8 @@ from rnn_manual.app import cli
 from rnn_manual.cells import CELLS
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.files import modelfile
-from rnn_manual.training.train import TrainConfig, train
+from rnn_manual.training.loop import train
+from rnn_manual.training.state import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 60  # far beyond any case here; a hang fails the test instead of stalling CI

@@ -29,7 +29,8 @@ from numpy.lib import format as npy
 
 from rnn_manual.files import modelfile, npz
 from rnn_manual.files.modelfile import ModelFileError
-from rnn_manual.training.train import TrainConfig, train
+from rnn_manual.training.loop import train
+from rnn_manual.training.state import TrainConfig
 
 Arrays = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[1]

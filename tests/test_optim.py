@@ -28,7 +28,7 @@ from rnn_manual import SGD, Adam
 from rnn_manual.core import backend as backends
 from rnn_manual.core.gradcheck import relative_error
 from rnn_manual.training.optim import clip_grad_norm
-from rnn_manual.training.train import OPTIMIZERS
+from rnn_manual.training.state import OPTIMIZERS
 from rnn_torch.compare import FLOAT64_BOUND, bound
 
 Array = NDArray[np.floating]

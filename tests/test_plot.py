@@ -28,12 +28,14 @@ from matplotlib.patches import Rectangle
 from PIL import Image, ImageSequence
 
 from rnn_manual import LSTM, RNN, reference
-from rnn_manual.app import docfigures, plot
+from rnn_manual.app import docfigures, docruns, draw, figures, measures, plot
 from rnn_manual.app.cli import main
-from rnn_manual.app.plot import FIGURES, carry_bits, correlations, gradient_norms
+from rnn_manual.app.measures import carry_bits, correlations, gradient_norms
+from rnn_manual.app.plot import FIGURES
 from rnn_manual.files import modelfile
 from rnn_manual.training.bits import addition_examples, encode, random_addition_batch
-from rnn_manual.training.train import History, TrainConfig, train
+from rnn_manual.training.loop import train
+from rnn_manual.training.state import History, TrainConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -156,7 +158,7 @@ def test_missing_matplotlib_is_one_clear_line(
 def test_the_numpy_core_imports_without_matplotlib() -> None:
     blocker = (
         "import sys; sys.modules['matplotlib'] = None\n"
-        "import rnn_manual, rnn_manual.app.cli, rnn_manual.app.plot, rnn_manual.app.docfigures\n"
+        "import rnn_manual, rnn_manual.app.cli, rnn_manual.app.figures\n"
         "assert sys.modules['matplotlib'] is None\n"
     )
     result = subprocess.run(
@@ -246,7 +248,7 @@ def test_figures_get_the_mode_of_any_new_file_and_keep_it_when_redrawn(
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     path = tmp_path / "gif_like.png"
     os.umask(0o027)
-    plot.save_png(plot.figure(), path)
+    draw.save_png(draw.figure(), path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
@@ -269,7 +271,7 @@ def test_carry_unit_figure_fits_a_tanh_unit_and_its_labels_do_not_collide(hidden
     model = RNN(hidden_size=hidden, activation="tanh", bias=True, seed=3)
     model.params["W_xh"] *= 6.0  # saturated units: values near -1 and +1
     x, _ = random_addition_batch(np.random.default_rng(0), 200, 16)
-    found = plot.find_carry_unit(model, x)
+    found = measures.find_carry_unit(model, x)
     fig = drawn(plot.plot_carry_unit(model, found, *plot.EXAMPLE))
     bars_ax, line_ax = fig.axes[:2]
     values = np.concatenate([line.get_ydata() for line in line_ax.get_lines()])
@@ -285,7 +287,7 @@ def test_carry_unit_figure_fits_a_tanh_unit_and_its_labels_do_not_collide(hidden
 def test_hidden_heatmap_labels_every_unit_and_frames_the_carry_unit(hidden: int) -> None:
     model = RNN(hidden_size=hidden, bias=True, seed=4)
     x, _ = random_addition_batch(np.random.default_rng(0), 200, 16)
-    found = plot.find_carry_unit(model, x)
+    found = measures.find_carry_unit(model, x)
     fig = drawn(plot.plot_hidden_heatmap(model, found, *plot.EXAMPLE))
     bits_ax, heat_ax = fig.axes[:2]
     labels = {t.get_text(): t for t in heat_ax.get_yticklabels()}
@@ -301,8 +303,8 @@ def test_hidden_heatmap_labels_every_unit_and_frames_the_carry_unit(hidden: int)
 
 
 def test_chance_loss_is_the_loss_of_answering_one_half_everywhere() -> None:
-    assert plot.chance_loss(TrainConfig(loss="mse")) == pytest.approx(8 / 8)  # 8 x 0.5 (1/2)^2
-    assert plot.chance_loss(TrainConfig(bits=16, loss="bce")) == pytest.approx(16 * math.log(2))
+    assert measures.chance_loss(TrainConfig(loss="mse")) == pytest.approx(8 / 8)  # 8 x 0.5 (1/2)^2
+    assert measures.chance_loss(TrainConfig(bits=16, loss="bce")) == pytest.approx(16 * math.log(2))
 
 
 def test_the_training_curve_marks_the_plateau_where_the_loss_sits_at_chance() -> None:
@@ -310,8 +312,8 @@ def test_the_training_curve_marks_the_plateau_where_the_loss_sits_at_chance() ->
     drawn, over the stretch shaded."""
     config = TrainConfig()
     result = train(config, log=None)
-    chance = plot.chance_loss(config)
-    end = plot.plateau_end(np.asarray(result.history.loss), chance)
+    chance = measures.chance_loss(config)
+    end = measures.plateau_end(np.asarray(result.history.loss), chance)
     assert end >= 30  # a long plateau: a quarter of the run or more
     plateau = np.asarray(result.history.loss[5:end])  # past the first steps' spikes
     assert np.median(plateau) == pytest.approx(chance, rel=0.03)
@@ -319,7 +321,7 @@ def test_the_training_curve_marks_the_plateau_where_the_loss_sits_at_chance() ->
     fig = plot.plot_training_curve(result.history, config)
     loss_ax = fig.axes[0]
     assert any(np.array_equal(line.get_ydata(), [chance, chance]) for line in loss_ax.get_lines())
-    assert plot.plateau_end(np.array([1.0, 0.5]), 2.0) == 0
+    assert measures.plateau_end(np.array([1.0, 0.5]), 2.0) == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,21 +332,21 @@ def test_the_training_curve_marks_the_plateau_where_the_loss_sits_at_chance() ->
 def adder() -> RNN:
     """The walkthrough's adder: what `python -m rnn_manual train --loss mse --long-bits 0
     --save adder.npz` makes."""
-    model = train(docfigures.ADDER, log=None).model
+    model = train(docruns.ADDER, log=None).model
     assert isinstance(model, RNN)
     return model
 
 
 @pytest.fixture(scope="module")
-def docs(adder: RNN, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, docfigures.DocData]:
+def docs(adder: RNN, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, figures.DocData]:
     out = tmp_path_factory.mktemp("docs")
-    run = docfigures.rerun_adder(adder)
-    return out, docfigures.write_doc_figures(adder, run, out, log=lambda line: None)
+    run = docruns.rerun_adder(adder)
+    return out, figures.write_doc_figures(adder, run, out, log=lambda line: None)
 
 
 @pytest.mark.slow
 def test_the_walkthroughs_figures_are_written_and_small(
-    docs: tuple[Path, docfigures.DocData],
+    docs: tuple[Path, figures.DocData],
 ) -> None:
     out, data = docs
     assert sorted(p.name for p in out.iterdir()) == sorted(docfigures.DOC_FIGURES)
@@ -375,7 +377,7 @@ def test_the_unrolled_network_names_what_travels_back() -> None:
 
 @pytest.mark.slow
 def test_the_animated_backward_pass_splits_dl_dh_by_source_and_sums_dw_hh(
-    adder: RNN, docs: tuple[Path, docfigures.DocData]
+    adder: RNN, docs: tuple[Path, figures.DocData]
 ) -> None:
     """Recomputed here from the forward pass with the derivatives written out: what each
     frame shows, and its last dL/dW_hh against the plain reference BPTT."""
@@ -406,7 +408,7 @@ def test_the_animated_backward_pass_splits_dl_dh_by_source_and_sums_dw_hh(
 
 @pytest.mark.slow
 def test_gated_cells_carry_the_gradient_further_and_the_rnn_stays_under_its_bound(
-    docs: tuple[Path, docfigures.DocData],
+    docs: tuple[Path, figures.DocData],
 ) -> None:
     _, data = docs
     flow = data.flow
@@ -428,7 +430,7 @@ def test_gated_cells_carry_the_gradient_further_and_the_rnn_stays_under_its_boun
 
 @pytest.mark.slow
 def test_the_carry_unit_emerges_during_training(
-    adder: RNN, docs: tuple[Path, docfigures.DocData]
+    adder: RNN, docs: tuple[Path, figures.DocData]
 ) -> None:
     run = docs[1].run
     assert run.steps[0] == 0 and run.steps[-1] == run.result.steps
@@ -438,17 +440,19 @@ def test_the_carry_unit_emerges_during_training(
     assert r[-1] - r.min() > 0.5
     # The same unit that plot's carry figure finds in the saved model, on its own sums.
     x, _ = random_addition_batch(np.random.default_rng(0), 1000, 16)
-    assert plot.find_carry_unit(adder, x).unit == run.carry_unit
+    assert measures.find_carry_unit(adder, x).unit == run.carry_unit
     # It emerges as the loss leaves its plateau: still weak on the plateau.
-    end = plot.plateau_end(np.asarray(run.result.history.loss), plot.chance_loss(docfigures.ADDER))
+    end = measures.plateau_end(
+        np.asarray(run.result.history.loss), measures.chance_loss(docruns.ADDER)
+    )
     assert r[run.steps <= end // 2].max() < 0.6
 
 
 def test_docs_refuse_a_model_other_than_the_walkthroughs_adder() -> None:
     with pytest.raises(
-        docfigures.NotTheAdder, match=re.escape("train --loss mse --long-bits 0 --save adder.npz")
+        docruns.NotTheAdder, match=re.escape("train --loss mse --long-bits 0 --save adder.npz")
     ):
-        docfigures.rerun_adder(RNN(seed=1))
+        docruns.rerun_adder(RNN(seed=1))
 
 
 def test_write_figures_with_docs_checks_the_model_and_adds_the_walkthroughs_figures(
@@ -457,12 +461,12 @@ def test_write_figures_with_docs_checks_the_model_and_adds_the_walkthroughs_figu
     """The wiring alone (the figures themselves are checked above): the adder is checked,
     its training curve gets the plateau line, and write_doc_figures is called."""
     calls = []
-    monkeypatch.setattr(docfigures, "write_doc_figures", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(figures, "write_doc_figures", lambda *args, **kwargs: calls.append(args))
     history = History()
     history.loss.extend([1.0, 0.5])
     history.batch_accuracy.extend([0.0, 1.0])
-    plot.write_figures(adder, history, tmp_path, log=lambda line: None, docs=True)
+    figures.write_figures(adder, history, tmp_path, log=lambda line: None, docs=True)
     assert len(calls) == 1 and calls[0][0] is adder and calls[0][2] == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIGURES)
-    with pytest.raises(docfigures.NotTheAdder):
-        plot.write_figures(RNN(seed=1), history, tmp_path, docs=True)
+    with pytest.raises(docruns.NotTheAdder):
+        figures.write_figures(RNN(seed=1), history, tmp_path, docs=True)

@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 from rnn_manual import LSTM, RNN
 from rnn_manual.app import cli
+from rnn_manual.app.report import stall_advice
 from rnn_manual.cells import CELLS
 from rnn_manual.files import modelfile
-from rnn_manual.training import progress, train
+from rnn_manual.training import evaluation, loop, progress
 from rnn_manual.training.bits import random_addition_batch
-from rnn_manual.training.train import TrainConfig
+from rnn_manual.training.state import TrainConfig
 
 
 class Clock:
@@ -97,19 +98,19 @@ def test_accuracy_in_segments_equals_one_pass(monkeypatch: pytest.MonkeyPatch, c
     # Trained on 8 bits alone with mse, the model gets most 40-bit sums right, not all
     # (96-99.7%).
     config = TrainConfig(cell=cell, hidden=8, steps=300, loss="mse", long_bits=0)
-    model = train.train(config, log=None).model
+    model = loop.train(config, log=None).model
     rng = np.random.default_rng(0)
     x, y = random_addition_batch(rng, 300, 40)
     whole = model.forward(x)
-    expected = train.exact_match(whole, y).mean()
+    expected = evaluation.exact_match(whole, y).mean()
     assert 0 < expected < 1
     seen: list[tuple[int, int]] = []
-    monkeypatch.setattr(train, "SEGMENT", 7)  # 40 steps: segments of 7, the last of 5
-    found = train.accuracy(model, x, y, chunk=64, progress=lambda d, t: seen.append((d, t)))
+    monkeypatch.setattr(evaluation, "SEGMENT", 7)  # 40 steps: segments of 7, the last of 5
+    found = evaluation.accuracy(model, x, y, chunk=64, progress=lambda d, t: seen.append((d, t)))
     assert found == expected
     dones = [d for d, _ in seen]
     assert dones == sorted(dones) and seen[-1] == (300 * 40, 300 * 40) and len(seen) == 5 * 6
-    for t, trace, overflowed in train.outputs(model, x, 7):
+    for t, trace, overflowed in evaluation.outputs(model, x, 7):
         np.testing.assert_allclose(trace.p, whole[t : t + 7], rtol=1e-12, atol=0)
         assert not overflowed.any()
 
@@ -131,7 +132,7 @@ def test_evaluation_passes_stay_within_budget_and_take_many_sums_a_step(
     model = CELLS[cell](2, 3, 1, seed=1)
     width = model.state_width
     x, y = random_addition_batch(np.random.default_rng(T * 100 + B), B, T)
-    expected = train.exact_match(model.forward(x), y).mean()
+    expected = evaluation.exact_match(model.forward(x), y).mean()
     seen: list[tuple[int, int]] = []  # (steps, sums) of each pass
     run = model.run
 
@@ -140,10 +141,10 @@ def test_evaluation_passes_stay_within_budget_and_take_many_sums_a_step(
         return run(x, **states)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "PASS_ELEMENTS", budget)
-        patch.setattr(train, "SHORTEST_SEGMENT", 7)
+        patch.setattr(evaluation, "PASS_ELEMENTS", budget)
+        patch.setattr(evaluation, "SHORTEST_SEGMENT", 7)
         patch.setattr(model, "run", spy)
-        found = train.accuracy(model, x, y, chunk=40)
+        found = evaluation.accuracy(model, x, y, chunk=40)
     assert found == expected
     assert sum(steps * sums for steps, sums in seen) == T * B  # each sum-bit once
     segment, chunk = max(s for s, _ in seen), max(n for _, n in seen)  # the full passes'
@@ -163,17 +164,17 @@ def test_a_sum_whose_state_overflows_counts_as_wrong_and_spares_the_others(
     model = RNN(2, 3, 1, "relu", seed=0)
     model.params["W_xh"][...] = [[1.0, 0, 0], [0, 0, 0]]  # only operand a feeds unit 0
     model.params["W_hh"][...] = np.diag([1e200, 0, 0])  # unit 0 explodes once a has a 1
-    monkeypatch.setattr(train, "SEGMENT", 4)
+    monkeypatch.setattr(evaluation, "SEGMENT", 4)
     a_bits = np.zeros((12, 2), dtype=np.uint8)
     a_bits[0, 1] = 1  # sum 1: a = 1; sum 0: a = 0
     x = np.stack([a_bits, np.zeros_like(a_bits)], axis=-1).astype(np.float64)  # (12, 2, 2)
-    flags = [overflowed.copy() for _, _, overflowed in train.outputs(model, x, 4)]
+    flags = [overflowed.copy() for _, _, overflowed in evaluation.outputs(model, x, 4)]
     assert [f.tolist() for f in flags] == [[False, True]] * 3  # found, then kept, in segment 1
     y = np.zeros((12, 2, 1))
     y[0, 1] = 1.0
     p0 = model.forward(x[:, :1])  # sum 0 alone never overflows
-    right0 = bool(train.exact_match(p0, y[:, :1])[0])
-    assert train.accuracy(model, x, y) == (1 if right0 else 0) / 2
+    right0 = bool(evaluation.exact_match(p0, y[:, :1])[0])
+    assert evaluation.accuracy(model, x, y) == (1 if right0 else 0) / 2
 
 
 # --- the report's budget ------------------------------------------------------------------
@@ -182,13 +183,13 @@ def test_a_sum_whose_state_overflows_counts_as_wrong_and_spares_the_others(
 def test_affordable_sums_keeps_the_readme_models_whole_and_cuts_large_ones() -> None:
     for model in (RNN(2, 16, 1), RNN(2, 32, 1, "tanh"), LSTM(2, 16, 1)):
         for bits in (8, 16, 64, 1024):
-            assert train.affordable_sums(model, bits, 1000) == 1000
+            assert evaluation.affordable_sums(model, bits, 1000) == 1000
     big = RNN(2, 4096, 1)
-    assert 0 < train.affordable_sums(big, 16, 1000) < 1000
-    assert train.affordable_sums(big, 1024, 1000) == 0
+    assert 0 < evaluation.affordable_sums(big, 16, 1000) < 1000
+    assert evaluation.affordable_sums(big, 1024, 1000) == 0
     per_sum = 16 * ((2 + 4096) * 4096 + 4096)
-    n = train.affordable_sums(big, 16, 1000)
-    assert n * per_sum <= train.REPORT_WORK < (n + 1) * per_sum
+    n = evaluation.affordable_sums(big, 16, 1000)
+    assert n * per_sum <= evaluation.REPORT_WORK < (n + 1) * per_sum
 
 
 def test_evaluate_shows_progress_on_long_work_unless_quiet(
@@ -197,7 +198,7 @@ def test_evaluate_shows_progress_on_long_work_unless_quiet(
     path = tmp_path / "m.npz"
     modelfile.save(path, RNN(2, 4, 1))
     monkeypatch.setattr(progress, "EVERY", 0.0)  # every call counts as long work
-    monkeypatch.setattr(train, "SEGMENT", 100)
+    monkeypatch.setattr(evaluation, "SEGMENT", 100)
     argv = ["evaluate", "--model", str(path), "--bits", "1000", "--samples", "3"]
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
@@ -213,30 +214,35 @@ def test_evaluate_shows_progress_on_long_work_unless_quiet(
 
 def test_progress_lines_show_the_step_budget() -> None:
     lines: list[str] = []
-    train.train(TrainConfig(steps=250, lr=1e-4, log_every=100), log=lines.append)
+    loop.train(TrainConfig(steps=250, lr=1e-4, log_every=100), log=lines.append)
     assert [line[:13] for line in lines] == ["step 100/250 ", "step 200/250 "]
 
 
 def test_a_slow_step_is_logged_within_every_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train, "EVERY", 0.0)  # every step counts as slow
+    monkeypatch.setattr(loop, "EVERY", 0.0)  # every step counts as slow
     lines: list[str] = []
-    train.train(TrainConfig(steps=3, log_every=100), log=lines.append)
+    loop.train(TrainConfig(steps=3, log_every=100), log=lines.append)
     assert [line[:9] for line in lines] == ["step 1/3 ", "step 2/3 ", "step 3/3 "]
 
 
-def test_the_stall_hint_needs_a_flat_loss_and_suggests_the_other_way() -> None:
+def test_a_stall_needs_a_flat_loss_and_suggests_the_other_way() -> None:
     config = TrainConfig(steps=2000)
-    state, _ = train.start(config)
-    steps = 2 * train.STALL_STEPS
+    state, _ = loop.start(config)
+    steps = 2 * loop.STALL_STEPS
     state.history.loss.extend([4.0] * steps)
     state.history.batch_accuracy.extend([0.0] * steps)
-    hint = train.stall_hint(state)
-    assert hint is not None and "try --lr 0.01 (now 0.1)" in hint
+    stall = loop.stall(state)
+    assert stall is not None and (stall.try_lr, stall.lr) == (0.01, 0.1)
+    assert "try a learning rate of 0.01 (now 0.1)" in str(stall)  # in words, for Python
+    assert "try --lr 0.01 (now 0.1), or another --hidden (now 16) or --bits (now 8)" in (
+        stall_advice(stall)  # in options, for the command line
+    )
     state.history.loss[-1] = 0.0  # the last stretch's mean falls by 4 / 1000 = 0.4%: flat
-    assert train.stall_hint(state) is not None
+    assert loop.stall(state) is not None
     state.history.loss[-500:] = array.array("d", [3.0] * 500)  # by 12.5%: moving
-    assert train.stall_hint(state) is None
-    slow, _ = train.start(replace(config, lr=1e-5))
+    assert loop.stall(state) is None
+    slow, _ = loop.start(replace(config, lr=1e-5))
     slow.history.loss.extend([4.0] * steps)
     slow.history.batch_accuracy.extend([0.0] * steps)
-    assert "try --lr 0.1 (now 1e-05)" in (train.stall_hint(slow) or "")
+    found = loop.stall(slow)
+    assert found is not None and "try --lr 0.1 (now 1e-05)" in stall_advice(found)

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from rnn_manual.cells import CELLS
 from rnn_manual.core import threads
 from rnn_manual.core.gradcheck import relative_error
-from rnn_manual.training import train
 from rnn_manual.training.bits import random_addition_batch
+from rnn_manual.training.evaluation import accuracy
+from rnn_manual.training.state import TrainConfig, make_model
 from rnn_torch.compare import FLOAT64_BOUND
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,13 +108,13 @@ def test_parts_run_with_the_callers_floating_point_settings(split_everything: No
 def test_accuracy_in_parts_counts_every_sum(split_everything: None) -> None:
     """Targets that are the model's own rounded outputs are all right; one sum changed, in
     the middle part, is the one wrong."""
-    model = train.make_model(train.TrainConfig(hidden=4), np.random.default_rng(0))
+    model = make_model(TrainConfig(hidden=4), np.random.default_rng(0))
     x, _ = random_addition_batch(np.random.default_rng(1), 101, 12)
     y = (model.forward(x) > 0.5).astype(np.float64)
     threads.set_threads(3)
-    assert train.accuracy(model, x, y) == 1.0
+    assert accuracy(model, x, y) == 1.0
     y[3, 50] = 1 - y[3, 50]
-    assert train.accuracy(model, x, y) == 100 / 101
+    assert accuracy(model, x, y) == 100 / 101
 
 
 def test_a_bad_thread_count_is_refused_in_one_line() -> None:

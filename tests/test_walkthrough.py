@@ -47,7 +47,7 @@ from rnn_manual.app.docfigures import DOC_FIGURES
 from rnn_manual.app.plot import FIGURES
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.cells.losses import LOSSES
-from rnn_manual.training.train import TrainConfig
+from rnn_manual.training.state import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "docs" / "walkthrough.md"

@@ -2,249 +2,41 @@
 through time in the RNN, the LSTM and the GRU, and the carry unit emerging during training.
 
 `python -m rnn_manual plot --docs` draws them into docs/img/ beside plot.py's four (see
-plot.write_figures). Every model here is small and trained with a fixed seed, so the
-pictures come out the same at every run: the walkthrough's adder (`train --save adder.npz`,
-the defaults of train, about a second) and, to compare the cells, an RNN, an LSTM and a
-GRU trained on the same task with biases (the gated cells learn faster with them).
-
-What each figure shows is computed first, with NumPy alone, and returned, so that the tests
-can check on the very numbers a figure plots what the figure claims.
+figures.write_figures). What they show is computed first: the runs by docruns.py, the
+measures by measures.py.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..cells import CELLS
-from ..cells.losses import LOSSES
-from ..cells.rnn import RNN
+from ..cells import Cell
 from ..files import atomic
-from ..training.bits import addition_examples, encode, random_addition_batch
-from ..training.train import TrainConfig, TrainResult, TrainState, start, train
-from .plot import (
-    band,
-    carry_bits,
-    chance_loss,
-    correlations,
-    figure,
-    gradient_norms,
-    save_png,
-)
+from ..training.state import TrainConfig
+from .docruns import ADDER, SIGMOID_MAX_SLOPE, AdderRun, CellsFlow
+from .draw import arrow, band, box, figure
+from .measures import BackwardStep, chance_loss
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 Array = NDArray[np.floating]
-Log = Callable[[str], None]
 
 DOC_FIGURES = ("unrolled.png", "backward.gif", "gradient_flow_cells.png", "carry_emerging.png")
-
-#: The walkthrough's adder: `python -m rnn_manual train --loss mse --long-bits 0 --save
-#: adder.npz`, train's defaults but the tutorial's loss and stopping rule (stop once the
-#: 8-bit sums are solved; section 10 shows what long sums then do, and what train's default
-#: adds to it).
-ADDER = TrainConfig(loss="mse", long_bits=0)
-#: The task on which the three cells are compared: the same, with biases.
-CELLS_TASK = TrainConfig(bias=True, loss="mse", long_bits=0)
 #: The sum whose backward pass is animated: 8 bits, operands below 2**7 as in the tutorial,
 #: with a carry out of six of its eight bits.
 BACKWARD_EXAMPLE = (73, 59)
-#: Training steps between two looks at the hidden units while the adder learns.
-SNAPSHOT_EVERY = 2
-#: Random sums, and their length, on which the carry unit is looked for during training.
-SNAPSHOT_SUMS, SNAPSHOT_BITS = 500, 16
-#: Random sums, and their length, along which the three cells' gradients are followed back.
-CELL_SUMS, CELL_BITS = 32, 64
-#: The sigmoid's steepest slope: sigmoid'(a) = s (1 - s) with s = sigmoid(a), at most 1/4
-#: (at a = 0, s = 1/2).
-SIGMOID_MAX_SLOPE = 0.25
 #: The animation's resolution, kept small (a few hundred kilobytes), and each step's seconds.
 GIF_DPI, GIF_SECONDS_PER_STEP = 80, 2
 #: The colours of the three shared weights in the unrolled network, and of the backward pass.
 WEIGHT_COLORS = {"W_xh": "tab:blue", "W_hh": "tab:orange", "W_hy": "tab:green"}
 BACKWARD_COLOR = "tab:red"
-
-
-class NotTheAdder(ValueError):
-    """`plot --docs` was given a model other than the walkthrough's adder."""
-
-
-# ---------------------------------------------------------------------------------------
-# What the figures show, computed with NumPy alone.
-
-
-@dataclass
-class AdderRun:
-    """The walkthrough's adder trained again, its hidden units looked at along the way."""
-
-    result: TrainResult
-    steps: NDArray[np.int_]  # (n,) the training steps looked at; 0 is the initial network
-    r_all: NDArray[np.float64]  # (n, H) each unit's correlation with the carry at those steps
-
-    @property
-    def carry_unit(self) -> int:
-        """The unit that tracks the carry best once training is over."""
-        return int(np.argmax(np.abs(self.r_all[-1])))
-
-
-def rerun_adder(model: RNN) -> AdderRun:
-    """Train the walkthrough's adder again, looking at every unit's correlation with the
-    carry every SNAPSHOT_EVERY steps; NotTheAdder unless it ends as `model`, bit for bit."""
-    x, _ = random_addition_batch(np.random.default_rng(1), SNAPSHOT_SUMS, SNAPSHOT_BITS)
-    carry = carry_bits(x)  # (T, B)
-    steps, r_all = [0], [correlations(start(ADDER)[0].model.run(x).h[1:], carry)]
-
-    def look(state: TrainState) -> None:  # train's checkpoint hook, every SNAPSHOT_EVERY steps
-        steps.append(state.step)
-        r_all.append(correlations(state.model.run(x).h[1:], carry))  # h[1:]: (T, B, H)
-
-    result = train(ADDER, log=None, checkpoint=look, checkpoint_every=SNAPSHOT_EVERY)
-    same = (
-        isinstance(model, RNN)
-        and (model.activation, model.bias) == (ADDER.activation, ADDER.bias)
-        and model.params.keys() == result.model.params.keys()
-        and all(np.array_equal(model.params[k], w) for k, w in result.model.params.items())
-    )
-    if not same:
-        raise NotTheAdder(
-            "--docs draws the walkthrough's adder: make it with "
-            "`python -m rnn_manual train --loss mse --long-bits 0 --save adder.npz`"
-        )
-    return AdderRun(result, np.array(steps), np.array(r_all))
-
-
-@dataclass
-class BackwardStep:
-    """Step t of the backward pass over one sequence (batch of one)."""
-
-    t: int
-    own: NDArray[np.float64]  # (H,) dL/dh_t through h_t's own output: dL/dz_t W_hy^T
-    future: NDArray[np.float64]  # (H,) dL/dh_t from step t + 1: dh_next (0 at the last step)
-    dW_hh: NDArray[np.float64]  # (H, H) dL/dW_hh summed over the steps done, s = t .. T-1
-
-    @property
-    def dh(self) -> NDArray[np.float64]:
-        """dL/dh_t, both sources together."""
-        return self.own + self.future
-
-
-def backward_steps(model: RNN, x: Array, y: Array, loss: str) -> list[BackwardStep]:
-    """The backward pass of `loss` over one sequence x: (T, 1, I), step by step from t = T-1
-    down to 0, as BPTT walks it.
-
-    No BPTT is written a second time here: the cell's own backward, run on the tail x[s:]
-    started from h[s] (the state before bit s), returns as "h0" what steps s .. T-1 send
-    back to h[s], and as "W_hh" their part of dL/dW_hh; the rest of the sequence is not in
-    the tail and cannot contribute.
-    """
-    trace = model.run(x)
-    _, dz = LOSSES[loss](trace.z, trace.p, y)  # (T, 1, O) dL/dz_t
-    T, H = x.shape[0], model.hidden_size
-
-    def tail(s: int) -> dict[str, Array]:  # backward over steps s .. T-1 alone
-        return model.backward(model.run(x[s:], h0=trace.h[s]), dz[s:])
-
-    steps = []
-    for t in reversed(range(T)):
-        own = dz[t, 0] @ model.params["W_hy"].T  # dL/dz_t dz_t/dh_t = dz_t W_hy^T
-        future = tail(t + 1)["h0"][0] if t + 1 < T else np.zeros(H)  # dL/dh_t = dL/dh[t + 1]
-        steps.append(BackwardStep(t, own, future, np.asarray(tail(t)["W_hh"], np.float64)))
-    return steps
-
-
-@dataclass
-class CellsFlow:
-    """The gradient through time in a trained RNN, LSTM and GRU, on the same sums."""
-
-    norms: dict[str, NDArray[np.float64]]  # cell name -> (T, B) gradient_norms, row t: h[t]
-    labels: dict[str, str]  # cell name -> its legend: how long it trained, and if it solved
-    bound: NDArray[np.float64]  # (T,) the RNN's bound on its norms, row t as norms'
-    W_hh_norm: float  # the RNN's ||W_hh||_2 (its largest singular value)
-    W_hy_norm: float  # the RNN's ||W_hy||_2
-    mean_slope: float  # the RNN's sigmoid'(a_t) = h_t (1 - h_t), averaged over the sums
-
-    @property
-    def back(self) -> NDArray[np.int_]:
-        """(T,) steps back from the last output, row by row: row t is T - t steps back."""
-        T = next(iter(self.norms.values())).shape[0]
-        return T - np.arange(T)
-
-
-def cells_flow(task: TrainConfig = CELLS_TASK) -> CellsFlow:
-    """Train every cell on `task` and follow the gradient back through CELL_BITS-bit sums.
-
-    The RNN's bound, for a sigmoid RNN: one step back, dL/dh[t] = (dL/dh[t+1] * f'(a_t))
-    W_hh^T, where ||v W^T|| <= ||v|| ||W||_2 and f' <= 1/4; the last state h[T] gets
-    dz_last/dh[T] = W_hy^T, of norm ||W_hy||_2; so k steps back
-        ||dz_last / dh[T - k]|| <= ||W_hy||_2 (||W_hh||_2 / 4)^k,
-    which shrinks with k only when ||W_hh||_2 < 4.
-    """
-    if task.activation != "sigmoid":
-        raise ValueError("the bound drawn is the sigmoid RNN's")
-    x, _ = random_addition_batch(np.random.default_rng(2), CELL_SUMS, CELL_BITS)
-    models, norms, labels = {}, {}, {}
-    for name in CELLS:
-        result = train(replace(task, cell=name), log=None)
-        models[name], norms[name] = result.model, gradient_norms(result.model, x)
-        solved = "solved" if result.solved else "NOT solved"
-        labels[name] = f"{name.upper()} ({solved} in {result.steps} steps)"
-    rnn = models["rnn"]
-    W_hh_norm = float(np.linalg.norm(rnn.params["W_hh"], 2))
-    W_hy_norm = float(np.linalg.norm(rnn.params["W_hy"], 2))
-    h = rnn.run(x).h[1:]  # (T, B, H)
-    mean_slope = float((h * (1 - h)).mean())  # sigmoid'(a) = h (1 - h)
-    flow = CellsFlow(norms, labels, np.empty(0), W_hh_norm, W_hy_norm, mean_slope)
-    flow.bound = W_hy_norm * (SIGMOID_MAX_SLOPE * W_hh_norm) ** flow.back.astype(np.float64)
-    return flow
-
-
-# ---------------------------------------------------------------------------------------
-# The figures.
-
-
-def box(ax: Axes, xy: tuple[float, float], text: str, color: str = "black") -> None:
-    """A rounded box centred on xy, holding `text`."""
-    ax.text(
-        *xy,
-        text,
-        ha="center",
-        va="center",
-        fontsize=11,
-        bbox={"boxstyle": "round,pad=0.45", "fc": "white", "ec": color, "lw": 1.4},
-        zorder=3,
-    )
-
-
-def arrow(
-    ax: Axes,
-    start: tuple[float, float],
-    end: tuple[float, float],
-    color: str,
-    dashed: bool = False,
-) -> None:
-    """An arrow from `start` to `end`: solid for the forward pass, dashed for the backward."""
-    ax.annotate(
-        "",
-        xy=end,
-        xytext=start,
-        arrowprops={
-            "arrowstyle": "-|>",
-            "color": color,
-            "lw": 1.6,
-            "ls": "--" if dashed else "-",
-            "shrinkA": 0,
-            "shrinkB": 0,
-        },
-        zorder=2,
-    )
 
 
 def badge(ax: Axes, xy: tuple[float, float], name: str) -> None:
@@ -438,7 +230,9 @@ def draw_backward_frame(
     dW_ax.tick_params(labelsize=7)
 
 
-def animate_backward(model: RNN, steps: list[BackwardStep], x: Array, y: Array, path: Path) -> None:
+def animate_backward(
+    model: Cell, steps: list[BackwardStep], x: Array, y: Array, path: Path
+) -> None:
     """Write the backward pass `steps` over the sum x as an animated GIF, one frame a step
     (the last held for three)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
@@ -553,33 +347,3 @@ def plot_carry_emerging(run: AdderRun, task: TrainConfig = ADDER) -> Figure:
     for ax in (loss_ax, r_ax):
         ax.grid(alpha=0.3)
     return fig
-
-
-@dataclass
-class DocData:
-    """What the walkthrough's figures plot."""
-
-    backward: list[BackwardStep]
-    flow: CellsFlow
-    run: AdderRun
-
-
-def write_doc_figures(model: RNN, run: AdderRun, out: Path, log: Log = print) -> DocData:
-    """Write DOC_FIGURES into `out`; `model` is the walkthrough's adder, `run` its training
-    run (rerun_adder). Returns what the figures plot."""
-
-    def write(name: str, fig: Figure) -> None:
-        save_png(fig, out / name)
-        log(f"wrote {out / name}")
-
-    write("unrolled.png", plot_unrolled())
-    a, b = BACKWARD_EXAMPLE
-    x, y = addition_examples(encode([a], ADDER.bits), encode([b], ADDER.bits), model.dtype)
-    steps = backward_steps(model, x, y, ADDER.loss)
-    animate_backward(model, steps, x, y, out / "backward.gif")
-    log(f"wrote {out / 'backward.gif'}")
-    log("training an RNN, an LSTM and a GRU to compare them (under a minute)")
-    flow = cells_flow()
-    write("gradient_flow_cells.png", plot_gradient_flow_cells(flow))
-    write("carry_emerging.png", plot_carry_emerging(run))
-    return DocData(steps, flow, run)

@@ -1,41 +1,27 @@
-"""Figures of a trained adder: how it learned, what its hidden units hold, how gradients fade.
+"""The figures of a trained adder that `python -m rnn_manual plot` draws: how it learned,
+what its hidden units hold, how gradients fade.
 
-matplotlib is an optional extra (`pip install 'rnn-manual[plot]'`). It is imported only
-when a figure is drawn, so the rest of the package needs NumPy alone. Figures are drawn
-with matplotlib's object interface (no pyplot, no global backend) and written as PNG, whole
-or not at all and with the permissions any new file gets, as model files (files/atomic.py).
-The walkthrough's own figures (the unrolled network, an animated backward pass, the three
-cells compared, the carry unit emerging) are in docfigures.py; `write_figures(...,
-docs=True)` adds them.
+The numbers come from measures.py, the drawing helpers from draw.py; figures.py decides
+which figures are written where.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..cells import Cell
-from ..cells.losses import LOSSES
-from ..cells.rnn import RNN
-from ..files import atomic
-from ..training.bits import addition_examples, encode, random_addition_batch
-from ..training.train import History, TrainConfig, exact_match
+from ..training.bits import addition_examples, encode
+from ..training.evaluation import exact_match
+from ..training.state import History, TrainConfig
+from .draw import band, figure, rect, unit_ticks
+from .measures import CarryUnit, carry_bits, chance_loss, plateau_end
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
-Array = NDArray[np.floating]
-
-#: The addition drawn in the heatmap and beside the carry unit: 13- and 14-bit operands
-#: (a 15-step sequence, the sum's top bit included) whose carries come in runs of one to
-#: four bits.
 EXAMPLE = (8017, 15443)
 #: Random 16-bit sums on which each hidden unit is compared with the carry.
 CARRY_SUMS, CARRY_BITS = 1000, 16
@@ -43,149 +29,8 @@ CARRY_SUMS, CARRY_BITS = 1000, 16
 GRADIENT_SUMS, GRADIENT_BITS = 64, 128
 
 FIGURES = ("training_curve.png", "hidden_heatmap.png", "carry_unit.png", "gradient_flow.png")
-#: Resolution of the PNG files: modest, so that the committed figures stay small.
-DPI = 110
 #: Most steps the training curve draws; a longer history is drawn one step in so many.
 CURVE_POINTS = 20_000
-
-
-class MatplotlibMissing(ImportError):
-    """matplotlib, needed only for figures, is not installed."""
-
-
-def figure(**kwargs: object) -> Figure:
-    """A new matplotlib Figure, or MatplotlibMissing saying how to install it."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MatplotlibMissing(
-            "plotting needs matplotlib: pip install 'rnn-manual[plot]'"
-        ) from None
-    return Figure(layout="constrained", **kwargs)  # type: ignore[arg-type]
-
-
-def save_png(fig: Figure, path: Path) -> None:
-    """Write `fig` to `path` as PNG, whole or not at all, with the mode any new file gets
-    (files.atomic.write, as model files): atomic.WriteError if the system refuses."""
-    atomic.write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
-
-
-def unit_ticks(ax: Axes, axis: str, units: int, highlight: int, most: int) -> None:
-    """A tick for every hidden unit on ax's `axis` ("x" or "y"), labelled while at most
-    `most` labels are needed (beyond, every k-th unit and always the highlighted one),
-    the highlighted unit's label in bold red."""
-    every = -(-units // most)  # ceil(units / most)
-    shown = [j for j in range(units) if j % every == 0 and abs(j - highlight) >= every]
-    shown = sorted([*shown, highlight])
-    labels = [f"{j}" for j in shown]
-    if axis == "x":
-        ax.set_xticks(range(units), minor=True)
-        ax.set_xticks(shown, labels)
-        ticks = ax.get_xticklabels()
-    else:
-        ax.set_yticks(range(units), minor=True)
-        ax.set_yticks(shown, labels)
-        ticks = ax.get_yticklabels()
-    for tick in ticks:
-        if tick.get_text() == f"{highlight}":
-            tick.set_color("tab:red")
-            tick.set_fontweight("bold")
-
-
-# ---------------------------------------------------------------------------------------
-# What the figures show, computed with NumPy alone.
-
-
-def carry_bits(x: Array) -> NDArray[np.uint8]:
-    """The carry out of every bit position of the sums whose operand bits are x: (T, B, 2).
-
-    Returns (T, B): carry[t] = 1 when at least two of a_t, b_t and carry[t-1] are 1.
-    """
-    a, b = (x[..., 0] > 0.5).astype(np.uint8), (x[..., 1] > 0.5).astype(np.uint8)
-    carry = np.zeros(a.shape, dtype=np.uint8)  # (T, B)
-    c = np.zeros(a.shape[1], dtype=np.uint8)
-    for t in range(a.shape[0]):
-        c = (a[t] + b[t] + c) >> 1  # c_t = (a_t + b_t + c_{t-1}) // 2
-        carry[t] = c
-    return carry
-
-
-def correlations(h: Array, target: NDArray[np.generic]) -> NDArray[np.float64]:
-    """Pearson r of each hidden unit with `target`, over every step and sequence.
-
-    h: (T, B, H) hidden states, target: (T, B). A unit that never changes gets r = 0.
-    """
-    units = h.reshape(-1, h.shape[-1]).astype(np.float64)  # (T*B, H)
-    values = target.reshape(-1).astype(np.float64)  # (T*B,)
-    du, dv = units - units.mean(axis=0), values - values.mean()
-    spread = np.sqrt((du * du).sum(axis=0) * (dv @ dv))  # (H,)
-    return np.divide(du.T @ dv, spread, out=np.zeros(h.shape[-1]), where=spread > 0)
-
-
-@dataclass
-class CarryUnit:
-    """The hidden unit that best tracks the carry bit, and how well."""
-
-    unit: int  # index into the hidden state h_t
-    r: float  # its Pearson correlation with the carry out of bit t
-    r_all: NDArray[np.float64]  # (H,) every unit's correlation
-    readout_r: float  # correlation of the best linear read-out of all units together
-
-
-def find_carry_unit(model: Cell, x: Array) -> CarryUnit:
-    """Compare every hidden unit h_t[j] with the carry out of bit t, over the sums x."""
-    h = model.run(x).h[1:]  # (T, B, H): h_t after reading bit t
-    carry = carry_bits(x)  # (T, B)
-    r_all = correlations(h, carry)
-    unit = int(np.argmax(np.abs(r_all)))
-    # Least squares: carry ~ h_t @ w + c, the best any linear read-out of h_t can do.
-    design = np.column_stack([h.reshape(-1, h.shape[-1]), np.ones(h.shape[0] * h.shape[1])])
-    w, *_ = np.linalg.lstsq(design.astype(np.float64), carry.reshape(-1), rcond=None)
-    fitted = (design @ w).reshape(*carry.shape, 1)  # (T, B, 1)
-    readout_r = float(correlations(fitted, carry)[0])
-    return CarryUnit(unit, float(r_all[unit]), r_all, readout_r)
-
-
-def gradient_norms(model: Cell, x: Array) -> NDArray[np.float64]:
-    """||dz_last / dh_t|| for every t, per sequence: how much the last output hears of h_t.
-
-    Returns (T, B); row t is for h[t], the state before bit t (h[0] = h0). The gradient is
-    what the cell's backward hands back as "h0" when the model reruns x[t:] from its state
-    at t (h[t], and c[t] for the LSTM, which is held fixed) with dL/dz = 1 at the last step
-    and 0 elsewhere. Any cell: the RNN, the LSTM, the GRU.
-    """
-    trace = model.run(x)
-    norms = np.empty(x.shape[:2])  # (T, B)
-    for t in range(x.shape[0]):
-        state = {name: getattr(trace, name[0])[t] for name in model.states}  # h0=h[t], c0=c[t]
-        tail = model.run(x[t:], **state)
-        dz = np.zeros_like(tail.z)  # (T - t, B, O)
-        dz[-1] = 1.0
-        norms[t] = np.linalg.norm(model.backward(tail, dz)["h0"], axis=1)
-    return norms
-
-
-def chance_loss(config: TrainConfig) -> float:
-    """The loss of a network that answers p = 0.5 at every bit, on config's sums.
-
-    The same whatever the targets: 0.5 (0.5 - y)^2 = 1/8 per bit for mse, ln 2 for bce; so
-    bits x ln 2 for the defaults. Training starts near it (small weights: p near 0.5) and stays
-    on a plateau there until the network begins to add.
-    """
-    z = np.zeros((config.bits, 1, 1))  # (T, B, O) logits 0: p = sigmoid(0) = 0.5
-    p = np.full_like(z, 0.5)
-    return float(LOSSES[config.loss](z, p, np.zeros_like(z))[0])
-
-
-# ---------------------------------------------------------------------------------------
-# The figures.
-
-
-def plateau_end(loss: NDArray[np.float64], chance: float) -> int:
-    """The last training step (1-based) whose loss is no better than 5% below `chance`:
-    where the plateau at the start of training ends. 0 if there is none."""
-    within = np.flatnonzero(np.asarray(loss) >= 0.95 * chance)
-    return int(within[-1]) + 1 if len(within) else 0
 
 
 def plot_training_curve(history: History, config: TrainConfig | None = None) -> Figure:
@@ -236,7 +81,7 @@ def plot_training_curve(history: History, config: TrainConfig | None = None) -> 
     return fig
 
 
-def plot_hidden_heatmap(model: RNN, found: CarryUnit, a: int, b: int) -> Figure:
+def plot_hidden_heatmap(model: Cell, found: CarryUnit, a: int, b: int) -> Figure:
     """Every hidden unit at every bit position of one addition, under the bits themselves;
     the carry unit `found` framed."""
     width = max(a.bit_length(), b.bit_length()) + 1
@@ -278,14 +123,7 @@ def plot_hidden_heatmap(model: RNN, found: CarryUnit, a: int, b: int) -> Figure:
     return fig
 
 
-def rect(corner: tuple[float, float], width: float, height: float, color: str) -> Rectangle:
-    """An unfilled rectangle, to frame a row or a cell of an image."""
-    from matplotlib.patches import Rectangle
-
-    return Rectangle(corner, width, height, fill=False, edgecolor=color, lw=2.2)
-
-
-def plot_carry_unit(model: RNN, found: CarryUnit, a: int, b: int) -> Figure:
+def plot_carry_unit(model: Cell, found: CarryUnit, a: int, b: int) -> Figure:
     """Each unit's correlation with the carry, and the best unit beside the carry of one sum."""
     width = max(a.bit_length(), b.bit_length()) + 1
     x, _ = addition_examples(encode([a], width), encode([b], width), model.dtype)
@@ -337,68 +175,3 @@ def plot_gradient_flow(trained: NDArray[np.float64], untrained: NDArray[np.float
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
-
-
-def band(
-    ax: Axes,
-    back: NDArray[np.int_],
-    norms: NDArray[np.float64],
-    label: str,
-    color: str,
-    spread_label: bool = True,
-) -> None:
-    """The median of norms (T, B) over the sequences as a line, their 10-90% as a band."""
-    low, mid, high = np.quantile(norms, (0.1, 0.5, 0.9), axis=1)
-    ax.plot(back, mid, color=color, label=f"{label} (median)" if spread_label else label)
-    spread = f"{label} (10-90%)" if spread_label else None
-    ax.fill_between(back, low, high, color=color, alpha=0.2, label=spread)
-
-
-def write_figures(
-    model: RNN,
-    history: History | None,
-    out: Path,
-    log: Callable[[str], None] = print,
-    *,
-    config: TrainConfig | None = None,
-    docs: bool = False,
-) -> CarryUnit:
-    """Write every figure (the training curve only when there is a history) into `out`.
-
-    config: the config the model was trained with, when known: the training curve then
-    marks the loss of answering 0.5 everywhere. docs: the model is the walkthrough's adder
-    (`train --save adder.npz`); also write the walkthrough's figures (docfigures.py), which
-    retrains it to check that and to watch the carry unit emerge (docfigures.NotTheAdder
-    otherwise), and trains an RNN, an LSTM and a GRU to compare.
-    """
-    figure()  # fail early, before any work, when matplotlib is missing
-    rng = np.random.default_rng(0)
-    a, b = EXAMPLE
-
-    def write(name: str, fig: Figure) -> None:
-        save_png(fig, out / name)
-        log(f"wrote {out / name}")
-
-    run = None
-    if docs:
-        from . import docfigures  # it imports this module: imported here, when asked for
-
-        run = docfigures.rerun_adder(model)  # NotTheAdder unless model is the walkthrough's
-        config = docfigures.ADDER
-    if history is None or not len(history.loss):
-        log("no training history in the model file: training curve skipped")
-    else:
-        write("training_curve.png", plot_training_curve(history, config))
-    x, _ = random_addition_batch(rng, CARRY_SUMS, CARRY_BITS, model.dtype)
-    found = find_carry_unit(model, x)
-    write("hidden_heatmap.png", plot_hidden_heatmap(model, found, a, b))
-    write("carry_unit.png", plot_carry_unit(model, found, a, b))
-    x, _ = random_addition_batch(rng, GRADIENT_SUMS, GRADIENT_BITS, model.dtype)
-    sizes = (model.input_size, model.hidden_size, model.output_size)
-    fresh = RNN(*sizes, model.activation, model.bias, model.dtype, seed=0)  # same init
-    write(
-        "gradient_flow.png", plot_gradient_flow(gradient_norms(model, x), gradient_norms(fresh, x))
-    )
-    if run is not None:
-        docfigures.write_doc_figures(model, run, out, log)
-    return found

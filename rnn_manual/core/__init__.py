@@ -1,2 +1,3 @@
-"""The machinery under the equations: array backends, input checks, size limits, and the
-finite-difference gradient check. Imports nothing else of rnn_manual."""
+"""The machinery under the equations: array backends, input checks, size limits, threads,
+the finite-difference gradient check, and the argument types of both command lines.
+Imports nothing else of rnn_manual."""

@@ -1,5 +1,7 @@
 """Argument parsing shared by the two command lines, `python -m rnn_manual` and
 `python -m rnn_torch`: one-line usage errors (exit status 2) and the option types.
+
+It lives here, under both, so that rnn_torch's commands need nothing of rnn_manual's.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ import argparse
 import math
 from typing import NoReturn
 
-from ..core.limits import check_elements
+from .limits import check_elements
 
 
 class UsageError(Exception):

@@ -42,7 +42,7 @@ from ..core import backend
 from ..core.limits import MAX_HIDDEN, MAX_LAYER
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from ..training.optim import Adam
-from ..training.train import History, Model, TrainConfig, TrainState, make_optimizer
+from ..training.state import History, Model, TrainConfig, TrainState, make_optimizer
 from . import npz
 from .atomic import WriteError
 

@@ -1,2 +1,11 @@
-"""Training: the addition task's data (bits), the optimisers, the training loop with its
-evaluation, and the replay of the tutorial's exact run."""
+"""Training: the addition task's data and the optimisers, then one module per question:
+
+bits.py        integers as bit sequences, and batches of sums
+optim.py       SGD, momentum, Adam, gradient clipping
+evaluation.py  how right a model is: exact-match accuracy, run in passes that fit
+state.py       what a run is: its config, history and state
+stopping.py    when a run is done: which sums, evaluated when
+loop.py        the loop itself: one update after another, checkpoints, Ctrl-C
+progress.py    how far long work has got, on stderr
+tutorial.py    the replay of the tutorial's exact run
+"""

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rnn_manual.app.args import Parser, UsageError, positive_float, seed
+from rnn_manual.core.args import Parser, UsageError, positive_float, seed
 
 from .judge import DEFAULT_TIMEOUT, diagnose
 from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES

@@ -1,0 +1,150 @@
+"""The command line's parser: the four commands and their options, and what to type when no
+command is given. Every train option defaults to None, so that the options given can be
+told from the defaults (TrainConfig's) even where a value equals the default.
+"""
+
+from __future__ import annotations
+
+from ..cells import CELLS
+from ..cells.activations import ACTIVATIONS
+from ..cells.losses import LOSSES
+from ..core.args import Parser, UsageError, positive_float, positive_int, seed
+from ..core.validate import DTYPE_NAMES
+from ..training.evaluation import LONG_SUMS
+from ..training.state import OPTIMIZERS
+
+#: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
+MAX_ADD_BITS = 1 << 20
+#: Steps between checkpoints unless --checkpoint-every says otherwise.
+CHECKPOINT_EVERY = 500
+#: Each command: what it does, and an example (printed when no command is given).
+COMMANDS = {
+    "train": (
+        "train on random sums until all 8-bit pairs are right",
+        "train --hidden 32 --activation tanh --bias --loss bce --save adder.npz",
+    ),
+    "add": (
+        "add two non-negative integers with a saved model",
+        "add --model adder.npz 123456789 987654321",
+    ),
+    "evaluate": ("exact-match accuracy of a saved model", "evaluate --model adder.npz --bits 64"),
+    "plot": (
+        "draw figures of a saved model (needs matplotlib)",
+        "plot --model adder.npz --out figures",
+    ),
+}
+
+
+def non_negative_int(text: str) -> int:
+    """An operand of `add`: ASCII digits 0-9 and nothing else (no sign, space or underscore,
+    no other script's digits), at most MAX_ADD_BITS bits."""
+    if not isinstance(text, str):  # argparse gives [] for a missing operand after a second --
+        raise UsageError("expected two non-negative integers")
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"expected a non-negative integer (digits 0-9), got {text[:40]!r}")
+    if len(text) > MAX_ADD_BITS * 0.302 + 1:  # log10(2) ~ 0.30103 digits per bit
+        raise UsageError(f"operands are limited to {MAX_ADD_BITS} bits")
+    return int(text)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="rnn-manual",
+        description="An RNN that learns binary addition, trained by hand-written BPTT.",
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+
+    t = commands.add_parser("train", help=COMMANDS["train"][0])
+    t.add_argument("--bits", type=positive_int, help="bits per sum (default 8)")
+    t.add_argument("--cell", choices=CELLS, help="recurrent cell (default rnn)")
+    t.add_argument("--hidden", type=positive_int, help="hidden units (default 16)")
+    t.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), help="rnn cell only (default sigmoid)"
+    )
+    t.add_argument("--bias", action="store_true", default=None, help="give both layers a bias")
+    t.add_argument(
+        "--loss", choices=sorted(LOSSES), help="training loss (default bce; mse is the tutorial's)"
+    )
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
+    t.add_argument("--batch", type=positive_int, help="sums per step (default 64)")
+    t.add_argument(
+        "--steps", type=positive_int, help="step budget (default 5000, or the checkpoint's)"
+    )
+    t.add_argument("--seed", type=seed, help="random seed (default 0)")
+    t.add_argument("--dtype", choices=DTYPE_NAMES, help="default float64")
+    t.add_argument("--clip", type=positive_float, help="clip the gradient norm (default: off)")
+    t.add_argument(
+        "--truncate",
+        type=positive_int,
+        metavar="K",
+        help="truncated BPTT: no gradient crosses back over K steps (default: full BPTT)",
+    )
+    t.add_argument(
+        "--long-bits",
+        type=non_negative_int,
+        metavar="N",
+        help=f"go on until {LONG_SUMS} random N-bit sums are exact too, training on longer "
+        "sums once the short ones are solved; 0: stop at the short ones (default 1024)",
+    )
+    t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    t.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
+    t.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
+        "and Ctrl-C)",
+    )
+    t.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run in checkpoint PATH exactly (writing to it unless --checkpoint)",
+    )
+    t.add_argument("--quiet", action="store_true", default=None, help="no progress output")
+    t.add_argument(
+        "--seed-compatible",
+        action="store_true",
+        help="replay the tutorial's exact run and output (takes no other option but --save)",
+    )
+
+    a = commands.add_parser("add", help=COMMANDS["add"][0])
+    a.add_argument("--model", required=True, metavar="PATH")
+    a.add_argument("--quiet", action="store_true", help="no progress output on long operands")
+    a.add_argument("a", help="first operand, digits 0-9, any size")
+    a.add_argument("b", help="second operand, digits 0-9, any size")
+
+    e = commands.add_parser("evaluate", help=COMMANDS["evaluate"][0])
+    e.add_argument("--model", required=True, metavar="PATH")
+    e.add_argument("--bits", type=positive_int, required=True)
+    e.add_argument(
+        "--samples",
+        type=positive_int,
+        default=10000,
+        help="random sums, when there are more pairs than this (default 10000)",
+    )
+    e.add_argument("--seed", type=seed, default=0)
+    e.add_argument("--quiet", action="store_true", help="no progress output")
+
+    f = commands.add_parser("plot", help=COMMANDS["plot"][0])
+    f.add_argument("--model", required=True, metavar="PATH")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
+    f.add_argument(
+        "--docs",
+        action="store_true",
+        help="also draw the walkthrough's figures into DIR (unrolled.png, backward.gif, "
+        "gradient_flow_cells.png, carry_emerging.png): the model must be the walkthrough's "
+        "adder (train --save adder.npz); trains an RNN, an LSTM and a GRU (under a minute)",
+    )
+    return parser
+
+
+def commands_overview(prog: str) -> str:
+    """What to type: each command with what it does and one example."""
+    lines = [f"{prog}: error: give a command:"]
+    for name, (does, example) in COMMANDS.items():
+        lines += [f"  {name:9s} {does}", f"            e.g. {prog} {example}"]
+    lines.append(
+        f"{prog} COMMAND --help lists a command's options ({prog}: or python -m rnn_manual)."
+    )
+    return "\n".join(lines)

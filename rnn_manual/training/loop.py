@@ -1,0 +1,208 @@
+"""The training loop: a step on a fresh random batch, again, until the run is solved.
+
+Each step draws a batch of random sums (state.TrainState.batch_bits says how long), takes
+the model's one pass over it (Cell.loss_pass: run, loss, backward) and lets the optimizer
+update the weights; once a whole batch is right, stopping.evaluate_if_due decides whether
+to evaluate. The loop also keeps the history, calls the checkpoint hook, and stops cleanly
+on Ctrl-C or on a non-finite loss, gradient or weight (Diverged).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..core.validate import Overflow
+from .bits import random_addition_batch
+from .evaluation import exact_match
+from .optim import clip_grad_norm
+from .progress import EVERY
+from .state import TrainConfig, TrainResult, TrainState, default_lr, make_model, make_optimizer
+from .stopping import Validation, evaluate_if_due, validation
+
+Log = Callable[[str], None]
+
+#: A run whose loss has not fallen by 1% over this many steps is told so, once.
+STALL_STEPS = 1000
+
+
+class Diverged(ArithmeticError):
+    """Training met a non-finite loss, gradient or weight."""
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A run that has made no progress over STALL_STEPS steps, and what to try."""
+
+    step: int
+    loss: float  # the mean loss of the last STALL_STEPS steps
+    lr: float  # the learning rate now
+    try_lr: float  # one to try instead
+    hidden: int  # the hidden size and the bits per sum now, the other things to change
+    bits: int
+
+    def __str__(self) -> str:
+        return (
+            f"step {self.step}: no progress in the last {STALL_STEPS} steps (mean loss "
+            f"{self.loss:.4f}); try a learning rate of {self.try_lr:g} (now {self.lr:g}), "
+            f"or another hidden size (now {self.hidden}) or number of bits (now {self.bits})"
+        )
+
+
+def start(config: TrainConfig) -> tuple[TrainState, Validation]:
+    """A fresh run of `config` and the sums it is evaluated on; the same config gives the
+    same run."""
+    rng = np.random.default_rng(config.seed)
+    model = make_model(config, rng)
+    sums = validation(config, rng)
+    return TrainState(config, model, make_optimizer(config), rng), sums
+
+
+def train(
+    config: TrainConfig,
+    log: Log | None = print,
+    *,
+    resume: TrainState | None = None,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    checkpoint_every: int = 0,
+    on_stall: Callable[[Stall], None] | None = None,
+) -> TrainResult:
+    """Train on random sums until every validation sum is exactly right or the steps run out.
+
+    log: told a progress line every config.log_every steps (and at least every EVERY seconds
+    on slow runs), and a Stall once, if the run stops making progress; None: silent.
+    on_stall: told the Stall instead of log (the command line words it with its options).
+    resume: the state of an earlier run of this same config (step budget aside) to continue;
+    its weights then end bit for bit as if that run had never stopped.
+    checkpoint: called with the state every `checkpoint_every` steps and when training stops,
+    Ctrl-C included: a first Ctrl-C (SIGINT) stops after the current step, a second at once.
+    Raises Diverged on a non-finite loss, gradient or weight, with no checkpoint of that state.
+    """
+    state, sums = start(config)
+    if resume is not None:
+        if replace(resume.config, steps=config.steps) != config:
+            raise ValueError("cannot resume: the checkpoint was made with a different config")
+        state = replace(resume, config=config)
+    saved_at = None
+    begin = logged = time.perf_counter()
+    digits, warned = len(str(config.steps)), False
+    with _stop_on_ctrl_c() as stop:
+        while state.step < config.steps and not state.solved and not stop.requested:
+            loss, batch_right = update(state)
+            # The evaluations cost many steps' work: made only once a whole batch is right.
+            if batch_right.all():
+                evaluate_if_due(state, sums, log is not None)
+            # A line every log_every steps, and at least every EVERY seconds on slow runs.
+            now = time.perf_counter()
+            if log is not None and (
+                state.step % config.log_every == 0 or state.solved or now - logged >= EVERY
+            ):
+                log(
+                    f"step {state.step:{digits}d}/{config.steps}  loss {loss:8.4f}  "
+                    f"batch exact {batch_right.mean():6.1%}"
+                )
+                logged = now
+            if not warned and state.step % STALL_STEPS == 0 and (log, on_stall) != (None, None):
+                found = stall(state)
+                if found is not None:
+                    if on_stall is not None:
+                        on_stall(found)
+                    elif log is not None:
+                        log(str(found))
+                    warned = True
+            if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
+                checkpoint(state)
+                saved_at = state.step
+        if checkpoint is not None and saved_at != state.step:
+            checkpoint(state)
+    seconds = time.perf_counter() - begin
+    return TrainResult(
+        state.model, state.step, state.solved, seconds, state.history, stop.requested
+    )
+
+
+def update(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
+    """One update on a fresh random batch: the loss and which sums were right before it."""
+    config, model = state.config, state.model
+    bits = state.batch_bits()
+    x, y = random_addition_batch(state.rng, config.batch, bits, config.dtype)
+    # A long batch counts as a short one: its loss (a sum over bits) per bit, times
+    # config.bits, so that its gradient keeps the short batches' scale.
+    weight = config.bits / bits if bits != config.bits else None
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            # The batch is made here in the model's dtype and shapes, so the pass takes it
+            # as it is, without loss_and_grads's input checks.
+            zeros = model.zero_states(config.batch)
+            done = model.loss_pass(x, zeros, y, config.loss, config.truncate, weight)
+            loss = float(done.loss)
+            grads = {name: g for name, g in done.grads.items() if name in model.params}
+            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
+                raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
+            if config.clip is not None:
+                clip_grad_norm(grads, config.clip)
+            state.optimizer.step(model.params, grads)
+            if not all(np.isfinite(w).all() for w in model.params.values()):
+                raise FloatingPointError("a weight is not finite")
+    except (FloatingPointError, Overflow) as e:
+        raise Diverged(f"training diverged at step {state.step + 1} ({e})") from None
+    state.step += 1
+    batch_right = exact_match(done.trace.p, y)
+    state.history.loss.append(loss)
+    state.history.batch_accuracy.append(float(batch_right.mean()))
+    return loss, batch_right
+
+
+def stall(state: TrainState) -> Stall | None:
+    """A Stall if the loss of the last STALL_STEPS steps is no lower (by 1%) than that of the
+    STALL_STEPS before and the batch accuracy no higher (by a point); else None."""
+    history, config = state.history, state.config
+    if len(history.loss) < 2 * STALL_STEPS:
+        return None
+    window = slice(-STALL_STEPS, None)
+    before = slice(-2 * STALL_STEPS, -STALL_STEPS)
+    loss, loss_before = (statistics.fmean(history.loss[w]) for w in (window, before))
+    right, right_before = (statistics.fmean(history.batch_accuracy[w]) for w in (window, before))
+    if loss < 0.99 * loss_before or right > right_before + 0.01:
+        return None
+    lr = state.optimizer.lr
+    default = default_lr(config.optimizer, config.loss)
+    try_lr = lr / 10 if lr >= default else default  # too large saturates; too small crawls
+    return Stall(state.step, loss, lr, try_lr, config.hidden, config.bits)
+
+
+@dataclass
+class _StopRequest:
+    requested: bool = False
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[_StopRequest]:
+    """While inside, a first Ctrl-C (SIGINT) only sets .requested; a second one interrupts.
+
+    Only the main thread can catch signals; elsewhere Ctrl-C keeps its usual effect.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
