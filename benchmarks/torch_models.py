@@ -19,10 +19,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from rnn_manual import RNN
 from rnn_manual.cells import Cell
-from rnn_torch.gated import torch_weights
-from rnn_torch.twin import TORCH_MODULES
+from rnn_torch.twin import torch_module, torch_weights
 
 Pass = Callable[[], tuple[torch.Tensor, ...]]
 R = TypeVar("R")
@@ -54,22 +52,10 @@ def _made_as(t: torch.Tensor) -> dict:
 def _torch_module(model: Cell, fused: bool, like: torch.Tensor) -> torch.nn.Module:
     """The cell (fused=False) or the one-layer fused module for model's cell, without biases,
     holding model's recurrent weights (gates stacked, transposed: weight_ih, weight_hh)."""
-    I, H = model.input_size, model.hidden_size
-    cell_type, layer_type = TORCH_MODULES[model.name]
-    module_type = layer_type if fused else cell_type
-    module: torch.nn.Module
-    if isinstance(model, RNN):
-        assert model.activation == "tanh" and not model.bias
-        module = module_type(I, H, bias=False, nonlinearity="tanh", **_made_as(like))
-        weights = {
-            "weight_ih": torch.from_numpy(model.params["W_xh"].T),  # (H, I)
-            "weight_hh": torch.from_numpy(model.params["W_hh"].T),  # (H, H)
-        }
-    else:
-        assert not model.bias
-        module = module_type(I, H, bias=False, **_made_as(like))
-        params = {name: torch.from_numpy(w) for name, w in model.params.items()}
-        weights = torch_weights(model, params)  # (gates * H, I) and (gates * H, H)
+    assert not model.bias and model.activation in (None, "tanh")
+    module = torch_module(model, fused, like.dtype, like.device)  # the twins' own choice
+    params = {name: torch.from_numpy(w) for name, w in model.params.items()}
+    weights = torch_weights(model, params)  # (gates * H, I) and (gates * H, H)
     suffix = "_l0" if fused else ""
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh"):

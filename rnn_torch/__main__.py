@@ -13,17 +13,17 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from rnn_manual import RNN, random_addition_batch
-from rnn_manual.app.args import Parser, UsageError, one_line, positive_int, seed, within_limits
+from rnn_manual import random_addition_batch
 from rnn_manual.cells import CELLS, Cell
 from rnn_manual.cells.activations import ACTIVATIONS
+from rnn_manual.core.args import Parser, UsageError, one_line, positive_int, seed, within_limits
 from rnn_manual.core.backend import LIBRARIES
 from rnn_manual.core.validate import DTYPE_NAMES
 
-from . import diagnose, gated
+from . import diagnose
 from .check import OBJECTIVES, gradient_rows
 from .compare import Row
-from .twin import TORCH_MODULES
+from .twin import torch_module
 
 Model = TypeVar("Model", bound=Cell)
 
@@ -71,7 +71,7 @@ def build_parser() -> Parser:
     c.add_argument(
         "--fused",
         action="store_true",
-        help="judge by the whole-sequence torch.nn.RNN (tanh, relu) instead of nn.RNNCell",
+        help="judge by the whole-sequence layer (torch.nn.RNN, LSTM, GRU) instead of the cell",
     )
     c.add_argument(
         "--backend",
@@ -101,12 +101,16 @@ def where(args: argparse.Namespace) -> str:
     return args.backend if args.device is None else f"{args.backend} on {args.device}"
 
 
-def build_model(args: argparse.Namespace, rng: np.random.Generator) -> RNN:
-    """The model the options describe: the tutorial's initial weights, biases ~ N(0, 0.5^2)."""
-    model = RNN(INPUTS, args.hidden, OUTPUTS, args.activation, args.bias, args.dtype, seed=rng)
-    for name in ("b_h", "b_y"):
-        if name in model.params:  # non-zero, so that a wrong bias gradient shows
-            model.params[name][...] = rng.normal(0.0, 0.5, model.params[name].shape)
+def build_model(args: argparse.Namespace, rng: np.random.Generator) -> Cell:
+    """The model the options describe: the cell's initial weights, biases ~ N(0, 0.5^2)."""
+    cell = CELLS[args.cell]
+    options = {"activation": args.activation} if cell.activations else {}
+    model = cell(
+        INPUTS, args.hidden, OUTPUTS, bias=args.bias, dtype=args.dtype, seed=rng, **options
+    )
+    for name, w in model.params.items():
+        if name.startswith("b_"):  # non-zero, so that a wrong or misplaced bias shows
+            w[...] = rng.normal(0.0, 0.5, w.shape)
     return model
 
 
@@ -123,36 +127,8 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def check_gated(args: argparse.Namespace) -> int:
-    """The check for --cell lstm or gru, judged by torch.nn.LSTMCell / GRUCell."""
-    if args.fused or args.loss == "upstream":
-        raise UsageError(f"--fused and --loss upstream are for the rnn cell, not {args.cell}")
-    rng = np.random.default_rng(args.seed)
-    cell = CELLS[args.cell]
-    model = cell(INPUTS, args.hidden, OUTPUTS, args.bias, args.dtype, seed=rng)
-    for name, w in model.params.items():
-        if name.startswith("b_"):  # non-zero, so that a misplaced bias shows
-            w[...] = rng.normal(0.0, 0.5, w.shape)
-    x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)
-    shape = (args.batch, args.hidden)
-    states = {}  # zeros, or random h0 (and c0 for the LSTM)
-    if args.h0:
-        states = {name: rng.normal(0.0, 0.5, shape).astype(args.dtype) for name in cell.states}
-    rows = gated.gradient_rows(on_backend(model, args), x, y, args.loss, **states)
-    judge = TORCH_MODULES[cell.name][0].__name__  # LSTMCell, GRUCell
-    print(
-        f"manual BPTT ({where(args)}) vs PyTorch autograd (torch.nn.{judge}): "
-        f"T {args.bits}, "
-        f"B {args.batch}, H {args.hidden}, bias {args.bias}, {args.loss}, "
-        f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
-    )
-    print(format_table(rows))
-    failed = [row.name for row in rows if not row.passed]
-    print(f"MISMATCH in {', '.join(failed)}" if failed else "all gradients agree")
-    return 1 if failed else 0
-
-
 def check(args: argparse.Namespace) -> int:
+    """The manual gradients of the model the options describe against autograd's, any cell."""
     cell = CELLS[args.cell]
     # A pass holds (T + 1) x B x state values (the state: H, or the gates' 4H / 3H), the
     # batch T x B x 2 inputs.
@@ -160,34 +136,32 @@ def check(args: argparse.Namespace) -> int:
     within_limits("a pass (bits x batch x state)", args.bits + 1, args.batch, width)
     if args.activation is not None and not cell.activations:
         raise UsageError(f"--activation is for the rnn cell, not {args.cell}")
-    if cell is not RNN:
-        return check_gated(args)
-    args.activation = args.activation or "sigmoid"
+    if cell.activations:
+        args.activation = args.activation or "sigmoid"
     if args.fused and args.activation == "sigmoid":
         raise UsageError("--fused needs --activation tanh or relu (torch.nn.RNN has no sigmoid)")
     rng = np.random.default_rng(args.seed)
     model = build_model(args, rng)
     x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)  # (T, B, 2), (T, B, 1)
     target = rng.normal(0.0, 1.0, y.shape).astype(args.dtype) if args.loss == "upstream" else y
-    h0 = rng.normal(0.0, 0.5, (args.batch, args.hidden)).astype(args.dtype) if args.h0 else None
-    rows = gradient_rows(on_backend(model, args), x, target, args.loss, h0, args.fused)
-    if args.fused:
-        judge = "torch.nn.RNN"
-    else:
-        judge = "SigmoidRNNCell" if args.activation == "sigmoid" else "torch.nn.RNNCell"
+    shape = (args.batch, args.hidden)
+    states = {}  # zeros, or random h0 (and c0 for the LSTM)
+    if args.h0:
+        states = {name: rng.normal(0.0, 0.5, shape).astype(args.dtype) for name in cell.states}
+    rows = gradient_rows(on_backend(model, args), x, target, args.loss, **states, fused=args.fused)
+    # The twin's torch module, made on the "meta" device (no data) only to be named.
+    judge = type(torch_module(model, args.fused, torch.float64, torch.device("meta"))).__name__
+    judge = judge if judge == "SigmoidRNNCell" else f"torch.nn.{judge}"
+    activation = f"{args.activation}, " if args.activation else ""
     print(
         f"manual BPTT ({where(args)}) vs PyTorch autograd ({judge}): T {args.bits}, "
-        f"B {args.batch}, "
-        f"H {args.hidden}, {args.activation}, bias {args.bias}, {args.loss}, "
+        f"B {args.batch}, H {args.hidden}, {activation}bias {args.bias}, {args.loss}, "
         f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
     )
     print(format_table(rows))
     failed = [row.name for row in rows if not row.passed]
-    if failed:
-        print(f"MISMATCH in {', '.join(failed)}")
-        return 1
-    print("all gradients agree")
-    return 0
+    print(f"MISMATCH in {', '.join(failed)}" if failed else "all gradients agree")
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

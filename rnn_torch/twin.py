@@ -1,22 +1,24 @@
-"""The manual RNN rebuilt in PyTorch with the same weights, so that autograd can judge it.
+"""The manual RNN, LSTM or GRU rebuilt in PyTorch with the same weights, for autograd to judge.
 
-The recurrence is a real `torch.nn.RNNCell` (tanh, relu), a `SigmoidRNNCell` (the same
-cell with a sigmoid), or, with fused=True, the whole-sequence `torch.nn.RNN` (tanh, relu).
-The output layer is `torch.nn.Linear` followed by a sigmoid.
+One class for every cell. A twin holds one torch leaf tensor per manual parameter, named and
+laid out as in the manual model (`params`). Each pass stacks them into the layout of
+PyTorch's own modules (`torch_weights`) and runs the real module with them
+(torch.func.functional_call): nn.RNNCell (tanh, relu) or `SigmoidRNNCell` (the same cell with
+a sigmoid), nn.LSTMCell, nn.GRUCell, one call per step; or, with fused=True, the
+whole-sequence nn.RNN, nn.LSTM or nn.GRU. The output layer is z_t = h_t @ W_hy + b_y (torch's
+F.linear) and p_t = sigmoid(z_t). Autograd carries the gradients back through the stacking to
+the manual names, so `gradients` reads them out keyed as the manual model's, and torch.optim
+trains the twin on exactly the manual parameters.
 
-Weights, manual layout -> torch layout (torch stores each weight as (out, in)):
+PyTorch's layout (see the docstrings of rnn_manual.cells.rnn, lstm and gru), where [A, B]
+stacks along the gate axis and torch stores each weight as (out, in):
 
-    W_xh (I, H)  -> weight_ih (H, I) = W_xh.T
-    W_hh (H, H)  -> weight_hh (H, H) = W_hh.T
-    W_hy (H, O)  -> out.weight (O, H) = W_hy.T
-    b_y  (O,)    -> out.bias
-    b_h  (H,)    -> bias_ih = b_h and bias_hh = 0
+    weight_ih = [W_xq for each block q].T      weight_hh = [W_hq for each block q].T
+    bias_ih, bias_hh: as TORCH_BIASES says, a block held at zero where the manual cell has
+    one bias where torch has two: torch only ever adds them, so dL/db = dL/dbias_ih.
 
-torch's cell computes h_t = f(x_t @ weight_ih.T + bias_ih + h_{t-1} @ weight_hh.T + bias_hh):
-two hidden biases where the manual model has one. They enter only through their sum, so
-b_h = bias_ih + bias_hh and dL/db_h = dL/dbias_ih = dL/dbias_hh. The twin holds bias_hh at
-zero and frozen (requires_grad=False), so that an optimiser moves b_h once per step, not
-twice, and reports dL/db_h as the gradient of bias_ih.
+The blocks are the gates in PyTorch's order (i, f, g, o; r, z, n with z the manual u), and
+the RNN's one block, h (W_xh, W_hh, b_h).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from torch import Tensor, nn
+from torch.func import functional_call
 
-from rnn_manual import RNN
+from rnn_manual.cells import Cell
 from rnn_manual.core import backend
 from rnn_manual.core.backend import to_numpy
 
@@ -46,6 +49,14 @@ TORCH_MODULES: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "rnn": (nn.RNNCell, nn.RNN),
     "lstm": (nn.LSTMCell, nn.LSTM),
     "gru": (nn.GRUCell, nn.GRU),
+}
+#: Each cell's biases as PyTorch stacks them, block by block: bias_ih, then bias_hh (None:
+#: held at zero). The RNN and the LSTM have one bias per block; the GRU's candidate n has
+#: two, b_xn outside the reset product and b_hn inside it, where torch's bias_hh puts it.
+TORCH_BIASES: dict[str, tuple[list[str], list[str | None]]] = {
+    "rnn": (["b_h"], [None]),
+    "lstm": (["b_i", "b_f", "b_g", "b_o"], [None, None, None, None]),
+    "gru": (["b_r", "b_u", "b_xn"], [None, None, "b_hn"]),
 }
 
 
@@ -84,167 +95,166 @@ def torch_loss(name: str, z: Tensor, p: Tensor, y: Tensor) -> Tensor:
     raise ValueError(f"loss must be 'mse' or 'bce', got {name!r}")
 
 
-class Twin(nn.Module):
-    """A torch RNN with the manual model's sizes, activation, bias, dtype and weights."""
+def blocks(model: Cell) -> tuple[str, ...]:
+    """The blocks stacked along torch's gate axis: the gates, or the RNN's one block h."""
+    return model.gates or ("h",)
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        output_size: int,
-        activation: str = "sigmoid",
-        bias: bool = False,
-        dtype: torch.dtype = torch.float64,
-        fused: bool = False,
-        device: torch.device | None = None,
-    ) -> None:
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.fused = fused
-        self.recurrence: nn.Module
+
+def torch_weights(model: Cell, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The manual parameters `params` (tensors, keyed as model.params) in PyTorch's stacked
+    layout: weight_ih, weight_hh and, with biases, bias_ih and bias_hh."""
+    weights = {
+        "weight_ih": torch.cat([params[f"W_x{q}"] for q in blocks(model)], dim=1).T,
+        "weight_hh": torch.cat([params[f"W_h{q}"] for q in blocks(model)], dim=1).T,
+    }
+    if model.bias:
+        x_side, h_side = TORCH_BIASES[model.name]
+        zeros = torch.zeros_like(params[x_side[0]])
+        weights["bias_ih"] = torch.cat([params[name] for name in x_side])
+        weights["bias_hh"] = torch.cat([zeros if n is None else params[n] for n in h_side])
+    return weights
+
+
+def torch_module(model: Cell, fused: bool, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    """PyTorch's module for the model's cell: the one-step cell, or the fused layer (which
+    has no sigmoid RNN)."""
+    I, H = model.input_size, model.hidden_size
+    cell, layer = TORCH_MODULES[model.name]
+    options: dict[str, object] = {"bias": model.bias, "dtype": dtype, "device": device}
+    if model.activation == "sigmoid":
         if fused:
-            if activation == "sigmoid":
-                raise ValueError("torch.nn.RNN has no sigmoid; use fused=False")
-            self.recurrence = nn.RNN(
-                input_size,
-                hidden_size,
-                nonlinearity=activation,
-                bias=bias,
-                dtype=dtype,
-                device=device,
-            )
-        elif activation == "sigmoid":
-            self.recurrence = SigmoidRNNCell(
-                input_size, hidden_size, bias, dtype=dtype, device=device
-            )
-        else:
-            self.recurrence = nn.RNNCell(
-                input_size,
-                hidden_size,
-                bias=bias,
-                nonlinearity=activation,
-                dtype=dtype,
-                device=device,
-            )
-        self.out = nn.Linear(hidden_size, output_size, bias=bias, dtype=dtype, device=device)
-        if bias:
-            bias_hh = self.torch_params()["bias_hh"]
-            with torch.no_grad():
-                bias_hh.zero_()
-            bias_hh.requires_grad_(False)
+            raise ValueError("torch.nn.RNN has no sigmoid; use fused=False")
+        return SigmoidRNNCell(I, H, **options)  # type: ignore[arg-type]
+    if model.activation is not None:
+        options["nonlinearity"] = model.activation
+    return (layer if fused else cell)(I, H, **options)
+
+
+class Twin:
+    """A manual model rebuilt in torch with a copy of its weights, in its dtype unless given
+    one, on the device where its parameters are (the CPU for NumPy). Made by `from_manual`."""
+
+    def __init__(self, model: Cell, fused: bool, dtype: torch.dtype | None) -> None:
+        self.model = model  # its cell, sizes and options (its weights are copied, not shared)
+        self.fused = fused
+        self.dtype = dtype or TORCH_DTYPES[model.dtype]
+        self.device = torch_device(model.params["W_hy"])
+        self.params = {
+            name: self._tensor(to_numpy(w)).requires_grad_(True) for name, w in model.params.items()
+        }
+        self.module = torch_module(model, fused, self.dtype, self.device)
+        self.module.requires_grad_(False)  # its own weights are never used: params are
 
     @classmethod
-    def from_manual(cls, model: RNN, fused: bool = False, dtype: torch.dtype | None = None) -> Twin:
-        """A twin holding a copy of `model`'s current weights, in its dtype unless given one,
-        on the device where the model's parameters are (the CPU for NumPy)."""
-        twin = cls(
-            model.input_size,
-            model.hidden_size,
-            model.output_size,
-            model.activation,
-            model.bias,
-            dtype or TORCH_DTYPES[model.dtype],
-            fused,
-            torch_device(model.params["W_hh"]),
-        )
-        twin.load_manual(model.params)
-        return twin
+    def from_manual(
+        cls, model: Cell, fused: bool = False, dtype: torch.dtype | None = None
+    ) -> Twin:
+        """The twin of `model` (an RNN, LSTM or GRU): its torch cell, or with fused=True its
+        whole-sequence torch layer."""
+        return cls(model, fused, dtype)
 
-    def torch_params(self) -> dict[str, Tensor]:
-        """The torch parameters by cell name: weight_ih, weight_hh, [bias_ih, bias_hh]."""
-        suffix = "_l0" if self.fused else ""  # nn.RNN names its first layer's weights *_l0
-        names = ["weight_ih", "weight_hh"]
-        if self.out.bias is not None:
-            names += ["bias_ih", "bias_hh"]
-        return {name: getattr(self.recurrence, name + suffix) for name in names}
+    def _tensor(self, value: ArrayLike) -> Tensor:
+        return torch.tensor(np.asarray(value), dtype=self.dtype, device=self.device)
 
-    def manual_view(self) -> dict[str, Tensor]:
-        """Each manual parameter name -> the torch tensor holding it, in torch layout."""
-        cell = self.torch_params()
-        view = {"W_xh": cell["weight_ih"], "W_hh": cell["weight_hh"], "W_hy": self.out.weight}
-        if self.out.bias is not None:
-            view.update(b_h=cell["bias_ih"], b_y=self.out.bias)
-        return view
-
-    def load_manual(self, params: dict[str, Array]) -> None:
-        """Copy manual parameters in: weights transposed, b_h into bias_ih (bias_hh stays 0)."""
-        with torch.no_grad():
-            for name, tensor in self.manual_view().items():
-                value = torch.from_numpy(to_numpy(params[name]))
-                tensor.copy_(value.T if name.startswith("W") else value)
+    def torch_weights(self) -> dict[str, Tensor]:
+        """The twin's parameters in PyTorch's stacked layout (see torch_weights)."""
+        return torch_weights(self.model, self.params)
 
     def manual_params(self) -> dict[str, Array]:
-        """The parameters in the manual layout: weights transposed back, b_h = bias_ih + bias_hh."""
-        params = {name: to_manual(name, tensor) for name, tensor in self.manual_view().items()}
-        if "b_h" in params:
-            params["b_h"] = params["b_h"] + to_numpy(self.torch_params()["bias_hh"])
-        return params
+        """Copies of the parameters as NumPy arrays, keyed and laid out as the manual model's."""
+        return {name: to_numpy(w).copy() for name, w in self.params.items()}
+
+    def load_manual(self, params: dict[str, Array]) -> None:
+        """Copy manual parameters in (of any array library)."""
+        with torch.no_grad():
+            for name, w in self.params.items():
+                w.copy_(self._tensor(to_numpy(params[name])))
 
     def run(
-        self, x: Tensor, h0: Tensor, truncate: int | None = None
+        self,
+        x: Tensor,
+        h0: Tensor | None = None,
+        c0: Tensor | None = None,
+        truncate: int | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Hidden states h: (T+1, B, H) with h[0] = h0, logits z and probabilities p: (T, B, O).
-        truncate: K detaches the state at the start of every chunk of K steps but the first
-        (truncated BPTT); the fused nn.RNN cannot, so it refuses one."""
-        if self.fused and truncate is not None:
-            raise ValueError("truncated BPTT needs the cell twin (fused=False)")
+        """Hidden states h: (T+1, B, H) with h[0] = h0 (zeros for None; c0 likewise, the
+        LSTM's), logits z and probabilities p: (T, B, O). truncate: K detaches the state at
+        the start of every chunk of K steps but the first (truncated BPTT, as `h =
+        h.detach()` between chunks); the fused layer cannot, so it refuses one."""
+        B, H = x.shape[1], self.model.hidden_size
+        zeros = x.new_zeros(B, H)
+        state = [zeros if h0 is None else h0]
+        if "c0" in self.model.states:
+            state.append(zeros if c0 is None else c0)
+        weights = self.torch_weights()
         if self.fused:
-            states, _ = self.recurrence(x, h0.unsqueeze(0))  # (T, B, H): h_1 .. h_T
-            h = torch.cat([h0.unsqueeze(0), states])
+            if truncate is not None:
+                raise ValueError("truncated BPTT needs the cell twin (fused=False)")
+            named = {f"{name}_l0": w for name, w in weights.items()}
+            layered = tuple(s.unsqueeze(0) for s in state)  # (1, B, H): one layer
+            out, _ = functional_call(self.module, named, (x, _packed(layered)))
+            h = torch.cat([state[0].unsqueeze(0), out])  # out: (T, B, H), h_1 .. h_T
         else:
-            hs = [h0]
+            hs = [state[0]]
             for t, x_t in enumerate(x.unbind(0)):
-                h_prev = hs[-1]
                 if truncate and t > 0 and t % truncate == 0:  # a chunk starts: cut the graph
-                    h_prev = h_prev.detach()
-                hs.append(self.recurrence(x_t, h_prev))  # h_t = f(x_t W_xh + h_{t-1} W_hh + b_h)
+                    state = [s.detach() for s in state]
+                new = functional_call(self.module, weights, (x_t, _packed(state)))
+                state = [new] if len(state) == 1 else list(new)  # h_t (and c_t)
+                hs.append(state[0])
             h = torch.stack(hs)
-        z = self.out(h[1:])  # z_t = h_t W_hy + b_y
+        z = F.linear(h[1:], self.params["W_hy"].T, self.params.get("b_y"))  # h_t W_hy + b_y
         return h, z, torch.sigmoid(z)  # p_t = sigmoid(z_t)
 
     def gradients(
-        self, x: Array, objective: Objective, h0: Array | None = None, truncate: int | None = None
+        self,
+        x: ArrayLike,
+        objective: Objective,
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
+        truncate: int | None = None,
     ) -> tuple[float, Grads]:
-        """objective(z, p) and its autograd gradients, keyed and laid out as the manual model's."""
-        dtype, device = self.out.weight.dtype, self.out.weight.device
-        x_t = torch.tensor(x, dtype=dtype, device=device, requires_grad=True)  # (T, B, I)
-        B = x_t.shape[1]
-        if h0 is None:
-            h0_t = torch.zeros(
-                B, self.hidden_size, dtype=dtype, device=device, requires_grad=True
-            )  # (B, H)
-        else:
-            h0_t = torch.tensor(h0, dtype=dtype, device=device, requires_grad=True)
-        _, z, p = self.run(x_t, h0_t, truncate)
+        """objective(z, p) and its autograd gradients, as NumPy arrays keyed and laid out as
+        the manual model's: every parameter, "x", "h0" (and "c0" for the LSTM)."""
+        B, H = np.shape(x)[1], self.model.hidden_size
+        inputs = {"x": self._tensor(x), "h0": self._tensor(np.zeros((B, H)) if h0 is None else h0)}
+        if "c0" in self.model.states:
+            inputs["c0"] = self._tensor(np.zeros((B, H)) if c0 is None else c0)
+        for tensor in inputs.values():
+            tensor.requires_grad_(True)
+        _, z, p = self.run(inputs["x"], inputs["h0"], inputs.get("c0"), truncate)
         value = objective(z, p)
-        view = self.manual_view()
-        names = [*view, "x", "h0"]
-        found = torch.autograd.grad(value, [*view.values(), x_t, h0_t])
-        grads = {name: to_manual(name, g) for name, g in zip(names, found, strict=True)}
+        leaves = {**self.params, **inputs}
+        found = torch.autograd.grad(value, list(leaves.values()))
+        grads = {name: to_numpy(g) for name, g in zip(leaves, found, strict=True)}
         return float(value.detach()), grads
 
     def loss_and_grads(
         self,
-        x: Array,
-        y: Array,
-        loss: str = "mse",
-        h0: Array | None = None,
+        x: ArrayLike,
+        y: ArrayLike,
+        *,
+        loss: str,
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
         truncate: int | None = None,
     ) -> tuple[float, Grads]:
-        """As `RNN.loss_and_grads`: the loss on targets y and its gradients, by autograd."""
-        y_t = torch.tensor(y, dtype=self.out.weight.dtype, device=self.out.weight.device)
-        return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0, truncate)
+        """As the manual model's loss_and_grads: the loss on targets y and its gradients, by
+        autograd."""
+        y_t = self._tensor(y)
+        return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0, c0, truncate)
 
-    def upstream_grads(self, x: Array, v: Array, h0: Array | None = None) -> Grads:
+    def upstream_grads(
+        self, x: ArrayLike, v: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+    ) -> Grads:
         """Gradients of sum(v * p) for upstream weights v: (T, B, O), by autograd."""
-        v_t = torch.tensor(v, dtype=self.out.weight.dtype, device=self.out.weight.device)
-        return self.gradients(x, lambda z, p: (v_t * p).sum(), h0)[1]
+        v_t = self._tensor(v)
+        return self.gradients(x, lambda z, p: (v_t * p).sum(), h0, c0)[1]
 
 
-def to_manual(name: str, tensor: Tensor) -> Array:
-    """A torch parameter (or its gradient) as a NumPy array in the manual layout."""
-    array = to_numpy(tensor)
-    return array.T.copy() if name.startswith("W") else array.copy()
+def _packed(state: list[Tensor] | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """A state as torch's modules take it: h alone, or the LSTM's (h, c)."""
+    return state[0] if len(state) == 1 else tuple(state)
 
 
 def torch_device(array: object) -> torch.device:
@@ -258,10 +268,16 @@ def torch_device(array: object) -> torch.device:
     return torch.device("cpu")
 
 
-def manual_upstream_grads(model: RNN, x: Array, v: Array, h0: Array | None = None) -> Grads:
+def manual_upstream_grads(
+    model: Cell,
+    x: ArrayLike,
+    v: ArrayLike,
+    h0: ArrayLike | None = None,
+    c0: ArrayLike | None = None,
+) -> Grads:
     """The manual model's gradients of sum(v * p): its backward from dz = v * p * (1 - p),
     as NumPy arrays whatever library the model runs on."""
-    trace = model.run(x, h0)
+    trace = model.run(x, h0, c0)
     p = trace.p
     v = backend.namespace(p).asarray(v, dtype=p.dtype, device=backend.device(p))
     dz = v * p * (1.0 - p)  # dL/dz = v * dp/dz, p = sigmoid(z)

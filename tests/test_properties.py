@@ -2,8 +2,9 @@
 gradients, forward pass and training runs equal PyTorch's.
 
 Each property is a plain check function (check_*) that raises AssertionError with the case's
-shapes and the failing parameter, wrapped by hypothesis below; test_mutations.py runs the
-same check functions on deliberately broken copies of the manual backward pass.
+shapes and the failing parameter, wrapped by hypothesis below; the gradient check is in
+rnn_checks.py, which test_mutations.py runs on deliberately broken copies of the manual
+backward pass.
 
 `pytest -s tests/test_properties.py` prints the worst errors seen.
 """
@@ -19,6 +20,7 @@ import torch
 from backends import BACKENDS, on_backend
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from rnn_checks import KINK_MARGIN, WORST, check_gradients, record
 from strategies import (
     Case,
     Optimizer,
@@ -35,17 +37,8 @@ from rnn_manual import RNN
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
-from rnn_torch.check import gradient_rows
 from rnn_torch.compare import bound
 from rnn_torch.twin import Twin, manual_upstream_grads, torch_loss
-
-#: relu pre-activations closer to 0 than this may land on different sides of the kink in the
-#: two computations, whose forward passes differ by ~1e-16 (float64) or ~1e-7 (float32)
-#: relative; such cases are skipped (assume), exact zeros excepted.
-KINK_MARGIN = {"float64": 1e-9, "float32": 1e-5}
-
-#: The worst normwise relative error seen per (property, dtype), printed at the end with -s.
-WORST: dict[tuple[str, str], float] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,35 +49,7 @@ def report_worst_errors() -> Iterator[None]:
         print(f"  {prop:<10} {dtype}: {err:.2e}")
 
 
-def record(prop: str, dtype: str, err: float) -> None:
-    WORST[prop, dtype] = max(err, WORST.get((prop, dtype), 0.0))
-
-
-def usable(case: Case, problem: Problem) -> bool:
-    """False for relu cases too close to the kink to judge (hypothesis then skips them)."""
-    return away_from_relu_kinks(problem, KINK_MARGIN[case.dtype])
-
-
 # ---- gradients ---------------------------------------------------------------------------
-
-
-def check_gradients(
-    case: Case, rnn_class: type[RNN] = RNN, backend: tuple[str, str | None] = ("numpy", None)
-) -> None:
-    """Every manual gradient (params, x, h0) and the loss equal autograd's, within the bound
-    of rnn_torch.compare (float64: 1e-10 normwise; float32: derived there). The manual model
-    runs on `backend`; autograd on the same device."""
-    problem = make_problem(case, rnn_class)
-    assume(usable(case, problem))
-    model = on_backend(problem.model, backend)
-    rows = gradient_rows(model, problem.x, problem.target, case.objective, problem.h0, case.fused)
-    for row in rows:
-        if rnn_class is RNN:  # not test_mutations' broken copies
-            record("gradients", case.dtype, row.relative)
-        assert row.passed, (
-            f"d{row.name} {row.shape}: normwise relative error {row.relative:.2e} "
-            f"(allowed {row.limit:.1e}), max abs {row.max_abs:.2e} ({case.shapes()})"
-        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -166,7 +131,7 @@ def check_training(
     twin = Twin.from_manual(problem.model, fused=case.fused)
     model = on_backend(problem.model, backend)
     manual_opt = optimizer.manual()
-    trainable = [p for p in twin.parameters() if p.requires_grad]
+    trainable = list(twin.params.values())  # the manual parameters, as torch leaves
     torch_opt = optimizer.torch(trainable)
     dtype = np.dtype(case.dtype)
     batches = [(problem.x, problem.target)] + [
@@ -177,7 +142,7 @@ def check_training(
         for _ in range(steps - 1)
     ]
     h0 = problem.h0
-    h0_t = torch.zeros(case.batch, case.hidden, dtype=twin.out.weight.dtype)
+    h0_t = torch.zeros(case.batch, case.hidden, dtype=twin.dtype)
     if h0 is not None:
         h0_t = torch.from_numpy(h0)
     tol = bound(case.dtype, case.bits, case.width, case.batch)
@@ -254,7 +219,7 @@ def check_three_oracles(case: Case) -> None:
         manual = manual_upstream_grads(model, x, target, h0)
         loss_value, auto = twin.gradients(x, lambda z, p: (torch.from_numpy(target) * p).sum(), h0)
     else:
-        loss_value, auto = twin.loss_and_grads(x, target, case.objective, h0)
+        loss_value, auto = twin.loss_and_grads(x, target, loss=case.objective, h0=h0)
         manual = model.loss_and_grads(x, target, case.objective, h0)[1]
 
     # Perturbed one entry at a time, in place; params shares its arrays with `arrays`.

@@ -1,11 +1,12 @@
-"""The PyTorch twin itself: its layout, its bias mapping, relu's kink, and the check command."""
+"""The PyTorch twin itself, for every cell: its layout, its bias mapping, relu's kink, and the
+check command."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -14,45 +15,77 @@ from torch import nn
 
 from rnn_manual import RNN
 from rnn_manual.cells import CELLS, Cell
-from rnn_torch import SigmoidRNNCell, Twin, gradient_rows
+from rnn_torch import SigmoidRNNCell, Twin, gradient_rows, torch_loss
 from rnn_torch.__main__ import main
+from rnn_torch.twin import TORCH_BIASES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def biased_model(activation: str = "tanh", dtype: type = np.float64) -> RNN:
-    model = RNN(3, 5, 2, activation, bias=True, dtype=dtype, seed=1)
+M = TypeVar("M", bound=Cell)
+#: The RNN's activation where a test needs one torch's fused nn.RNN has too.
+TANH: dict[str, dict[str, str]] = {"rnn": {"activation": "tanh"}, "lstm": {}, "gru": {}}
+
+
+def biased(model: M) -> M:
+    """`model` with every bias drawn non-zero, so that a misplaced one shows."""
     rng = np.random.default_rng(2)
-    model.params["b_h"][...] = rng.normal(size=5)
-    model.params["b_y"][...] = rng.normal(size=2)
+    for name, w in model.params.items():
+        if name.startswith("b_"):
+            w[...] = rng.normal(size=w.shape)
     return model
 
 
+def biased_model(activation: str = "tanh", dtype: type = np.float64) -> RNN:
+    return biased(RNN(3, 5, 2, activation, bias=True, dtype=dtype, seed=1))
+
+
+def torch_layout(model: Cell) -> dict[str, np.ndarray]:
+    """PyTorch's stacked weights for `model`, written out by hand from the cells' docstrings:
+    each block's weights side by side, transposed; biases as torch adds them."""
+    p, blocks = model.params, model.gates or ("h",)  # the RNN's one block: W_xh, W_hh, b_h
+    layout = {
+        "weight_ih": np.concatenate([p[f"W_x{q}"] for q in blocks], axis=1).T,
+        "weight_hh": np.concatenate([p[f"W_h{q}"] for q in blocks], axis=1).T,
+    }
+    if model.bias:
+        H = model.hidden_size
+        ih = {"rnn": ["b_h"], "lstm": ["b_i", "b_f", "b_g", "b_o"], "gru": ["b_r", "b_u", "b_xn"]}
+        layout["bias_ih"] = np.concatenate([p[name] for name in ih[model.name]])
+        layout["bias_hh"] = np.zeros(len(blocks) * H)
+        if model.name == "gru":  # b_hn inside the reset product: torch's bias_hh, block n
+            layout["bias_hh"][2 * H :] = p["b_hn"]
+    return layout
+
+
 @pytest.mark.parametrize("fused", [False, True])
-def test_weights_map_to_torch_layout_and_back(fused: bool) -> None:
-    model = biased_model()
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_weights_map_to_torch_layout_and_back(cell: str, fused: bool) -> None:
+    model = biased(CELLS[cell](3, 5, 2, bias=True, seed=1, **TANH[cell]))
     twin = Twin.from_manual(model, fused=fused)
-    cell = twin.torch_params()
-    torch.testing.assert_close(cell["weight_ih"], torch.from_numpy(model.params["W_xh"].T))
-    torch.testing.assert_close(cell["weight_hh"], torch.from_numpy(model.params["W_hh"].T))
-    torch.testing.assert_close(twin.out.weight, torch.from_numpy(model.params["W_hy"].T))
-    torch.testing.assert_close(cell["bias_ih"], torch.from_numpy(model.params["b_h"]))
-    assert not cell["bias_hh"].requires_grad and not cell["bias_hh"].any()
+    weights = twin.torch_weights()
+    for name, expected in torch_layout(model).items():
+        np.testing.assert_array_equal(weights[name].detach().numpy(), expected, err_msg=name)
+    assert set(twin.params) == set(model.params)  # the leaves: the manual parameters
+    assert all(leaf.is_leaf and leaf.requires_grad for leaf in twin.params.values())
     back = twin.manual_params()
-    assert set(back) == set(model.params)
     for name, w in model.params.items():
         np.testing.assert_array_equal(back[name], w)
 
 
-def test_recurrence_is_torchs_own_cell() -> None:
+def test_each_cell_runs_torchs_own_module() -> None:
     for activation in ("tanh", "relu"):
         twin = Twin.from_manual(RNN(2, 4, 1, activation))
-        assert type(twin.recurrence) is nn.RNNCell
-        assert twin.recurrence.nonlinearity == activation
-    fused = Twin.from_manual(RNN(2, 4, 1, "tanh"), fused=True)
-    assert type(fused.recurrence) is nn.RNN
+        assert type(twin.module) is nn.RNNCell
+        assert twin.module.nonlinearity == activation
+        fused = Twin.from_manual(RNN(2, 4, 1, activation), fused=True)
+        assert type(fused.module) is nn.RNN and fused.module.nonlinearity == activation
+    assert type(Twin.from_manual(RNN(2, 4, 1, "sigmoid")).module) is SigmoidRNNCell
     with pytest.raises(ValueError, match="no sigmoid"):
         Twin.from_manual(RNN(2, 4, 1, "sigmoid"), fused=True)
+    for cell, modules in (("lstm", (nn.LSTMCell, nn.LSTM)), ("gru", (nn.GRUCell, nn.GRU))):
+        for fused, module in zip((False, True), modules, strict=True):
+            assert type(Twin.from_manual(CELLS[cell](), fused=fused).module) is module
 
 
 def test_sigmoid_cell_keeps_rnncell_parameters_and_changes_only_the_nonlinearity() -> None:
@@ -71,27 +104,39 @@ def test_sigmoid_cell_keeps_rnncell_parameters_and_changes_only_the_nonlinearity
     torch.testing.assert_close(cell(x), cell(x, torch.zeros(2, 4, dtype=torch.float64)))
 
 
-def test_both_torch_biases_get_the_gradient_of_b_h() -> None:
-    """dL/dbias_ih = dL/dbias_hh = dL/db_h: why one of them can stay frozen at zero."""
-    model = biased_model("sigmoid")
-    x = np.random.default_rng(3).normal(size=(4, 2, 3))
-    y = np.ones((4, 2, 2))
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_where_torch_adds_two_biases_both_get_the_gradient_of_ours(
+    cell: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dL/dbias_ih = dL/dbias_hh = dL/db wherever torch only adds its two biases: why the
+    twin holds bias_hh at zero there. The GRU's candidate n is the exception, its bias_hh
+    block inside the reset product: the manual b_hn."""
+    model = biased(CELLS[cell](3, 5, 2, bias=True, seed=1, **TANH[cell]))
+    x, y = np.random.default_rng(3).normal(size=(4, 2, 3)), np.ones((4, 2, 2))
     twin = Twin.from_manual(model)
-    bias_ih, bias_hh = twin.torch_params()["bias_ih"], twin.torch_params()["bias_hh"]
-    bias_hh.requires_grad_(True)
-    _, _, p = twin.run(torch.from_numpy(x), torch.zeros(2, 5, dtype=torch.float64))
-    (0.5 * ((p - torch.from_numpy(y)) ** 2).sum() / 2).backward()
-    _, grads = model.loss_and_grads(x, y, "mse")
-    assert bias_ih.grad is not None and bias_hh.grad is not None
-    torch.testing.assert_close(bias_ih.grad, bias_hh.grad, rtol=0, atol=0)
-    np.testing.assert_allclose(bias_ih.grad.numpy(), grads["b_h"], rtol=1e-12)
+    stacked = twin.torch_weights
+    bias_hh = stacked()["bias_hh"].detach().clone().requires_grad_(True)
+    monkeypatch.setattr(twin, "torch_weights", lambda: {**stacked(), "bias_hh": bias_hh})
+    bias_ih = [twin.params[name] for name in TORCH_BIASES[cell][0]]
+    _, z, p = twin.run(torch.from_numpy(x))
+    value = torch_loss("mse", z, p, torch.from_numpy(y))
+    *from_ih, from_hh = torch.autograd.grad(value, [*bias_ih, bias_hh])
+    blocks = torch.split(from_hh, model.hidden_size)
+    _, manual = model.loss_and_grads(x, y, "mse")
+    for k, (name, from_hh_block) in enumerate(zip(TORCH_BIASES[cell][0], blocks, strict=True)):
+        np.testing.assert_allclose(from_ih[k].numpy(), manual[name], rtol=1e-12, err_msg=name)
+        if cell == "gru" and name == "b_xn":  # inside the reset product: not the same
+            assert not torch.allclose(from_hh_block, from_ih[k])
+            np.testing.assert_allclose(from_hh_block.numpy(), manual["b_hn"], rtol=1e-12)
+        else:
+            torch.testing.assert_close(from_hh_block, from_ih[k], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_twin_gradients_have_the_manual_keys_shapes_and_dtype(dtype: type) -> None:
     model = biased_model("relu", dtype)
     x, y = np.ones((3, 4, 3), dtype=dtype), np.zeros((3, 4, 2), dtype=dtype)
-    loss, grads = Twin.from_manual(model).loss_and_grads(x, y, "bce")
+    loss, grads = Twin.from_manual(model).loss_and_grads(x, y, loss="bce")
     manual_loss, manual = model.loss_and_grads(x, y, "bce")
     assert set(grads) == set(manual)
     for name, g in grads.items():

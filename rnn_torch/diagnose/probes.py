@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rnn_manual import GRU, LSTM, RNN
+from rnn_manual.cells import CELLS, Cell
 
-from ..gated import GatedTwin
 from ..twin import Twin
 
 Array = NDArray[np.floating]
@@ -96,52 +96,42 @@ class Probe:
         return ", ".join(words)
 
 
-def model(cell: str, bias: bool, activation: str | None) -> RNN | LSTM | GRU:
+def model(cell: str, bias: bool, activation: str | None) -> Cell:
     """A float64 fast cell of the probe sizes: its parameter names and shapes, and the
     network the twins are built from."""
-    if cell == "rnn":
-        return RNN(I, H, O, activation or "sigmoid", bias, np.float64)
-    return (LSTM if cell == "lstm" else GRU)(I, H, O, bias, np.float64)
+    options: dict[str, Any] = {}
+    if CELLS[cell].activations:
+        options["activation"] = activation or "sigmoid"
+    return CELLS[cell](I, H, O, bias=bias, dtype=np.float64, **options)
 
 
-class Judge:
-    """Autograd (the twins) on the networks of one cell and bias setting."""
+class Oracle:
+    """Autograd's answers (the twins) on the networks of one cell and bias setting."""
 
     def __init__(self, cell: str, params: dict[str, Array]) -> None:
         self.cell, self.params = cell, params
         self.bias = "b_y" in params
-        self.twins: dict[str | None, Twin | GatedTwin] = {}
+        self.twins: dict[str | None, Twin] = {}
 
-    def twin(self, activation: str | None) -> Twin | GatedTwin:
+    def twin(self, activation: str | None) -> Twin:
         if activation not in self.twins:
             network = model(self.cell, self.bias, activation)
             for name, w in self.params.items():
                 network.params[name][...] = w
-            if isinstance(network, RNN):
-                self.twins[activation] = Twin.from_manual(network)
-            else:
-                self.twins[activation] = GatedTwin(network)
+            self.twins[activation] = Twin.from_manual(network)
         return self.twins[activation]
 
     def probabilities(self, probe: Probe) -> Array:
         """The network's outputs p (T, B, O) on the probe's input, by the twin."""
         twin = self.twin(probe.activation)
-        x = torch.as_tensor(probe.x)
-        h0 = torch.as_tensor(probe.h0 if probe.h0 is not None else np.zeros((x.shape[1], H)))
+        h0, c0 = (None if s is None else torch.as_tensor(s) for s in (probe.h0, probe.c0))
         with torch.no_grad():
-            if isinstance(twin, Twin):
-                return twin.run(x, h0)[2].numpy()
-            c0 = None
-            if self.cell == "lstm":
-                c0 = torch.as_tensor(probe.c0 if probe.c0 is not None else np.zeros_like(h0))
-            return torch.sigmoid(twin.logits(x, h0, c0)).numpy()
+            return twin.run(torch.as_tensor(probe.x), h0, c0)[2].numpy()
 
     def answer(self, probe: Probe) -> Result:
         """The probe's loss and gradients by autograd."""
         twin = self.twin(probe.activation)
-        if isinstance(twin, Twin):
-            return twin.loss_and_grads(probe.x, probe.y, probe.loss, probe.h0)
-        return twin.loss_and_grads(probe.x, probe.y, probe.loss, probe.h0, probe.c0)
+        return twin.loss_and_grads(probe.x, probe.y, loss=probe.loss, h0=probe.h0, c0=probe.c0)
 
 
 def random_params(cell: str, rng: np.random.Generator) -> dict[str, Array]:
@@ -151,7 +141,7 @@ def random_params(cell: str, rng: np.random.Generator) -> dict[str, Array]:
 
 
 def probe(
-    judge: Judge,
+    oracle: Oracle,
     setting: dict[str, object],
     x: Array,
     y: Array,
@@ -160,10 +150,10 @@ def probe(
     target: object = "all",
     state: str = "random",
 ) -> Probe:
-    """A probe of one setting (loss, bias, activation) on the judge's network."""
+    """A probe of one setting (loss, bias, activation) on the oracle's network."""
     factors = {**setting, "length": len(x), "batch": x.shape[1]}
     factors.update(initial_state=state, target=target)
-    params = {k: w.copy() for k, w in judge.params.items()}
+    params = {k: w.copy() for k, w in oracle.params.items()}
     loss, activation = setting["loss"], setting["activation"]
     assert isinstance(loss, str) and (activation is None or isinstance(activation, str))
     return Probe(params, x, y, loss, activation, h0, c0, factors)
@@ -183,25 +173,25 @@ def make_probes(
     y = rng.uniform(0.0, 1.0, (T, B, O))
     h0 = rng.normal(0.0, SCALE, (B, H))
     c0 = rng.normal(0.0, SCALE, (B, H)) if cell == "lstm" else None
-    judges = {
-        bias: Judge(cell, {k: w for k, w in with_bias.items() if bias or not k.startswith("b_")})
+    oracles = {
+        bias: Oracle(cell, {k: w for k, w in with_bias.items() if bias or not k.startswith("b_")})
         for bias in biases
     }
     acts: tuple[str | None, ...] = activations if cell == "rnn" else (None,)
     probes: list[Probe] = []
     for loss, bias, activation in product(losses, biases, acts):
-        judge = judges[bias]
+        oracle = oracles[bias]
         setting = {"loss": loss, "bias": bias, "activation": activation}
-        base = probe(judge, setting, x, y, h0, c0)
+        base = probe(oracle, setting, x, y, h0, c0)
         probes.append(base)
-        probes += [probe(judge, setting, x[:n], y[:n], h0, c0) for n in LENGTHS]
+        probes += [probe(oracle, setting, x[:n], y[:n], h0, c0) for n in LENGTHS]
         first = None if c0 is None else c0[:1]
-        probes.append(probe(judge, setting, x[:, :1], y[:, :1], h0[:1], first))
-        probes.append(probe(judge, setting, x, y, None, None, state="zero"))
-        p = judge.probabilities(base)
+        probes.append(probe(oracle, setting, x[:, :1], y[:, :1], h0[:1], first))
+        probes.append(probe(oracle, setting, x, y, None, None, state="zero"))
+        p = oracle.probabilities(base)
         for s in TARGETS:
             target = p.copy()  # y_t = p_t: no gradient from step t ...
             target[s] = y[s]  # ... but from s
-            probes.append(probe(judge, setting, x, target, h0, c0, target=s))
-    answers = [judges[bool(p.factors["bias"])].answer(p) for p in probes]
+            probes.append(probe(oracle, setting, x, target, h0, c0, target=s))
+    answers = [oracles[bool(p.factors["bias"])].answer(p) for p in probes]
     return probes, answers
