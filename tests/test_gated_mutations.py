@@ -1,8 +1,8 @@
 """The gated-cell property checks catch the classic bugs: each test plants one in a copy of
-rnn_manual/cells/lstm.py or gru.py and asserts that the checks of test_gated.py fail on it.
+rnn_manual/cells/lstm.py or gru.py and asserts that the checks of gated_checks.py fail on it.
 
 A mutant is the module compiled afresh with statements or expressions of named methods
-replaced (test_mutations.plant: matched on the syntax tree, whatever the layout, and each
+replaced (rnn_torch.planting: matched on the syntax tree, whatever the layout, and each
 must occur exactly once, so a mutation cannot silently stop applying when the code
 changes). Some bugs are self-consistent: the mutant's backward pass is the true derivative
 of its own, wrong, forward pass. Finite differences cannot see those (the tests assert so);
@@ -16,25 +16,31 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from test_gated import Case, check_finite_differences, check_forward, check_gradients
-from test_mutations import Plant, mutant_module
+from gated_checks import (
+    Case,
+    check_finite_differences,
+    check_forward,
+    check_gradients,
+    fused_probabilities,
+)
 
 from rnn_manual.cells import gru, lstm
-from rnn_torch.gated import fused_forward
+from rnn_torch.planting import Plant, planted_module
 
 
 @dataclass(frozen=True)
 class Mutation:
     name: str
     module: types.ModuleType
-    plants: tuple[Plant, ...]  # (method, target, replacement), see test_mutations.plant
+    plants: tuple[tuple[str, str, str], ...]  # (function, old, new): rnn_torch.planting.Plant
     consistent: bool  # backward is the true derivative of the mutant's forward: FD-blind
     changes_forward: bool
 
 
 def mutant(mutation: Mutation) -> type:
     """The model class of `mutation.module` with the plants applied to its source."""
-    module = mutant_module(mutation.module, mutation.plants, mutation.name)
+    plants = [Plant(*plant) for plant in mutation.plants]
+    module = planted_module(mutation.module, plants, mutation.name)
     return getattr(module, "LSTM" if mutation.module is lstm else "GRU")  # type: ignore[no-any-return]
 
 
@@ -242,4 +248,4 @@ def test_zero_biases_would_hide_the_bias_bugs(mutation: Mutation) -> None:
     for name, w in model.params.items():
         broken.params[name][...] = w
     x = np.random.default_rng(0).normal(size=(4, 2, 2))
-    np.testing.assert_allclose(broken.forward(x), fused_forward(model, x), rtol=1e-12)
+    np.testing.assert_allclose(broken.forward(x), fused_probabilities(model, x), rtol=1e-12)

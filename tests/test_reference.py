@@ -1,170 +1,38 @@
 """rnn_manual.reference, the plain RNN, LSTM and GRU a learner reads first: its loss and
 gradients equal PyTorch autograd's and the fast cells', on random networks of all three
-cells, and the properties catch bugs planted in it.
+cells, and the properties catch the bugs of the diagnosis's catalogue planted in it.
 
-The networks come from the RNN's strategy (tests/strategies.py) and the gated cells'
-(test_gated.py), with what the gated strategy holds fixed drawn here: bias on or off, h0
-and c0 each present or absent. Every judgement is within rnn_torch.compare.FLOAT64_BOUND.
+The networks come from nets.py. Every judgement is within rnn_torch.compare.FLOAT64_BOUND.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
-import types
-from dataclasses import dataclass, replace
-
 import numpy as np
 import pytest
+from gated_checks import Case as GatedCase
 from hypothesis import assume, given
-from hypothesis import strategies as st
-from numpy.typing import NDArray
-from strategies import ACTIVATIONS, away_from_relu_kinks, examples
+from nets import (
+    Example,
+    Net,
+    assert_agree,
+    by_reference,
+    check_against_autograd,
+    make,
+    nets,
+)
+from strategies import ACTIVATIONS, examples
 from strategies import Case as RNNCase
-from strategies import cases as rnn_cases
-from strategies import make_problem as make_rnn_problem
-from test_gated import CELLS
-from test_gated import Case as GatedCase
-from test_gated import cases as gated_cases
-from test_gated import make_problem as make_gated_problem
-from test_properties import KINK_MARGIN
 
 from rnn_manual import GRU, LSTM, RNN, reference
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND, float32_bound
-from rnn_torch.gated import GatedTwin
-from rnn_torch.twin import Twin
-
-Array = NDArray[np.floating]
-Grads = dict[str, Array]
-Result = tuple[float, Grads]  # a loss and its gradients
-
-
-# ---- networks ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Net:
-    """One drawn network: an RNN case (strategies.py) or a gated one (test_gated.py, drawn
-    with states, some of which are then left out), and what the gated strategy fixes."""
-
-    cell: str  # "rnn" | "lstm" | "gru"
-    case: RNNCase | GatedCase
-    bias: bool
-    with_h0: bool
-    with_c0: bool  # the LSTM's only
-    activation: str  # the RNN's; passed to the gated cells too, which must ignore it
-
-    def describe(self) -> str:
-        text = self.case.shapes() if isinstance(self.case, RNNCase) else self.case.describe()
-        flags = f"bias={self.bias}, h0={self.with_h0}, c0={self.with_c0}"
-        return f"{self.cell}: {text}; {flags}"
-
-
-#: Sizes small enough for the ci profile to run every property in seconds.
-SIZES = {"max_bits": 16, "max_batch": 5, "max_hidden": 10, "max_io": 3}
-
-
-@st.composite
-def nets(draw: st.DrawFn) -> Net:
-    """RNN, LSTM or GRU networks: every activation (RNN), mse and bce, bias on and off, h0
-    and c0 each present or absent, float64."""
-    cell = draw(st.sampled_from(["rnn", "lstm", "gru"]))
-    if cell == "rnn":
-        case = draw(rnn_cases("float64", objectives=("mse", "bce"), **SIZES))
-        return Net(cell, case, case.bias, case.with_h0, False, case.activation)
-    gated = replace(
-        draw(gated_cases("float64", **SIZES)), cell=cell, bias=True, with_h0=True, with_c0=True
-    )
-    with_c0 = cell == "lstm" and draw(st.booleans())
-    activation = draw(st.sampled_from(ACTIVATIONS))
-    return Net(cell, gated, draw(st.booleans()), draw(st.booleans()), with_c0, activation)
-
-
-@dataclass
-class Example:
-    """A Net made concrete: the fast cell (reference reads its params), data and states."""
-
-    model: RNN | LSTM | GRU
-    x: Array  # (T, B, I)
-    y: Array  # (T, B, O)
-    states: dict[str, Array]  # "h0", "c0": those given, (B, H) each
-    loss: str
-    fused: bool  # the RNN's autograd judge: nn.RNN rather than a cell
-    usable: bool  # False for relu pre-activations too near the kink to judge
-
-
-def make(net: Net) -> Example:
-    case = net.case
-    if isinstance(case, RNNCase):
-        problem = make_rnn_problem(case)
-        states = {} if problem.h0 is None else {"h0": problem.h0}
-        usable = away_from_relu_kinks(problem, KINK_MARGIN[case.dtype])
-        x, y = problem.x, problem.target
-        return Example(problem.model, x, y, states, case.objective, case.fused, usable)
-    gated = make_gated_problem(case)  # with biases, h0 and c0; dropped below as drawn
-    model = gated.model
-    if not net.bias:
-        model = CELLS[net.cell](case.inputs, case.hidden, case.outputs, False, case.dtype)
-        for name, w in model.params.items():
-            w[...] = gated.model.params[name]
-    keep = {"h0": net.with_h0, "c0": net.with_c0}
-    states = {name: state for name, state in gated.states.items() if keep[name]}
-    return Example(model, gated.x, gated.y, states, case.loss, False, True)
-
-
-# ---- checks ------------------------------------------------------------------------------
-
-
-def by_reference(net: Net, example: Example, module: types.ModuleType = reference) -> Result:
-    """reference.loss_and_grads (or a mutant's) on the example's network."""
-    return module.loss_and_grads(
-        example.model.params,
-        example.x,
-        example.y,
-        activation=net.activation,
-        loss=example.loss,
-        h0=example.states.get("h0"),
-        c0=example.states.get("c0"),
-    )
-
-
-def by_autograd(example: Example) -> Result:
-    """The loss and its autograd gradients on the torch twin of the fast cell."""
-    model, x, y, states = example.model, example.x, example.y, example.states
-    if isinstance(model, RNN):
-        twin = Twin.from_manual(model, fused=example.fused)
-        return twin.loss_and_grads(x, y, example.loss, states.get("h0"))
-    return GatedTwin(model).loss_and_grads(x, y, example.loss, **states)
-
-
-def judge(mine: Result, theirs: Result, judge_name: str, net: Net) -> None:
-    """The reference's loss and every gradient within FLOAT64_BOUND of the judge's."""
-    loss, grads = mine
-    their_loss, their_grads = theirs
-    assert set(grads) == set(their_grads), f"keys {sorted(grads)} vs {sorted(their_grads)}"
-    err = abs(loss - their_loss) / max(abs(their_loss), np.finfo(np.float64).tiny)
-    assert err <= FLOAT64_BOUND, (
-        f"loss {loss} vs {judge_name}'s {their_loss}: relative error {err:.2e} ({net.describe()})"
-    )
-    for name, theirs_g in their_grads.items():
-        assert grads[name].shape == theirs_g.shape, f"d{name}: {grads[name].shape}"
-        err = relative_error(grads[name], theirs_g)
-        assert err <= FLOAT64_BOUND, (
-            f"d{name} {theirs_g.shape}: reference vs {judge_name}, normwise relative error "
-            f"{err:.2e} > {FLOAT64_BOUND:.0e} ({net.describe()})"
-        )
-
-
-def check_against_autograd(
-    net: Net, example: Example, module: types.ModuleType = reference
-) -> None:
-    judge(by_reference(net, example, module), by_autograd(example), "autograd", net)
+from rnn_torch.diagnose import catalogue
+from rnn_torch.diagnose.catalogue import LossAndGrads
 
 
 def check_against_fast_cell(net: Net, example: Example) -> None:
     fast = example.model.loss_and_grads(example.x, example.y, example.loss, **example.states)
-    judge(by_reference(net, example), fast, "the fast cell", net)
+    assert_agree(by_reference(net, example), fast, "the fast cell", net)
 
 
 def check_keys_and_shapes(net: Net, example: Example) -> None:
@@ -214,100 +82,8 @@ def test_cell_of_reads_the_keys(model: RNN | LSTM | GRU) -> None:
 
 
 # ---- planted bugs ------------------------------------------------------------------------
-
-#: name -> (function of reference.py, one line of its code, its replacement). Lines match on
-#: their code alone (indentation and the comment beside it aside), within that function.
-MUTATIONS: dict[str, tuple[str, str, str]] = {
-    "rnn: drop the recurrent term dh_next": (
-        "rnn_backward",
-        "dh = dz[t] @ W_hy.T + dh_next",
-        "dh = dz[t] @ W_hy.T",
-    ),
-    "rnn: h_t instead of h_{t-1} in dW_hh": (
-        "rnn_backward",
-        'grads["W_hh"] += h[t].T @ da',
-        'grads["W_hh"] += h[t + 1].T @ da',
-    ),
-    "rnn: tanh'(a_{t-1}) for tanh'(a_t)": (
-        "rnn_backward",
-        "da = dh * (1 - h[t + 1] ** 2)",
-        "da = dh * (1 - h[t] ** 2)",
-    ),
-    "rnn: relu' = 1 everywhere": (
-        "rnn_backward",
-        "da = dh * (h[t + 1] > 0)",
-        "da = dh * (h[t + 1] >= 0)",
-    ),
-    "rnn: W_hh for W_hh^T": ("rnn_backward", "dh_next = da @ W_hh.T", "dh_next = da @ W_hh"),
-    "lstm: drop the recurrent term dh_next": (
-        "lstm_backward",
-        "dh = dz[t] @ W_hy.T + dh_next",
-        "dh = dz[t] @ W_hy.T",
-    ),
-    "lstm: drop dc_next = dc * f (no cell-state carry)": (
-        "lstm_backward",
-        "dc_next = dc * f[t]",
-        "dc_next = 0 * dc",
-    ),
-    "lstm: forget gate left out of the carry": (
-        "lstm_backward",
-        "dc_next = dc * f[t]",
-        "dc_next = dc",
-    ),
-    "lstm: c_t for c_{t-1} in df": ("lstm_backward", "df = dc * c[t]", "df = dc * c[t + 1]"),
-    "lstm: sigmoid' for tanh' at g": (
-        "lstm_backward",
-        "da_g = dg * (1 - g[t] ** 2)",
-        "da_g = dg * g[t] * (1 - g[t])",
-    ),
-    "gru: drop the direct path u_t * dh": (
-        "gru_backward",
-        "dh_next = dh * u[t] + da_r @ W_hr.T + da_u @ W_hu.T + dhn @ W_hn.T",
-        "dh_next = da_r @ W_hr.T + da_u @ W_hu.T + dhn @ W_hn.T",
-    ),
-    "gru: wrong sign of the update gate's derivative": (
-        "gru_backward",
-        "du = dh * (h[t] - n[t])",
-        "du = dh * (n[t] - h[t])",
-    ),
-    "gru: reset gate left out of dL/dhn": ("gru_backward", "dhn = da_n * r[t]", "dhn = da_n"),
-    "gru forward: b_hn left out": (
-        "gru_forward",
-        "hn[t] = h[t] @ W_hn + b_hn",
-        "hn[t] = h[t] @ W_hn",
-    ),
-}
-
-
-def code(line: str) -> str:
-    """A source line's code, without indentation or the comment beside it."""
-    return line.split("#", 1)[0].strip()
-
-
-def mutant(function: str, line: str, replacement: str) -> types.ModuleType:
-    """reference.py recompiled, as a new module, with the one line of `function` whose code is
-    `line` replaced by `replacement`; fails unless exactly one line matches."""
-    source = inspect.getsource(reference)
-    lines = source.splitlines(keepends=True)
-    defs = [
-        node
-        for node in ast.parse(source).body
-        if isinstance(node, ast.FunctionDef) and node.name == function
-    ]
-    assert len(defs) == 1, f"reference.py has {len(defs)} functions named {function}, not 1"
-    span = range(defs[0].lineno - 1, defs[0].end_lineno or defs[0].lineno)
-    hits = [k for k in span if code(lines[k]) == line]
-    assert len(hits) == 1, (
-        f"{line!r} is on {len(hits)} lines of reference.{function}, not 1: update MUTATIONS "
-        "in tests/test_reference.py to the current source"
-    )
-    k = hits[0]
-    indent = lines[k][: len(lines[k]) - len(lines[k].lstrip())]
-    lines[k] = f"{indent}{replacement}\n"
-    module = types.ModuleType(f"{reference.__name__}_mutant")
-    module.__package__ = reference.__package__  # for its relative imports
-    exec(compile("".join(lines), inspect.getfile(reference), "exec"), module.__dict__)
-    return module
+# The catalogue of rnn_torch.diagnose (catalogue.py) plants its bugs in the reference, by
+# its syntax tree (rnn_torch.planting): here each one must fail the autograd property.
 
 
 def _rnn(activation: str) -> Net:
@@ -328,32 +104,34 @@ FIXED: dict[str, list[Net]] = {
 }
 
 
-def failures(module: types.ModuleType, cell: str) -> list[str]:
-    """The autograd property's failure messages on FIXED[cell], with `module` as reference."""
+def failures(loss_and_grads: LossAndGrads, cells: list[str]) -> list[str]:
+    """The autograd property's failure messages on FIXED[cell] for `cells`, with
+    loss_and_grads in the reference's place."""
     found = []
-    for net in FIXED[cell]:
+    for net in (net for cell in cells for net in FIXED[cell]):
         example = make(net)
         assert example.usable, f"a fixed network too near relu's kink: {net.describe()}"
         try:
-            check_against_autograd(net, example, module)
+            check_against_autograd(net, example, loss_and_grads)
         except AssertionError as error:
             found.append(str(error))
     return found
 
 
-@pytest.mark.parametrize("function", sorted({function for function, _, _ in MUTATIONS.values()}))
-def test_unmutated_copy_passes(function: str) -> None:
-    """The machinery changes nothing by itself: a line replaced by itself passes."""
-    line = next(line for name, line, _ in MUTATIONS.values() if name == function)
-    assert failures(mutant(function, line, line), function.split("_")[0]) == []
+def test_unmutated_planted_copy_passes() -> None:
+    """The machinery changes nothing by itself: the reference rebuilt as the catalogue
+    rebuilds it, with no bug planted, passes on every fixed network."""
+    unchanged = catalogue.Bug("unchanged", "any", "-", "-", ())
+    namespace: dict[str, object] = {}
+    exec(compile(catalogue.source(unchanged), "<unchanged>", "exec"), namespace)
+    assert failures(namespace["loss_and_grads"], sorted(FIXED)) == []  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", MUTATIONS)
-def test_planted_bug_is_caught(name: str) -> None:
-    function, line, replacement = MUTATIONS[name]
-    cell = function.split("_")[0]
-    caught = failures(mutant(function, line, replacement), cell)
-    assert caught, f"{name}: the autograd property passed on every fixed {cell} network"
+@pytest.mark.parametrize("bug", catalogue.BUGS, ids=lambda bug: bug.name)
+def test_planted_catalogue_bug_fails_the_property(bug: catalogue.Bug) -> None:
+    cells = sorted(FIXED) if bug.cell == "any" else [bug.cell]
+    caught = failures(catalogue.mutant(bug.name), cells)
+    assert caught, f"{bug.name}: the autograd property passed on every fixed network"
     assert any("relative error" in message for message in caught), caught
 
 
@@ -366,7 +144,7 @@ def test_planted_bug_is_caught(name: str) -> None:
 def test_fixed_networks_equal_autograd(cell: str) -> None:
     """The planted bugs' judges on the reference itself: every RNN activation, the LSTM and
     the GRU, with biases, initial states and T = 6, agree with autograd."""
-    assert failures(reference, cell) == []
+    assert failures(reference.loss_and_grads, [cell]) == []
 
 
 @pytest.mark.parametrize("cell", sorted(FIXED))

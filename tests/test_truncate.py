@@ -4,55 +4,25 @@ does in PyTorch.
 
 Judged like full BPTT: the reference against the torch twins run with detached states at
 the chunk boundaries, and every fast cell against the reference, within FLOAT64_BOUND, on
-the random networks of test_reference.py; plus the edge cases (truncate >= T is full BPTT,
+the random networks of nets.py; plus the edge cases (truncate >= T is full BPTT,
 K = 1 keeps no recurrent gradient) and a planted bug (the cut one step late) that the
 property catches.
 """
 
 from __future__ import annotations
 
-import inspect
-import textwrap
-import types
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
+from nets import Net, assert_agree, by_autograd, by_reference, check_against_autograd, make, nets
 from strategies import examples
-from test_reference import Example, Net, judge, make, mutant, nets
 
 from rnn_manual import GRU, LSTM, RNN, reference
+from rnn_manual.cells import gru, lstm, rnn, truncation
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND
-from rnn_torch.gated import GatedTwin
-from rnn_torch.twin import Twin
-
-Result = tuple[float, dict[str, np.ndarray]]
-
-
-def by_reference_truncated(
-    net: Net, example: Example, truncate: int, module: types.ModuleType = reference
-) -> Result:
-    return module.loss_and_grads(  # type: ignore[no-any-return]
-        example.model.params,
-        example.x,
-        example.y,
-        activation=net.activation,
-        loss=example.loss,
-        h0=example.states.get("h0"),
-        c0=example.states.get("c0"),
-        truncate=truncate,
-    )
-
-
-def by_autograd_truncated(example: Example, truncate: int) -> Result:
-    """Autograd on the twin, its state detached at the start of every chunk but the first."""
-    model, x, y, states = example.model, example.x, example.y, example.states
-    if isinstance(model, RNN):
-        twin = Twin.from_manual(model, fused=False)  # a cell per step, so it can be cut
-        return twin.loss_and_grads(x, y, example.loss, states.get("h0"), truncate=truncate)
-    return GatedTwin(model).loss_and_grads(x, y, example.loss, **states, truncate=truncate)
+from rnn_torch.planting import Plant, planted_module
 
 
 @st.composite
@@ -67,12 +37,7 @@ def test_reference_equals_autograd_with_detached_chunks(drawn: tuple[Net, int]) 
     net, truncate = drawn
     example = make(net)
     assume(example.usable)
-    judge(
-        by_reference_truncated(net, example, truncate),
-        by_autograd_truncated(example, truncate),
-        f"autograd (truncate={truncate})",
-        net,
-    )
+    check_against_autograd(net, example, truncate=truncate)
 
 
 @examples(2)
@@ -84,7 +49,7 @@ def test_fast_cells_equal_the_reference_truncated(drawn: tuple[Net, int]) -> Non
     fast = example.model.loss_and_grads(
         example.x, example.y, example.loss, **example.states, truncate=truncate
     )
-    judge(by_reference_truncated(net, example, truncate), fast, "the fast cell", net)
+    assert_agree(by_reference(net, example, truncate), fast, "the fast cell", net)
 
 
 @pytest.mark.parametrize(
@@ -128,18 +93,20 @@ def test_bad_truncate_is_one_clear_error(bad: object) -> None:
 
 # ---- the tests bite -----------------------------------------------------------------------
 
-#: The cut one step late in the reference: the chunk boundary after t = K instead of K - 1.
-LATE = (
-    "lstm_backward",
-    "if truncate and (t + 1) % truncate == 0:",
-    "if truncate and t % truncate == 0:",
-)
+#: The cut one step late, in the one rule every cell and the reference follow
+#: (cells/truncation.py): the chunk boundary after t = K instead of K - 1.
+LATE = Plant("ends_chunk", "(t + 1) % truncate == 0", "t % truncate == 0")
+#: Where the rule is used: each imports it by name.
+USERS = (reference, rnn, lstm, gru)
 
 
-def test_cut_one_step_late_is_caught() -> None:
-    function, line, replacement = LATE
-    late = mutant(function, line, replacement)
-    caught = []
+def test_cut_one_step_late_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The late cut planted in ends_chunk fails the property against autograd, for the
+    reference and for each fast cell alike (they all take the cut from there)."""
+    late = planted_module(truncation, [LATE], "late cut").ends_chunk
+    for user in USERS:
+        monkeypatch.setattr(user, "ends_chunk", late)
+    caught: set[str] = set()
 
     @settings(
         max_examples=60,
@@ -150,34 +117,20 @@ def test_cut_one_step_late_is_caught() -> None:
     @given(drawn=truncated_nets())
     def run(drawn: tuple[Net, int]) -> None:
         net, truncate = drawn
-        assume(net.cell == "lstm")
         example = make(net)
-        try:
-            judge(
-                by_reference_truncated(net, example, truncate, late),
-                by_autograd_truncated(example, truncate),
-                "autograd",
-                net,
-            )
-        except AssertionError:
-            caught.append(net)
+        assume(example.usable)
+        right = by_autograd(example, truncate)
+        fast = example.model.loss_and_grads(
+            example.x, example.y, example.loss, **example.states, truncate=truncate
+        )
+        for name, mine in (("reference", by_reference(net, example, truncate)), ("fast", fast)):
+            try:
+                assert_agree(mine, right, "autograd", net)
+            except AssertionError:
+                caught.add(f"{name} {net.cell}")
 
     run()
-    assert caught, "a cut one step late passed every truncated property"
-
-
-def test_fast_rnn_cut_one_step_late_is_caught() -> None:
-    """The same bug planted in the fast RNN's backward: the property against the reference
-    catches it."""
-    source = textwrap.dedent(inspect.getsource(RNN.backward_unchecked))
-    line = "t % truncate == 0"
-    assert source.count(line) == 1, "update this test to RNN.backward_unchecked's truncation line"
-    namespace = dict(inspect.unwrap(RNN.backward_unchecked).__globals__)
-    exec(compile(source.replace(line, "(t - 1) % truncate == 0"), "<late cut>", "exec"), namespace)
-    late = type("LateCut", (RNN,), {"backward_unchecked": namespace["backward_unchecked"]})
-    rng = np.random.default_rng(2)
-    x, y = rng.standard_normal((9, 2, 2)), rng.uniform(0, 1, (9, 2, 1))
-    model = late(2, 4, 1, activation="tanh")
-    _, mutated = model.loss_and_grads(x, y, truncate=4)
-    _, right = reference.loss_and_grads(model.params, x, y, activation="tanh", truncate=4)
-    assert relative_error(mutated["W_hh"], right["W_hh"]) > FLOAT64_BOUND
+    expected = {
+        f"{name} {cell}" for name in ("reference", "fast") for cell in ("rnn", "lstm", "gru")
+    }
+    assert caught == expected, f"a cut one step late passed for {sorted(expected - caught)}"

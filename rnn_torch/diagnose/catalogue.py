@@ -1,13 +1,15 @@
 """Known bugs of hand-written BPTT, each planted in rnn_manual/reference.py: the catalogue
 `python -m rnn_torch diagnose` names a learner's bug from.
 
-A bug is a list of edits to the reference's source. Each edit names a function of
-reference.py, one statement of it and what replaces it (zero or more statements). Statements
-match on their syntax tree, so formatting and comments do not matter; an edit whose statement
-is not in its function exactly once raises CatalogueError, so that a change to the reference
-cannot leave an entry silently planting nothing. `source(bug)` is the whole mutated module as
-Python text, with absolute imports: a standalone file that follows the learner protocol
-(tests run it as a learner's file); `mutant(bug)` is its `loss_and_grads`.
+A bug is a list of edits to the reference's source, each a rnn_torch.planting.Plant: a
+function of reference.py, one statement of it and what replaces it (zero or more
+statements), found by its syntax tree, so formatting and comments do not matter; an edit
+whose statement is not in its function exactly once raises CatalogueError, so that a change
+to the reference cannot leave an entry silently planting nothing. Every statement an edit
+names is marked as an anchor in reference.py, and tests/test_anchors.py names the entry and
+the statement when one goes missing. `source(bug)` is the whole mutated module as Python
+text, with absolute imports: a standalone file that follows the learner protocol (tests run
+it as a learner's file); `mutant(bug)` is its `loss_and_grads`.
 
 The entries start from the planted mutations of tests/test_mutations.py,
 tests/test_gated_mutations.py and tests/test_reference.py, and add the bugs learners make
@@ -26,6 +28,8 @@ from functools import cache
 from typing import Any
 
 from rnn_manual import reference
+
+from ..planting import Plant, PlantError, plant
 
 LossAndGrads = Callable[..., tuple[float, dict[str, Any]]]
 
@@ -51,11 +55,9 @@ class CatalogueError(Exception):
     """An edit's statement is not in its function of reference.py exactly once."""
 
 
-@dataclass(frozen=True)
-class Edit:
-    function: str  # a function of rnn_manual/reference.py
-    old: str  # one statement, as code
-    new: str  # the statements that replace it ("pass" for none)
+#: One edit of a bug: a function of rnn_manual/reference.py, one statement of it, and the
+#: statements that replace it ("pass" for none).
+Edit = Plant
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Bug:
 
 
 def edit(function: str, old: str, new: str) -> Edit:
-    return Edit(function, old, new)
+    return Plant(function, old, new)
 
 
 def in_reference(function: str, detail: str) -> str:
@@ -581,34 +583,6 @@ def for_cell(cell: str) -> list[Bug]:
     return [bug for bug in BUGS if bug.cell in (cell, "any")]
 
 
-def _statement(code: str) -> str:
-    """One statement's syntax tree, as text (no positions, so no formatting or comments)."""
-    body = ast.parse(code).body
-    if len(body) != 1:
-        raise CatalogueError(f"not one statement: {code!r}")
-    return ast.dump(body[0])
-
-
-def _replace(function: ast.FunctionDef, old: str, new: list[ast.stmt]) -> int:
-    """Replace every statement of `function` (at any depth) whose tree is `old` by `new`;
-    the number replaced."""
-    count = 0
-    for node in ast.walk(function):
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(node, field, None)
-            if not isinstance(block, list):
-                continue
-            replaced: list[ast.stmt] = []
-            for statement in block:
-                if isinstance(statement, ast.stmt) and ast.dump(statement) == old:
-                    replaced.extend(new)
-                    count += 1
-                else:
-                    replaced.append(statement)
-            setattr(node, field, replaced)
-    return count
-
-
 def _absolute_imports(tree: ast.Module) -> None:
     """`from .cells.losses import LOSSES` -> `from rnn_manual.cells.losses import LOSSES`."""
     for node in ast.walk(tree):
@@ -627,17 +601,14 @@ def source(bug: Bug) -> str:
     """reference.py with `bug` planted, as the text of a standalone module (absolute
     imports) that defines loss_and_grads."""
     tree = ast.parse(_reference_source())
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     for change in bug.edits:
-        if change.function not in functions:
-            raise CatalogueError(f"{bug.name}: reference.py has no function {change.function}")
-        new = ast.parse(change.new).body
-        found = _replace(functions[change.function], _statement(change.old), new)
-        if found != 1:
+        try:
+            plant(tree, change)
+        except PlantError as error:
             raise CatalogueError(
-                f"{bug.name}: {change.old!r} is {found} times in reference.{change.function}, "
-                "not once: update rnn_torch/diagnose/catalogue.py to the reference's source"
-            )
+                f"catalogue bug {bug.name!r}: in rnn_manual/reference.py, {error}: update "
+                "rnn_torch/diagnose/catalogue.py to the reference's source"
+            ) from None
     _absolute_imports(tree)
     docstring = f"rnn_manual/reference.py with a known bug planted: {bug.name}."
     tree.body[0] = ast.Expr(ast.Constant(docstring))  # in place of the reference's own
