@@ -4,11 +4,11 @@ A learner's file defines loss_and_grads with rnn_manual.reference's signature. T
 diagnosis runs it on structured probes in a separate process, judges every gradient
 against PyTorch autograd, localizes what is wrong (which gradients, from which sequence
 length, on which factor it depends, from which distance back in time, which gate) and
-names the known bug it equals, if any. See judge.py for the method.
+names the known bug it equals, if any. See diagnosis.py for the method.
 
-    probes.py     the structured cases, and autograd's answers to them (the twins)
+    probes.py     the structured cases, and autograd's answers to them (Oracle: the twin)
     sandbox.py    a learner's file run on them in a child process (child.py), time-limited
-    judge.py      judging and localizing; diagnose(), the Python API
+    diagnosis.py  judging and localizing; diagnose(), the Python API
     catalogue.py  known bugs, planted in rnn_manual/reference.py, for naming
     findings.py   the findings in words, with pointers into docs/walkthrough.md
     report.py     Report: text and JSON;  cli.py: the command line
@@ -19,7 +19,7 @@ names the known bug it equals, if any. See judge.py for the method.
 """
 
 from .cli import add_parser, main, run
-from .judge import DEFAULT_TIMEOUT, diagnose
+from .diagnosis import DEFAULT_TIMEOUT, diagnose
 from .report import Report, Verdict
 
 __all__ = ["DEFAULT_TIMEOUT", "Report", "Verdict", "add_parser", "diagnose", "main", "run"]

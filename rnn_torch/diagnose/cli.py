@@ -16,7 +16,7 @@ from typing import Any
 
 from rnn_manual.core.args import Parser, UsageError, positive_float, seed
 
-from .judge import DEFAULT_TIMEOUT, diagnose
+from .diagnosis import DEFAULT_TIMEOUT, diagnose
 from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES
 
 PROG = "python -m rnn_torch diagnose"

@@ -16,7 +16,7 @@ factor only:
                upstream gradient on one step through the protocol, which takes targets,
                not upstream gradients. It holds up to rounding (the learner's p_t and the
                twin's differ in their last bits), so these probes judge dL/dx alone, step
-               by step against its whole norm (judge.first_bad_distance)
+               by step against its whole norm (diagnosis.first_bad_distance)
 
 Sizes: T 6, B 4, I 3, H 5, O 2, all different, so that a transposed product cannot pass by
 having the right shape. Weights and biases ~ N(0, 0.5^2) (non-zero biases, or a misplaced
