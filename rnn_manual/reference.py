@@ -57,6 +57,13 @@ Public: cell_of, loss_and_grads, and per cell a forward pass (params, x, initial
 -> cache and a backward pass (params, cache, dz) -> grads: rnn_forward, rnn_backward,
 lstm_forward, lstm_backward, gru_forward, gru_backward. Each backward takes `truncate` too
 (truncated BPTT: see loss_and_grads).
+
+A ⚓ at the end of a line marks a statement that other code finds by its code (its syntax
+tree): the diagnosis plants the bugs of its catalogue there (rnn_torch/diagnose/catalogue.py),
+and the exercises take their answers from there (exercises/). Reword a comment freely; change
+the code of a marked statement and tests/test_anchors.py names each matcher that lost it and
+the statement, so that the matcher can be updated with it. (The walkthrough quotes lines of
+this file too; tests/test_walkthrough.py says which quote no longer matches.)
 """
 
 from __future__ import annotations
@@ -99,7 +106,7 @@ def rnn_forward(params: Params, x: Array, h0: Array, activation: str) -> Cache:
     z = np.zeros((T, B, O), dtype=W_hy.dtype)  # z[t] is z_t
     h[0] = h0
     for t in range(T):
-        a = x[t] @ W_xh + h[t] @ W_hh + b_h  # a_t (B, H)
+        a = x[t] @ W_xh + h[t] @ W_hh + b_h  # a_t (B, H) ⚓
         h[t + 1] = f(a)  # h_t = f(a_t)
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
     p = sigmoid(z)  # p_t = sigmoid(z_t)
@@ -121,23 +128,23 @@ def rnn_backward(
     for t in reversed(range(len(x))):
         if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
             dh_next = np.zeros_like(dh_next)
-        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
+        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1 ⚓
         if activation == "sigmoid":
-            da = dh * h[t + 1] * (1 - h[t + 1])  # sigmoid'(a) = h (1 - h)
+            da = dh * h[t + 1] * (1 - h[t + 1])  # sigmoid'(a) = h (1 - h) ⚓
         elif activation == "tanh":
-            da = dh * (1 - h[t + 1] ** 2)  # tanh'(a) = 1 - h^2
+            da = dh * (1 - h[t + 1] ** 2)  # tanh'(a) = 1 - h^2 ⚓
         else:
-            da = dh * (h[t + 1] > 0)  # relu'(a) = 1 where h > 0, else 0 (at the kink too)
-        grads["W_xh"] += x[t].T @ da  # da_t/dW_xh: x_t^T
-        grads["W_hh"] += h[t].T @ da  # da_t/dW_hh: h_{t-1}^T
-        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T
+            da = dh * (h[t + 1] > 0)  # relu'(a) = 1 where h > 0, else 0 (at the kink too) ⚓
+        grads["W_xh"] += x[t].T @ da  # da_t/dW_xh: x_t^T ⚓
+        grads["W_hh"] += h[t].T @ da  # da_t/dW_hh: h_{t-1}^T ⚓
+        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T ⚓
         if bias:
-            grads["b_h"] += da.sum(axis=0)  # da_t/db_h = 1, summed over the batch
-            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1
-        dx[t] = da @ W_xh.T  # da_t/dx_t = W_xh^T
-        dh_next = da @ W_hh.T  # dL/dh_{t-1}: da_t/dh_{t-1} = W_hh^T
+            grads["b_h"] += da.sum(axis=0)  # da_t/db_h = 1, summed over the batch ⚓
+            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1 ⚓
+        dx[t] = da @ W_xh.T  # da_t/dx_t = W_xh^T ⚓
+        dh_next = da @ W_hh.T  # dL/dh_{t-1}: da_t/dh_{t-1} = W_hh^T ⚓
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_{-1}
+    grads["h0"] = dh_next  # dL/dh_{-1} ⚓
     return grads
 
 
@@ -148,9 +155,9 @@ def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
     """The LSTM over x (T, B, I) from h_{-1} = h0 and c_{-1} = c0 (B, H): x, h and c (T+1, B, H),
     the gates i, f, g, o (T, B, H), z and p (T, B, O)."""
     W_xi, W_hi, b_i = params["W_xi"], params["W_hi"], params.get("b_i", 0.0)
-    W_xf, W_hf, b_f = params["W_xf"], params["W_hf"], params.get("b_f", 0.0)
+    W_xf, W_hf, b_f = params["W_xf"], params["W_hf"], params.get("b_f", 0.0)  # ⚓
     W_xg, W_hg, b_g = params["W_xg"], params["W_hg"], params.get("b_g", 0.0)
-    W_xo, W_ho, b_o = params["W_xo"], params["W_ho"], params.get("b_o", 0.0)
+    W_xo, W_ho, b_o = params["W_xo"], params["W_ho"], params.get("b_o", 0.0)  # ⚓
     W_hy, b_y = params["W_hy"], params.get("b_y", 0.0)  # 0.0: no biases
     T, B, _ = x.shape
     H, O = W_hy.shape
@@ -192,38 +199,39 @@ def lstm_backward(params: Params, cache: Cache, dz: Array, truncate: int | None 
         if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
             dh_next = np.zeros_like(dh_next)
             dc_next = np.zeros_like(dc_next)
-        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
+        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1 ⚓
         tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass
-        dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dh_t/dc_t = o_t tanh'(c_t) = o_t (1 - tanh^2)
-        do = dh * tanh_c  # dh_t/do_t = tanh(c_t)
-        di = dc * g[t]  # dc_t/di_t = g_t
-        df = dc * c[t]  # dc_t/df_t = c_{t-1}
-        dg = dc * i[t]  # dc_t/dg_t = i_t
-        da_i = di * i[t] * (1 - i[t])  # sigmoid'(a_i) = i (1 - i)
-        da_f = df * f[t] * (1 - f[t])  # sigmoid'(a_f) = f (1 - f)
-        da_g = dg * (1 - g[t] ** 2)  # tanh'(a_g) = 1 - g^2
-        da_o = do * o[t] * (1 - o[t])  # sigmoid'(a_o) = o (1 - o)
-        grads["W_xi"] += x[t].T @ da_i  # da_q/dW_xq: x_t^T
-        grads["W_xf"] += x[t].T @ da_f
-        grads["W_xg"] += x[t].T @ da_g
-        grads["W_xo"] += x[t].T @ da_o
-        grads["W_hi"] += h[t].T @ da_i  # da_q/dW_hq: h_{t-1}^T
-        grads["W_hf"] += h[t].T @ da_f
-        grads["W_hg"] += h[t].T @ da_g
-        grads["W_ho"] += h[t].T @ da_o
-        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T
+        dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dh_t/dc_t = o_t (1 - tanh(c_t)^2) ⚓
+        do = dh * tanh_c  # dh_t/do_t = tanh(c_t) ⚓
+        di = dc * g[t]  # dc_t/di_t = g_t ⚓
+        df = dc * c[t]  # dc_t/df_t = c_{t-1} ⚓
+        dg = dc * i[t]  # dc_t/dg_t = i_t ⚓
+        da_i = di * i[t] * (1 - i[t])  # sigmoid'(a_i) = i (1 - i) ⚓
+        da_f = df * f[t] * (1 - f[t])  # sigmoid'(a_f) = f (1 - f) ⚓
+        da_g = dg * (1 - g[t] ** 2)  # tanh'(a_g) = 1 - g^2 ⚓
+        da_o = do * o[t] * (1 - o[t])  # sigmoid'(a_o) = o (1 - o) ⚓
+        grads["W_xi"] += x[t].T @ da_i  # da_q/dW_xq: x_t^T ⚓
+        grads["W_xf"] += x[t].T @ da_f  # ⚓
+        grads["W_xg"] += x[t].T @ da_g  # ⚓
+        grads["W_xo"] += x[t].T @ da_o  # ⚓
+        grads["W_hi"] += h[t].T @ da_i  # da_q/dW_hq: h_{t-1}^T ⚓
+        grads["W_hf"] += h[t].T @ da_f  # ⚓
+        grads["W_hg"] += h[t].T @ da_g  # ⚓
+        grads["W_ho"] += h[t].T @ da_o  # ⚓
+        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T ⚓
         if bias:
-            grads["b_i"] += da_i.sum(axis=0)  # da_q/db_q = 1, summed over the batch
-            grads["b_f"] += da_f.sum(axis=0)
-            grads["b_g"] += da_g.sum(axis=0)
-            grads["b_o"] += da_o.sum(axis=0)
-            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1
-        dx[t] = da_i @ W_xi.T + da_f @ W_xf.T + da_g @ W_xg.T + da_o @ W_xo.T  # da_q/dx_t = W_xq^T
-        dh_next = da_i @ W_hi.T + da_f @ W_hf.T + da_g @ W_hg.T + da_o @ W_ho.T  # dL/dh_{t-1}
-        dc_next = dc * f[t]  # dL/dc_{t-1}: dc_t/dc_{t-1} = f_t
+            grads["b_i"] += da_i.sum(axis=0)  # da_q/db_q = 1, summed over the batch ⚓
+            grads["b_f"] += da_f.sum(axis=0)  # ⚓
+            grads["b_g"] += da_g.sum(axis=0)  # ⚓
+            grads["b_o"] += da_o.sum(axis=0)  # ⚓
+            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1 ⚓
+        # da_q/dx_t = W_xq^T and da_q/dh_{t-1} = W_hq^T, for each gate q:
+        dx[t] = da_i @ W_xi.T + da_f @ W_xf.T + da_g @ W_xg.T + da_o @ W_xo.T  # ⚓
+        dh_next = da_i @ W_hi.T + da_f @ W_hf.T + da_g @ W_hg.T + da_o @ W_ho.T  # dL/dh_{t-1} ⚓
+        dc_next = dc * f[t]  # dL/dc_{t-1}: dc_t/dc_{t-1} = f_t ⚓
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_{-1}
-    grads["c0"] = dc_next  # dL/dc_{-1}
+    grads["h0"] = dh_next  # dL/dh_{-1} ⚓
+    grads["c0"] = dc_next  # dL/dc_{-1} ⚓
     return grads
 
 
@@ -250,9 +258,9 @@ def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
     for t in range(T):
         r[t] = sigmoid(x[t] @ W_xr + h[t] @ W_hr + b_r)  # r_t = sigmoid(a_r)
         u[t] = sigmoid(x[t] @ W_xu + h[t] @ W_hu + b_u)  # u_t = sigmoid(a_u)
-        hn[t] = h[t] @ W_hn + b_hn  # hn_t = h_{t-1} @ W_hn + b_hn
-        n[t] = np.tanh(x[t] @ W_xn + b_xn + r[t] * hn[t])  # n_t = tanh(a_n)
-        h[t + 1] = (1 - u[t]) * n[t] + u[t] * h[t]  # h_t = (1 - u_t) * n_t + u_t * h_{t-1}
+        hn[t] = h[t] @ W_hn + b_hn  # hn_t = h_{t-1} @ W_hn + b_hn ⚓
+        n[t] = np.tanh(x[t] @ W_xn + b_xn + r[t] * hn[t])  # n_t = tanh(a_n) ⚓
+        h[t + 1] = (1 - u[t]) * n[t] + u[t] * h[t]  # h_t = (1 - u_t) * n_t + u_t * h_{t-1} ⚓
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
     p = sigmoid(z)  # p_t = sigmoid(z_t)
     return {"x": x, "h": h, "r": r, "u": u, "n": n, "hn": hn, "z": z, "p": p}
@@ -273,31 +281,31 @@ def gru_backward(params: Params, cache: Cache, dz: Array, truncate: int | None =
     for t in reversed(range(len(x))):
         if ends_chunk(t, truncate):  # truncated BPTT: nothing from step t + 1
             dh_next = np.zeros_like(dh_next)
-        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1
-        dn = dh * (1 - u[t])  # dh_t/dn_t = 1 - u_t
-        du = dh * (h[t] - n[t])  # dh_t/du_t = h_{t-1} - n_t
-        da_n = dn * (1 - n[t] ** 2)  # tanh'(a_n) = 1 - n^2
-        da_u = du * u[t] * (1 - u[t])  # sigmoid'(a_u) = u (1 - u)
-        dr = da_n * hn[t]  # da_n/dr_t = hn_t
-        dhn = da_n * r[t]  # da_n/dhn_t = r_t
-        da_r = dr * r[t] * (1 - r[t])  # sigmoid'(a_r) = r (1 - r)
-        grads["W_xr"] += x[t].T @ da_r  # da_q/dW_xq: x_t^T
-        grads["W_xu"] += x[t].T @ da_u
-        grads["W_xn"] += x[t].T @ da_n
-        grads["W_hr"] += h[t].T @ da_r  # da_q/dW_hq: h_{t-1}^T
-        grads["W_hu"] += h[t].T @ da_u
-        grads["W_hn"] += h[t].T @ dhn  # dhn_t/dW_hn: h_{t-1}^T
-        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T
+        dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1 ⚓
+        dn = dh * (1 - u[t])  # dh_t/dn_t = 1 - u_t ⚓
+        du = dh * (h[t] - n[t])  # dh_t/du_t = h_{t-1} - n_t ⚓
+        da_n = dn * (1 - n[t] ** 2)  # tanh'(a_n) = 1 - n^2 ⚓
+        da_u = du * u[t] * (1 - u[t])  # sigmoid'(a_u) = u (1 - u) ⚓
+        dr = da_n * hn[t]  # da_n/dr_t = hn_t ⚓
+        dhn = da_n * r[t]  # da_n/dhn_t = r_t ⚓
+        da_r = dr * r[t] * (1 - r[t])  # sigmoid'(a_r) = r (1 - r) ⚓
+        grads["W_xr"] += x[t].T @ da_r  # da_q/dW_xq: x_t^T ⚓
+        grads["W_xu"] += x[t].T @ da_u  # ⚓
+        grads["W_xn"] += x[t].T @ da_n  # ⚓
+        grads["W_hr"] += h[t].T @ da_r  # da_q/dW_hq: h_{t-1}^T ⚓
+        grads["W_hu"] += h[t].T @ da_u  # ⚓
+        grads["W_hn"] += h[t].T @ dhn  # dhn_t/dW_hn: h_{t-1}^T ⚓
+        grads["W_hy"] += h[t + 1].T @ dz[t]  # dz_t/dW_hy: h_t^T ⚓
         if bias:
-            grads["b_r"] += da_r.sum(axis=0)  # da_q/db_q = 1, summed over the batch
-            grads["b_u"] += da_u.sum(axis=0)
-            grads["b_xn"] += da_n.sum(axis=0)
-            grads["b_hn"] += dhn.sum(axis=0)  # dhn_t/db_hn = 1
-            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1
-        dx[t] = da_r @ W_xr.T + da_u @ W_xu.T + da_n @ W_xn.T  # da_q/dx_t = W_xq^T
-        dh_next = dh * u[t] + da_r @ W_hr.T + da_u @ W_hu.T + dhn @ W_hn.T  # dL/dh_{t-1}
+            grads["b_r"] += da_r.sum(axis=0)  # da_q/db_q = 1, summed over the batch ⚓
+            grads["b_u"] += da_u.sum(axis=0)  # ⚓
+            grads["b_xn"] += da_n.sum(axis=0)  # ⚓
+            grads["b_hn"] += dhn.sum(axis=0)  # dhn_t/db_hn = 1 ⚓
+            grads["b_y"] += dz[t].sum(axis=0)  # dz_t/db_y = 1 ⚓
+        dx[t] = da_r @ W_xr.T + da_u @ W_xu.T + da_n @ W_xn.T  # da_q/dx_t = W_xq^T ⚓
+        dh_next = dh * u[t] + da_r @ W_hr.T + da_u @ W_hu.T + dhn @ W_hn.T  # dL/dh_{t-1} ⚓
     grads["x"] = dx
-    grads["h0"] = dh_next  # dL/dh_{-1}
+    grads["h0"] = dh_next  # dL/dh_{-1} ⚓
     return grads
 
 
@@ -328,11 +336,11 @@ def loss_and_grads(
     each step's gradient stops at the start of its chunk. grads["h0"] is what reaches h_{-1}
     through the first chunk. truncate >= T is full BPTT.
     """
-    cell = cell_of(params)
+    cell = cell_of(params)  # ⚓
     B, H = x.shape[1], params["W_hy"].shape[0]
-    if h0 is None:
+    if h0 is None:  # ⚓
         h0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # h_{-1} = 0
-    if c0 is None:
+    if c0 is None:  # ⚓
         c0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # c_{-1} = 0
     if cell == "rnn":
         cache = rnn_forward(params, x, h0, activation)
@@ -340,11 +348,11 @@ def loss_and_grads(
         cache = lstm_forward(params, x, h0, c0)
     else:
         cache = gru_forward(params, x, h0)
-    value, dz = LOSSES[loss](cache["z"], cache["p"], y)  # L, and dz_t = dL/dz_t (T, B, O)
+    value, dz = LOSSES[loss](cache["z"], cache["p"], y)  # L, and dz_t = dL/dz_t (T, B, O) ⚓
     if cell == "rnn":
         grads = rnn_backward(params, cache, dz, activation, truncate)
     elif cell == "lstm":
         grads = lstm_backward(params, cache, dz, truncate)
     else:
         grads = gru_backward(params, cache, dz, truncate)
-    return float(value), grads
+    return float(value), grads  # ⚓

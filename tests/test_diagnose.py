@@ -30,8 +30,8 @@ from rnn_manual import reference
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND
 from rnn_torch.diagnose import Report, add_parser, catalogue, diagnose, main, run
-from rnn_torch.diagnose.findings import derivative, distance_finding
 from rnn_torch.diagnose.diagnosis import Settings, bug_answers, judge, probes_for
+from rnn_torch.diagnose.findings import derivative, distance_finding
 from rnn_torch.diagnose.sandbox import run_file
 
 ROOT = Path(__file__).resolve().parents[1]
