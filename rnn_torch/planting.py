@@ -22,7 +22,6 @@ import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-
 #: The mark, at the end of a line's comment, of a statement other code finds by its syntax
 #: tree (a catalogue bug's edit, an exercise's answer): rnn_manual/reference.py explains it.
 ANCHOR = "⚓"

@@ -38,6 +38,8 @@ from strategies import Optimizer, Trajectory, examples, optimizers
 from rnn_manual import GRU, LSTM
 from rnn_manual.cells import CELLS as ALL_CELLS
 from rnn_manual.cells.losses import LOSSES
+from rnn_manual.core.backend import move as backend_move
+from rnn_manual.core.backend import to_numpy
 from rnn_manual.core.gradcheck import relative_error
 from rnn_manual.files.modelfile import load, load_checkpoint, save, save_checkpoint
 from rnn_manual.training.loop import train
@@ -467,3 +469,50 @@ def test_train_gru_solves_the_adder_and_add_uses_it(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == "127", result.stderr
     result = run("rnn_manual", "evaluate", "--model", str(path), "--bits", "8")
     assert result.returncode == 0 and result.stdout.startswith("100.00% exact"), result.stderr
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_fresh_is_the_same_cell_made_anew(cell: str) -> None:
+    """Cell.fresh: the cell, sizes, bias, dtype and activation kept, the weights those the
+    constructor makes from the seed."""
+    options = {"activation": "relu"} if cell == "rnn" else {}
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, dtype=np.float32, seed=7, **options)
+    for w in model.params.values():
+        w += 1.0  # trained, say
+    fresh = model.fresh(seed=1)
+    made = ALL_CELLS[cell](3, 5, 2, bias=True, dtype=np.float32, seed=1, **options)
+    assert type(fresh) is type(model) and fresh.activation == model.activation
+    assert (fresh.input_size, fresh.hidden_size, fresh.output_size) == (3, 5, 2)
+    assert fresh.bias and fresh.dtype == np.float32
+    for name, w in made.params.items():
+        np.testing.assert_array_equal(fresh.params[name], w, err_msg=name)
+    assert not np.array_equal(model.fresh().params["W_hy"], fresh.params["W_hy"])  # seed 0
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_states_are_the_initial_states_where_the_model_is(
+    cell: str, backend: tuple[str, str | None]
+) -> None:
+    """Cell.zero_states(B): one (B, H) array of zeros per initial state (h0, and c0 for the
+    LSTM), of the model's library, device and dtype: what a pass starts from without one."""
+    model = on_backend(ALL_CELLS[cell](2, 4, 1, dtype=np.float32), backend)
+    states = model.zero_states(3)
+    assert len(states) == len(model.states)
+    for state in states:
+        assert tuple(state.shape) == (3, 4) and not bool((state != 0).any())
+        assert backend_of(state) == backend_of(model.params["W_hy"])
+    x = np.random.default_rng(0).normal(size=(5, 3, 2)).astype(np.float32)
+    y = np.ones((5, 3, 1), dtype=np.float32)
+    y_there = backend_move({"y": y}, *backend)["y"]
+    done = model.loss_pass(*model.checked_inputs(x), y_there, "bce")  # the states: zeros
+    value, grads = model.loss_and_grads(x, y, "bce")  # no states given: zeros
+    assert float(done.loss) == value
+    for name, g in grads.items():
+        np.testing.assert_array_equal(to_numpy(done.grads[name]), to_numpy(g), err_msg=name)
+
+
+def backend_of(array: object) -> tuple[str, str, str]:
+    """An array's library, device and dtype, as text."""
+    library = type(array).__module__.split(".")[0]
+    return library, str(getattr(array, "device", "cpu")), str(array.dtype)  # type: ignore[attr-defined]

@@ -1,14 +1,17 @@
-"""The folder layout is the architecture: imports in rnn_manual only go downward.
+"""The folder layout is the architecture: imports in rnn_manual only go downward, no
+module imports itself through others, and no file grows past MAX_LINES.
 
     app        the command line and the figures
     files      the safe .npz reader and the model-file schema
-    training   bits, optimisers, the training loop, the tutorial replay
-    reference  the plain BPTT (it may use the cells' activations and losses)
+    training   bits, optimisers, evaluation, the stopping rule, the loop, the tutorial replay
+    reference  the plain BPTT (it may use the cells' activations, losses and truncation rule)
     cells      the fast equations
-    core       backends, input checks, limits, finite differences
+    core       backends, input checks, limits, threads, finite differences, argument types
 
 A module may import its own layer and the layers below it, never one above, and nothing in
-rnn_manual imports rnn_torch (which stands above all of it).
+rnn_manual imports rnn_torch (which stands above all of it). Inside a layer, and inside
+rnn_torch, the imports between modules form no circle: each module can be read knowing only
+the ones it imports.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "rnn_manual"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rnn_manual"
+#: Longest a file of rnn_manual may be: a file longer than this answers more than one
+#: question, and is split by question.
+MAX_LINES = 400
+#: The files allowed to be longer, each with the reason (none now).
+LONGER: dict[str, str] = {}
 
 #: Bottom to top; a layer is a subpackage, or the one module reference.py.
 LAYERS = ("core", "cells", "reference", "training", "files", "app")
@@ -31,7 +40,7 @@ def layer_of(module: str) -> int | None:
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -105,3 +114,103 @@ def test_the_check_sees_an_upward_import(line: str) -> None:
     cell = PACKAGE / "cells" / "rnn.py"
     assert not violations(cell)
     assert violations(cell, cell.read_text() + "\n" + line + "\n")
+
+
+# ---- no circle -----------------------------------------------------------------------------
+
+
+def module_path(module: str) -> Path | None:
+    """The file of a dotted module name of this project's packages (None: not one of them)."""
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def edges(path: Path, text: str | None = None) -> set[str]:
+    """The project modules the source at `path` imports, anywhere in it (a function's own
+    imports too): `from package import name` counts as package.name where that is a module,
+    else as the package."""
+    found = set()
+    for target in imports(path, text):
+        while target and module_path(target) is None:  # `from a.b import f`: a.b's module
+            target = target.rpartition(".")[0]
+        if target:
+            found.add(target)
+    tree = ast.parse(path.read_text() if text is None else text)
+    for node in ast.walk(tree):  # from a.b import c, where a.b.c is a module of its own
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            base = imports(path, f"from {'.' * node.level}{node.module} import _")[0]
+            found.update(
+                f"{base}.{alias.name}"
+                for alias in node.names
+                if module_path(f"{base}.{alias.name}") is not None
+            )
+    found.discard(module_name(path))
+    return found
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle of imports in `graph` (module -> the modules it imports), each once, as
+    the modules along it."""
+    found: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                if frozenset(path) not in seen:
+                    seen.add(frozenset(path))
+                    found.append([*path, start])
+            elif nxt not in path and nxt > start:  # each circle from its least module
+                walk(start, nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return found
+
+
+def import_graph(package: str, changed: dict[Path, str] | None = None) -> dict[str, set[str]]:
+    """module -> the modules of `package` it imports; `changed`: sources to read instead."""
+    changed = changed or {}
+    paths = sorted(p for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
+    return {
+        module_name(p): {m for m in edges(p, changed.get(p)) if m.split(".")[0] == package}
+        for p in paths
+    }
+
+
+@pytest.mark.parametrize("package", ["rnn_manual", "rnn_torch"])
+def test_no_import_circle(package: str) -> None:
+    assert circles(import_graph(package)) == []
+
+
+def test_the_circle_check_sees_a_circle() -> None:
+    """It bites: plot importing figures, which imports plot, is a circle (the one there was,
+    plot.py and docfigures.py importing each other); and a circle through a package's
+    __init__ is one too."""
+    plot = PACKAGE / "app" / "plot.py"
+    lazy = "\n\ndef f() -> None:\n    from . import figures\n"
+    found = circles(import_graph("rnn_manual", {plot: plot.read_text() + lazy}))
+    assert ["rnn_manual.app.figures", "rnn_manual.app.plot", "rnn_manual.app.figures"] in found
+    base = PACKAGE / "cells" / "base.py"
+    via_init = base.read_text() + "\nfrom ..cells import CELLS\n"
+    found = circles(import_graph("rnn_manual", {base: via_init}))
+    assert any(
+        "rnn_manual.cells" in circle and "rnn_manual.cells.base" in circle for circle in found
+    )
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+# ---- one question per file -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_file_is_longer_than_max_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    name = str(path.relative_to(ROOT))
+    assert lines <= MAX_LINES or name in LONGER, (
+        f"{name}: {lines} lines, more than {MAX_LINES}: split it by the questions it answers "
+        "(or say in tests/test_layers.py LONGER why it must be longer)"
+    )
