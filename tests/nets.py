@@ -36,7 +36,7 @@ LossAndGrads = Callable[..., Result]
 
 @dataclass(frozen=True)
 class Net:
-    """One drawn network: an RNN case (strategies.py) or a gated one (test_gated.py, drawn
+    """One drawn network: an RNN case (strategies.py) or a gated one (gated_checks.py, drawn
     with states, some of which are then left out), and what the gated strategy fixes."""
 
     cell: str  # "rnn" | "lstm" | "gru"

@@ -516,3 +516,23 @@ def backend_of(array: object) -> tuple[str, str, str]:
     """An array's library, device and dtype, as text."""
     library = type(array).__module__.split(".")[0]
     return library, str(getattr(array, "device", "cpu")), str(array.dtype)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("cell", sorted(ALL_CELLS))
+def test_loss_pass_is_run_loss_and_backward_weighted(cell: str) -> None:
+    """Cell.loss_pass, the one composition: its trace is run's, its loss and dz the loss
+    function's on that trace times the weight, its gradients backward's from that dz."""
+    rng = np.random.default_rng(0)
+    model = ALL_CELLS[cell](3, 5, 2, bias=True, seed=1)
+    x, y = rng.normal(size=(6, 4, 3)), rng.uniform(size=(6, 4, 2))
+    states = [rng.normal(size=(4, 5)) for _ in model.states]
+    done = model.loss_pass(x, states, y, "bce", truncate=2, weight=0.25)
+    trace = model.run(x, *states)
+    value, dz = LOSSES["bce"](trace.z, trace.p, y)
+    np.testing.assert_array_equal(done.trace.h, trace.h)
+    assert float(done.loss) == float(value * 0.25)
+    np.testing.assert_array_equal(done.dz, dz * 0.25)
+    expected = model.backward(trace, dz * 0.25, truncate=2)
+    assert set(done.grads) == set(expected)
+    for name, g in expected.items():
+        np.testing.assert_array_equal(done.grads[name], g, err_msg=name)

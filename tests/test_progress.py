@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from rnn_manual import LSTM, RNN
 from rnn_manual.app import cli
-from rnn_manual.app.report import stall_advice
+from rnn_manual.app.cli import STALL_OPTIONS
 from rnn_manual.cells import CELLS
 from rnn_manual.files import modelfile
 from rnn_manual.training import evaluation, loop, progress
@@ -233,9 +233,9 @@ def test_a_stall_needs_a_flat_loss_and_suggests_the_other_way() -> None:
     state.history.batch_accuracy.extend([0.0] * steps)
     stall = loop.stall(state)
     assert stall is not None and (stall.try_lr, stall.lr) == (0.01, 0.1)
-    assert "try a learning rate of 0.01 (now 0.1)" in str(stall)  # in words, for Python
+    assert "try a learning rate of 0.01 (now 0.1)" in stall.describe()  # in words
     assert "try --lr 0.01 (now 0.1), or another --hidden (now 16) or --bits (now 8)" in (
-        stall_advice(stall)  # in options, for the command line
+        stall.describe(STALL_OPTIONS)  # in options, for the command line
     )
     state.history.loss[-1] = 0.0  # the last stretch's mean falls by 4 / 1000 = 0.4%: flat
     assert loop.stall(state) is not None
@@ -245,4 +245,4 @@ def test_a_stall_needs_a_flat_loss_and_suggests_the_other_way() -> None:
     slow.history.loss.extend([4.0] * steps)
     slow.history.batch_accuracy.extend([0.0] * steps)
     found = loop.stall(slow)
-    assert found is not None and "try --lr 0.1 (now 1e-05)" in stall_advice(found)
+    assert found is not None and "try --lr 0.1 (now 1e-05)" in found.describe(STALL_OPTIONS)

@@ -30,7 +30,7 @@ from .docruns import NotTheAdder
 from .draw import MatplotlibMissing
 from .measures import pass_overflows
 from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, non_negative_int
-from .report import measure, progress, report, stall_advice
+from .report import measure, progress, report
 
 #: The train options that decide the weights: a resumed run takes them from its checkpoint.
 RUN_OPTIONS = (
@@ -38,6 +38,8 @@ RUN_OPTIONS = (
 ).split()
 #: What a diverged run can try, in options.
 DIVERGED_ADVICE = "try a smaller learning rate or gradient clipping (--clip)"
+#: The options a stalled run's advice names (training.loop.WORDS says it in words).
+STALL_OPTIONS = {"lr": "--lr", "hidden": "--hidden", "bits": "--bits"}
 
 
 class Output:
@@ -138,7 +140,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             resume=resume,
             checkpoint=checkpoint if checkpoint_to else None,
             checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
-            on_stall=None if quiet else lambda stall: out(stall_advice(stall)),
+            advice_names=STALL_OPTIONS,
         )
     except Diverged as e:
         kept = f"; {checkpoint_path} keeps step {saved_steps[-1]}" if saved_steps else ""

@@ -1,5 +1,5 @@
-"""What the command line reports about a model: its accuracy after training and on request
-(with progress lines should that take long), and a stalled run's advice in options.
+"""What the command line reports about a model: its accuracy after training and on request,
+with progress lines should that take long.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import numpy as np
 
 from ..training.bits import MAX_ALL_PAIRS_BITS, random_addition_batch
 from ..training.evaluation import accuracy, affordable_sums, validation_set
-from ..training.loop import STALL_STEPS, Stall
 from ..training.progress import Progress
 from ..training.state import Model, TrainConfig, TrainResult
 
@@ -67,12 +66,3 @@ def report(
         x, y = random_addition_batch(rng, n, bits, model.dtype)
         found = measure(model, x, y, quiet, f"{n} {bits}-bit sums")
         out(f"  {bits:5d}-bit sums ({n} random): {found:7.2%} exact")
-
-
-def stall_advice(stall: Stall) -> str:
-    """A stalled run's line, with what to try as the options of `train`."""
-    return (
-        f"step {stall.step}: no progress in the last {STALL_STEPS} steps (mean loss "
-        f"{stall.loss:.4f}); try --lr {stall.try_lr:g} (now {stall.lr:g}), or another "
-        f"--hidden (now {stall.hidden}) or --bits (now {stall.bits})"
-    )

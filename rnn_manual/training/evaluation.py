@@ -4,7 +4,7 @@ A sum is right when every output bit, rounded at 0.5, equals its target. Long su
 large sets are run a segment of steps and a chunk of sums at a time (`outputs`, `accuracy`),
 large chunks in parts on several threads, so that no pass holds more than PASS_ELEMENTS
 values. `add` runs the same passes to add two numbers, the command line's report sizes
-itself with `affordable_sums`, and training is judged on `validation_set` and `long_sums`.
+itself with `affordable_sums`, and training is evaluated on `validation_set` and `long_sums`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Array = NDArray[np.floating]
 #: Told how far long work has got: (work done, all the work), in any unit.
 OnProgress = Callable[[int, int], None]
 
-#: Beyond MAX_ALL_PAIRS_BITS, "solved" is judged on this many fixed random sums.
+#: Beyond MAX_ALL_PAIRS_BITS, "solved" is decided on this many fixed random sums.
 VALIDATION_SUMS = 16384
 #: Random sums of a run's long_bits bits that must be exact too before training stops.
 LONG_SUMS = 256

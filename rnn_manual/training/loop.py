@@ -14,7 +14,7 @@ import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -39,6 +39,10 @@ class Diverged(ArithmeticError):
     """Training met a non-finite loss, gradient or weight."""
 
 
+#: What a Stall's advice calls the things to change, in words (the command line: options).
+WORDS = {"lr": "a learning rate of", "hidden": "hidden size", "bits": "number of bits"}
+
+
 @dataclass(frozen=True)
 class Stall:
     """A run that has made no progress over STALL_STEPS steps, and what to try."""
@@ -50,11 +54,13 @@ class Stall:
     hidden: int  # the hidden size and the bits per sum now, the other things to change
     bits: int
 
-    def __str__(self) -> str:
+    def describe(self, names: Mapping[str, str] = WORDS) -> str:
+        """The stall and what to try, the things to change called by `names` (as WORDS)."""
         return (
             f"step {self.step}: no progress in the last {STALL_STEPS} steps (mean loss "
-            f"{self.loss:.4f}); try a learning rate of {self.try_lr:g} (now {self.lr:g}), "
-            f"or another hidden size (now {self.hidden}) or number of bits (now {self.bits})"
+            f"{self.loss:.4f}); try {names['lr']} {self.try_lr:g} (now {self.lr:g}), or "
+            f"another {names['hidden']} (now {self.hidden}) or {names['bits']} (now "
+            f"{self.bits})"
         )
 
 
@@ -74,13 +80,13 @@ def train(
     resume: TrainState | None = None,
     checkpoint: Callable[[TrainState], None] | None = None,
     checkpoint_every: int = 0,
-    on_stall: Callable[[Stall], None] | None = None,
+    advice_names: Mapping[str, str] = WORDS,
 ) -> TrainResult:
     """Train on random sums until every validation sum is exactly right or the steps run out.
 
     log: told a progress line every config.log_every steps (and at least every EVERY seconds
-    on slow runs), and a Stall once, if the run stops making progress; None: silent.
-    on_stall: told the Stall instead of log (the command line words it with its options).
+    on slow runs), and once, if the run stops making progress, what to try (Stall.describe,
+    with advice_names: the command line gives its options); None: silent.
     resume: the state of an earlier run of this same config (step budget aside) to continue;
     its weights then end bit for bit as if that run had never stopped.
     checkpoint: called with the state every `checkpoint_every` steps and when training stops,
@@ -111,13 +117,10 @@ def train(
                     f"batch exact {batch_right.mean():6.1%}"
                 )
                 logged = now
-            if not warned and state.step % STALL_STEPS == 0 and (log, on_stall) != (None, None):
+            if log is not None and not warned and state.step % STALL_STEPS == 0:
                 found = stall(state)
                 if found is not None:
-                    if on_stall is not None:
-                        on_stall(found)
-                    elif log is not None:
-                        log(str(found))
+                    log(found.describe(advice_names))
                     warned = True
             if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
                 checkpoint(state)
