@@ -38,9 +38,12 @@ class Plant:
     new: str  # what replaces it: statements ("pass" for none), or an expression
 
 
-def _same(a: ast.AST, b: ast.AST) -> bool:
-    """Whether two syntax trees are the same code (positions, layout and comments aside)."""
-    return ast.dump(a) == ast.dump(b)
+def occurrences(node: ast.AST, wanted: ast.AST) -> list[ast.AST]:
+    """The nodes under `node` that are the same code as `wanted` (positions, layout and
+    comments aside)."""
+    key = ast.dump(wanted)
+    kind = type(wanted)
+    return [n for n in ast.walk(node) if type(n) is kind and ast.dump(n) == key]
 
 
 def definition(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.ClassDef:
@@ -70,12 +73,12 @@ def target(code: str) -> ast.AST:
 
 def count(tree: ast.Module, function: str, old: str) -> int:
     """How often `old` occurs in `function` of `tree`."""
-    wanted = target(old)
-    return sum(_same(node, wanted) for node in ast.walk(definition(tree, function)))
+    return len(occurrences(definition(tree, function), target(old)))
 
 
 def plant(tree: ast.Module, change: Plant) -> None:
-    """Apply `change` to `tree`, in place; PlantError unless its target occurs exactly once."""
+    """Apply `change` to `tree`, in place; PlantError unless its target occurs exactly once.
+    (The new nodes take the old one's position: ast.fix_missing_locations before compiling.)"""
     wanted = target(change.old)
     statements = ast.parse(textwrap.dedent(change.new)).body
     new: list[ast.stmt] | ast.expr = statements
@@ -83,20 +86,21 @@ def plant(tree: ast.Module, change: Plant) -> None:
         if len(statements) != 1 or not isinstance(statements[0], ast.Expr):
             raise PlantError(f"{change.old!r} is an expression, {change.new!r} is not")
         new = statements[0].value
-    found = count(tree, change.function, change.old)
-    if found != 1:
-        raise PlantError(f"{change.old!r} occurs {found} times in {change.function}, not once")
+    function = definition(tree, change.function)
+    found = occurrences(function, wanted)
+    if len(found) != 1:
+        raise PlantError(f"{change.old!r} occurs {len(found)} times in {change.function}, not once")
+    hit = found[0]
 
     class Swap(ast.NodeTransformer):
         def generic_visit(self, node: ast.AST) -> ast.AST | list[ast.stmt]:  # type: ignore[override]
-            if _same(node, wanted):
+            if node is hit:
                 if isinstance(new, list):
                     return [ast.copy_location(copy.deepcopy(n), node) for n in new]
                 return ast.copy_location(copy.deepcopy(new), node)
             return super().generic_visit(node)
 
-    Swap().visit(definition(tree, change.function))
-    ast.fix_missing_locations(tree)
+    Swap().visit(function)
 
 
 def planted_tree(module: types.ModuleType, plants: Iterable[Plant]) -> ast.Module:
@@ -104,7 +108,7 @@ def planted_tree(module: types.ModuleType, plants: Iterable[Plant]) -> ast.Modul
     tree = ast.parse(inspect.getsource(module))
     for change in plants:
         plant(tree, change)
-    return tree
+    return ast.fix_missing_locations(tree)
 
 
 def planted_module(

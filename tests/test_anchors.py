@@ -20,7 +20,7 @@ from exercise_answers import STUBS, answers
 
 from rnn_manual import reference
 from rnn_torch.diagnose import catalogue
-from rnn_torch.planting import ANCHOR, PlantError, definition, target
+from rnn_torch.planting import ANCHOR, PlantError, definition, occurrences, target
 
 SOURCE = inspect.getsource(reference)
 
@@ -41,21 +41,15 @@ def problems(source: str) -> list[str]:
     tree, lines = ast.parse(source), source.splitlines()
     found: dict[int, list[str]] = defaultdict(list)  # line -> the matchers that find it there
     wrong = []
-    nodes: dict[str, dict[str, list[ast.AST]]] = {}  # function -> code -> its nodes there
     for bug in catalogue.BUGS:
         matcher = f"rnn_torch/diagnose/catalogue.py, bug {bug.name!r}"
         for edit in bug.edits:
             where = f"reference.{edit.function}"
-            if edit.function not in nodes:
-                try:
-                    function = definition(tree, edit.function)
-                except PlantError:
-                    wrong.append(f"{matcher} edits {where}, which is not there")
-                    continue
-                nodes[edit.function] = defaultdict(list)
-                for node in ast.walk(function):
-                    nodes[edit.function][ast.dump(node)].append(node)
-            hits = nodes[edit.function][ast.dump(target(edit.old))]  # as planting.count
+            try:
+                hits = occurrences(definition(tree, edit.function), target(edit.old))
+            except PlantError:
+                wrong.append(f"{matcher} edits {where}, which is not there")
+                continue
             if len(hits) != 1:
                 wrong.append(
                     f"{matcher} edits `{edit.old}` in {where}: found {len(hits)} times, not "
