@@ -84,7 +84,7 @@ def grid_table(results: list[dict]) -> str:
             cells.append(_x(r["speedup"][on_torch]) if on_torch in r["speedup"] else "")
         cells.append(f"{r['manual_gflops']:.3g}")
         for target in targets.GRID_TARGETS:
-            cells += [_measured(target, r), *targets.judge(target, r)]
+            cells += [_measured(target, r), *targets.verdict(target, r)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

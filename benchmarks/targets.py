@@ -4,7 +4,7 @@ bound; the range over the rounds is shown beside it, never judged.
 
     GRID_TARGETS        the targets judged at each grid point (one row of the table each)
     SOLVE_SPEEDUP       the time-to-solve target: the tutorial's time over train's
-    judge(target, r)    ("bound", "met") for one grid row: ("-", "-") where it asks nothing
+    verdict(target, r)  ("bound", "met") for one grid row: ("-", "-") where it asks nothing
     summary(...)        one line per target: met at how many points, and the misses
 """
 
@@ -108,7 +108,7 @@ def met(target: Target, r: dict) -> bool | None:
     return value[0] >= bound
 
 
-def judge(target: Target, r: dict) -> tuple[str, str]:
+def verdict(target: Target, r: dict) -> tuple[str, str]:
     """The table's (target, met) cells for row r."""
     bound = target.bound(r)
     if bound is None:

@@ -25,7 +25,7 @@ from .check import OBJECTIVES, gradient_rows
 from .compare import Row
 from .twin import torch_module
 
-Model = TypeVar("Model", bound=Cell)
+M = TypeVar("M", bound=Cell)
 
 #: The adder's input and output sizes: two operand bits in, one sum bit out.
 INPUTS, OUTPUTS = 2, 1
@@ -85,7 +85,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def on_backend(model: Model, args: argparse.Namespace) -> Model:
+def on_backend(model: M, args: argparse.Namespace) -> M:
     """`model` moved to the --backend library and --device, or UsageError if it cannot go."""
     if args.device not in (None, "cpu") and args.backend == "numpy":
         raise UsageError("--device needs --backend torch or cupy (NumPy runs on the cpu)")
@@ -150,11 +150,11 @@ def check(args: argparse.Namespace) -> int:
         states = {name: rng.normal(0.0, 0.5, shape).astype(args.dtype) for name in cell.states}
     rows = gradient_rows(on_backend(model, args), x, target, args.loss, **states, fused=args.fused)
     # The twin's torch module, made on the "meta" device (no data) only to be named.
-    judge = type(torch_module(model, args.fused, torch.float64, torch.device("meta"))).__name__
-    judge = judge if judge == "SigmoidRNNCell" else f"torch.nn.{judge}"
+    module = type(torch_module(model, args.fused, torch.float64, torch.device("meta"))).__name__
+    module = module if module == "SigmoidRNNCell" else f"torch.nn.{module}"
     activation = f"{args.activation}, " if args.activation else ""
     print(
-        f"manual BPTT ({where(args)}) vs PyTorch autograd ({judge}): T {args.bits}, "
+        f"manual BPTT ({where(args)}) vs PyTorch autograd ({module}): T {args.bits}, "
         f"B {args.batch}, H {args.hidden}, {activation}bias {args.bias}, {args.loss}, "
         f"h0 {'random' if args.h0 else 'zeros'}, {args.dtype}, seed {args.seed}"
     )

@@ -28,13 +28,14 @@ def manual_gradients(
     x: Array,
     target: Array,
     objective: str,
+    *,
     h0: Array | None = None,
     c0: Array | None = None,
 ) -> Grads:
     """The manual model's gradients of `objective`, as NumPy arrays; a loss rides along as
     "loss"."""
     if objective == "upstream":
-        return manual_upstream_grads(model, x, target, h0, c0)
+        return manual_upstream_grads(model, x, target, h0=h0, c0=c0)
     loss, grads = model.loss_and_grads(x, target, objective, h0, c0)
     manual = {name: to_numpy(g) for name, g in grads.items()}  # from whatever library
     manual["loss"] = np.array(loss, dtype=manual["x"].dtype)
@@ -46,12 +47,13 @@ def autograd_gradients(
     x: Array,
     target: Array,
     objective: str,
+    *,
     h0: Array | None = None,
     c0: Array | None = None,
 ) -> Grads:
     """The twin's gradients of `objective`, by autograd; a loss rides along as "loss"."""
     if objective == "upstream":
-        return twin.upstream_grads(x, target, h0, c0)
+        return twin.upstream_grads(x, target, h0=h0, c0=c0)
     loss, auto = twin.loss_and_grads(x, target, loss=objective, h0=h0, c0=c0)
     auto["loss"] = np.array(loss, dtype=auto["x"].dtype)
     return auto
@@ -62,6 +64,7 @@ def gradient_rows(
     x: Array,
     target: Array,
     objective: str = "mse",
+    *,
     h0: Array | None = None,
     c0: Array | None = None,
     fused: bool = False,
@@ -71,23 +74,24 @@ def gradient_rows(
     there), judged by rnn_torch.compare.judge; in float32 against the float64 truth,
     autograd in float64 on the same weights.
 
-    target: y (T, B, O) for a loss, V (T, B, O) for "upstream". c0: the LSTM's only.
+    target: y (T, B, O) for a loss, V (T, B, O) for "upstream". h0, c0: the initial states
+    (None: zeros; c0 the LSTM's only, refused for the others as the manual model refuses it).
     fused: judge by the whole-sequence torch layer (nn.RNN, nn.LSTM, nn.GRU).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     x, target = to_numpy(x), to_numpy(target)  # the judges take NumPy inputs
     h0 = None if h0 is None else to_numpy(h0)
-    c0 = None if c0 is None or "c0" not in model.states else to_numpy(c0)
-    manual = manual_gradients(model, x, target, objective, h0, c0)
+    c0 = None if c0 is None else to_numpy(c0)
+    manual = manual_gradients(model, x, target, objective, h0=h0, c0=c0)
     twin = Twin.from_manual(model, fused)
-    auto = autograd_gradients(twin, x, target, objective, h0, c0)
+    auto = autograd_gradients(twin, x, target, objective, h0=h0, c0=c0)
     truth = None
     if model.dtype != np.float64:
         twin64 = Twin.from_manual(model, fused, dtype=torch.float64)
         x64, target64 = x.astype(np.float64), target.astype(np.float64)
         h0_64, c0_64 = (None if s is None else s.astype(np.float64) for s in (h0, c0))
-        truth = autograd_gradients(twin64, x64, target64, objective, h0_64, c0_64)
+        truth = autograd_gradients(twin64, x64, target64, objective, h0=h0_64, c0=c0_64)
     T, B, _ = x.shape
     width = model.input_size + model.hidden_size + model.output_size
     return judge(manual, auto, truth, T, width, B)

@@ -62,13 +62,23 @@ def definition(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.ClassDe
     return node
 
 
-def target(code: str) -> ast.AST:
-    """The syntax tree a plant looks for: one statement, or the expression an expression
-    statement holds."""
+def target(code: str, replacement: str | None = None) -> ast.AST:
+    """The syntax tree a plant looks for: one statement, or one expression. Code that is an
+    expression on its own (a call, say) is looked for as an expression when `replacement` is
+    one expression too (or not given), and as the statement that holds it otherwise."""
     body = ast.parse(textwrap.dedent(code)).body
     if len(body) != 1:
         raise PlantError(f"not one statement or expression: {code!r}")
-    return body[0].value if isinstance(body[0], ast.Expr) else body[0]
+    if not isinstance(body[0], ast.Expr):
+        return body[0]
+    if replacement is not None and not _one_expression(replacement):
+        return body[0]  # the statement `f(...)` replaced by statements ("pass", say)
+    return body[0].value
+
+
+def _one_expression(code: str) -> bool:
+    body = ast.parse(textwrap.dedent(code)).body
+    return len(body) == 1 and isinstance(body[0], ast.Expr)
 
 
 def count(tree: ast.Module, function: str, old: str) -> int:
@@ -79,13 +89,13 @@ def count(tree: ast.Module, function: str, old: str) -> int:
 def plant(tree: ast.Module, change: Plant) -> None:
     """Apply `change` to `tree`, in place; PlantError unless its target occurs exactly once.
     (The new nodes take the old one's position: ast.fix_missing_locations before compiling.)"""
-    wanted = target(change.old)
+    wanted = target(change.old, change.new)
     statements = ast.parse(textwrap.dedent(change.new)).body
     new: list[ast.stmt] | ast.expr = statements
-    if isinstance(wanted, ast.expr):  # an expression: replaced by an expression
-        if len(statements) != 1 or not isinstance(statements[0], ast.Expr):
-            raise PlantError(f"{change.old!r} is an expression, {change.new!r} is not")
-        new = statements[0].value
+    if isinstance(wanted, ast.expr):  # an expression, replaced by an expression
+        expression = statements[0]
+        assert isinstance(expression, ast.Expr)  # (target looked for an expression: it is one)
+        new = expression.value
     function = definition(tree, change.function)
     found = occurrences(function, wanted)
     if len(found) != 1:

@@ -14,8 +14,10 @@ PyTorch's layout (see the docstrings of rnn_manual.cells.rnn, lstm and gru), whe
 stacks along the gate axis and torch stores each weight as (out, in):
 
     weight_ih = [W_xq for each block q].T      weight_hh = [W_hq for each block q].T
-    bias_ih, bias_hh: as TORCH_BIASES says, a block held at zero where the manual cell has
-    one bias where torch has two: torch only ever adds them, so dL/db = dL/dbias_ih.
+    bias_ih, bias_hh = as TORCH_BIASES says
+
+Where torch has two biases for a block and only ever adds them, the manual cell has one:
+it goes into bias_ih, and bias_hh holds zeros there (both would get the same gradient).
 
 The blocks are the gates in PyTorch's order (i, f, g, o; r, z, n with z the manual u), and
 the RNN's one block, h (W_xh, W_hh, b_h).
@@ -156,10 +158,6 @@ class Twin:
     def _tensor(self, value: ArrayLike) -> Tensor:
         return torch.tensor(np.asarray(value), dtype=self.dtype, device=self.device)
 
-    def torch_weights(self) -> dict[str, Tensor]:
-        """The twin's parameters in PyTorch's stacked layout (see torch_weights)."""
-        return torch_weights(self.model, self.params)
-
     def manual_params(self) -> dict[str, Array]:
         """Copies of the parameters as NumPy arrays, keyed and laid out as the manual model's."""
         return {name: to_numpy(w).copy() for name, w in self.params.items()}
@@ -181,12 +179,13 @@ class Twin:
         LSTM's), logits z and probabilities p: (T, B, O). truncate: K detaches the state at
         the start of every chunk of K steps but the first (truncated BPTT, as `h =
         h.detach()` between chunks); the fused layer cannot, so it refuses one."""
+        self._refuse_c0(c0)
         B, H = x.shape[1], self.model.hidden_size
         zeros = x.new_zeros(B, H)
         state = [zeros if h0 is None else h0]
         if "c0" in self.model.states:
             state.append(zeros if c0 is None else c0)
-        weights = self.torch_weights()
+        weights = torch_weights(self.model, self.params)
         if self.fused:
             if truncate is not None:
                 raise ValueError("truncated BPTT needs the cell twin (fused=False)")
@@ -206,16 +205,23 @@ class Twin:
         z = F.linear(h[1:], self.params["W_hy"].T, self.params.get("b_y"))  # h_t W_hy + b_y
         return h, z, torch.sigmoid(z)  # p_t = sigmoid(z_t)
 
+    def _refuse_c0(self, c0: object) -> None:
+        """ValueError for a c0 given to a cell that has none, as the manual model's."""
+        if c0 is not None and "c0" not in self.model.states:
+            raise ValueError(f"c0 is an initial state of the LSTM only, not the {self.model.name}")
+
     def gradients(
         self,
         x: ArrayLike,
         objective: Objective,
+        *,
         h0: ArrayLike | None = None,
         c0: ArrayLike | None = None,
         truncate: int | None = None,
     ) -> tuple[float, Grads]:
         """objective(z, p) and its autograd gradients, as NumPy arrays keyed and laid out as
         the manual model's: every parameter, "x", "h0" (and "c0" for the LSTM)."""
+        self._refuse_c0(c0)
         B, H = np.shape(x)[1], self.model.hidden_size
         inputs = {"x": self._tensor(x), "h0": self._tensor(np.zeros((B, H)) if h0 is None else h0)}
         if "c0" in self.model.states:
@@ -242,14 +248,23 @@ class Twin:
         """As the manual model's loss_and_grads: the loss on targets y and its gradients, by
         autograd."""
         y_t = self._tensor(y)
-        return self.gradients(x, lambda z, p: torch_loss(loss, z, p, y_t), h0, c0, truncate)
+
+        def objective(z: Tensor, p: Tensor) -> Tensor:
+            return torch_loss(loss, z, p, y_t)
+
+        return self.gradients(x, objective, h0=h0, c0=c0, truncate=truncate)
 
     def upstream_grads(
-        self, x: ArrayLike, v: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
+        self,
+        x: ArrayLike,
+        v: ArrayLike,
+        *,
+        h0: ArrayLike | None = None,
+        c0: ArrayLike | None = None,
     ) -> Grads:
         """Gradients of sum(v * p) for upstream weights v: (T, B, O), by autograd."""
         v_t = self._tensor(v)
-        return self.gradients(x, lambda z, p: (v_t * p).sum(), h0, c0)[1]
+        return self.gradients(x, lambda z, p: (v_t * p).sum(), h0=h0, c0=c0)[1]
 
 
 def _packed(state: list[Tensor] | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
@@ -272,6 +287,7 @@ def manual_upstream_grads(
     model: Cell,
     x: ArrayLike,
     v: ArrayLike,
+    *,
     h0: ArrayLike | None = None,
     c0: ArrayLike | None = None,
 ) -> Grads:

@@ -41,7 +41,7 @@ def check_gradients(
     assume(usable(case, problem))
     model = on_backend(problem.model, backend)
     rows = gradient_rows(
-        model, problem.x, problem.target, case.objective, problem.h0, fused=case.fused
+        model, problem.x, problem.target, case.objective, h0=problem.h0, fused=case.fused
     )
     for row in rows:
         if rnn_class is RNN:  # not test_mutations' broken copies

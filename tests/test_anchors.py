@@ -1,9 +1,10 @@
 """The couplings on rnn_manual/reference.py, the file a learner reads first, made visible.
 
-Two matchers find statements of the reference by their syntax tree: the diagnosis's
+Three matchers find statements of the reference by their syntax tree: the diagnosis's
 catalogue, which plants each of its bugs by editing named statements (rnn_torch/diagnose/
-catalogue.py), and the exercises, whose every TODO takes its answer from the reference's
-statement in the same slot (exercise_answers.py). Every statement either finds is marked with
+catalogue.py), the tests' own planted bugs (reference_plants.py), and the exercises, whose
+every TODO takes its answer from the reference's statement in the same slot
+(exercise_answers.py). Every statement either finds is marked with
 planting.ANCHOR at the end of its line, and only those are: so the mark says, where the
 statement stands, that other code leans on it. A change that loses one fails here, in one
 message per loss naming the matcher and the statement.
@@ -17,6 +18,7 @@ from collections import defaultdict
 
 import pytest
 from exercise_answers import STUBS, answers
+from reference_plants import EXTRA
 
 from rnn_manual import reference
 from rnn_torch.diagnose import catalogue
@@ -46,16 +48,27 @@ def problems(source: str) -> list[str]:
         for edit in bug.edits:
             where = f"reference.{edit.function}"
             try:
-                hits = occurrences(definition(tree, edit.function), target(edit.old))
+                function = definition(tree, edit.function)
             except PlantError:
                 wrong.append(f"{matcher} edits {where}, which is not there")
                 continue
+            hits = occurrences(function, target(edit.old, edit.new))
             if len(hits) != 1:
                 wrong.append(
                     f"{matcher} edits `{edit.old}` in {where}: found {len(hits)} times, not "
                     "once; restore the statement or update the bug's edit to it"
                 )
                 continue
+            found[hits[0].lineno].append(matcher)
+    for name, plant in EXTRA.items():
+        matcher = f"tests/reference_plants.py, {name!r}"
+        hits = occurrences(definition(tree, plant.function), target(plant.old, plant.new))
+        if len(hits) != 1:
+            wrong.append(
+                f"{matcher} plants in `{plant.old}` of reference.{plant.function}: found "
+                f"{len(hits)} times, not once; restore the statement or update the plant"
+            )
+        else:
             found[hits[0].lineno].append(matcher)
     for stub in STUBS.values():
         for todo in answers(stub, source):

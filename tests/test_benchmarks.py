@@ -441,7 +441,7 @@ def test_targets_are_judged_on_the_median_of_the_rounds() -> None:
         # The gated cells: no NumPy target.
         grid_row("lstm", 8, 256, 16, speedup_vs_fastest_cpu=(0.5, 0.4, 0.6)),
     ]
-    assert [targets.judge(numpy, r) for r in rows] == [
+    assert [targets.verdict(numpy, r) for r in rows] == [
         (">= 2x", "**no**"),
         (">= 2x", "yes"),
         (">= 1.2x", "**no**"),
@@ -450,15 +450,15 @@ def test_targets_are_judged_on_the_median_of_the_rounds() -> None:
     ]
     # The best manual pass: 1.5x at every point of every cell.
     for cell in ("rnn", "lstm", "gru"):
-        assert targets.judge(best, grid_row(cell, 8, 4096, 16, best_vs_fastest_cpu=(1.5, 1, 2)))
+        assert targets.verdict(best, grid_row(cell, 8, 4096, 16, best_vs_fastest_cpu=(1.5, 1, 2)))
         assert targets.met(best, grid_row(cell, 8, 1, 16, best_vs_fastest_cpu=(1.5, 1, 2)))
         assert not targets.met(best, grid_row(cell, 8, 1, 16, best_vs_fastest_cpu=(1.49, 2, 2)))
-    assert targets.judge(best, grid_row("gru", 8, 1, 16)) == (">= 1.5x", "not measured")
+    assert targets.verdict(best, grid_row("gru", 8, 1, 16)) == (">= 1.5x", "not measured")
     # The matmul peak: 80% at hidden 1024 only.
     at_1024 = [grid_row("rnn", 8, 256, 1024, fraction_of_peak=(f, 0.7, 0.9)) for f in (0.79, 0.8)]
-    assert [targets.judge(peak, r) for r in at_1024] == [(">= 80%", "**no**"), (">= 80%", "yes")]
+    assert [targets.verdict(peak, r) for r in at_1024] == [(">= 80%", "**no**"), (">= 80%", "yes")]
     at_256 = grid_row("rnn", 8, 256, 256, fraction_of_peak=(0.5, 0, 1))
-    assert targets.judge(peak, at_256) == ("-", "-")
+    assert targets.verdict(peak, at_256) == ("-", "-")
 
     solve = {"train": {"median_seconds": 0.1}, "tutorial script": {"median_seconds": 4.9}}
     numpy_line, best_line, peak_line, solve_line = targets.summary(rows, solve)

@@ -30,7 +30,7 @@ from rnn_manual import reference
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND
 from rnn_torch.diagnose import Report, add_parser, catalogue, diagnose, main, run
-from rnn_torch.diagnose.diagnosis import Settings, bug_answers, judge, probes_for
+from rnn_torch.diagnose.diagnosis import Settings, bug_answers, probes_for, report_on
 from rnn_torch.diagnose.findings import derivative, distance_finding
 from rnn_torch.diagnose.sandbox import run_file
 
@@ -153,7 +153,7 @@ def test_a_catalogue_bug_is_flagged_localized_and_named(bug: catalogue.Bug, tmp_
     changed = changed_by(bug, settings)
     assert changed, f"{bug.name} changes nothing on the probes"
     for hold_out in [(), (bug.name,)]:
-        report = judge(settings, str(path), probes, truths, ran, hold_out)
+        report = report_on(settings, str(path), probes, truths, ran, hold_out)
         assert report.exit_code == 1, report.text()
         assert report.errors == [] and report.notes == []
         assert set(report.wrong()) == changed

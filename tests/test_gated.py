@@ -452,12 +452,15 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
+@pytest.mark.parametrize("options", [[], ["--fused", "--loss", "upstream"]])
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_rnn_torch_check_passes_for_the_cell(cell: str) -> None:
-    result = run("rnn_torch", "check", "--cell", cell, "--bias", "--h0")
+def test_rnn_torch_check_passes_for_the_cell(cell: str, options: list[str]) -> None:
+    result = run("rnn_torch", "check", "--cell", cell, "--bias", "--h0", *options)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all gradients agree" in result.stdout
     assert ("dc0" in result.stdout) == (cell == "lstm")
+    judge = f"torch.nn.{cell.upper() if options else cell.upper() + 'Cell'}"
+    assert f"vs PyTorch autograd ({judge})" in result.stdout.splitlines()[0]
 
 
 def test_train_gru_solves_the_adder_and_add_uses_it(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def test_every_module_is_in_a_layer() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "from ..training.train import train",  # cells -> training
+        "from ..training.loop import train",  # cells -> training
         "from ..app import cli",  # cells -> app
         "from rnn_manual.files import modelfile",  # absolute, cells -> files
         "from .. import reference",  # cells -> reference

@@ -21,6 +21,7 @@ class K:
     def m(self, a):
         if a:
             a = a * 2
+        print(a)
         return a
 """
 
@@ -40,8 +41,17 @@ def test_a_statement_matches_whatever_its_layout_and_comments() -> None:
 def test_an_expression_is_replaced_by_an_expression() -> None:
     text = planted(Plant("K.m", "a * 2", "a * 3"))
     assert "a = a * 3" in text and "a * 2" not in text
-    with pytest.raises(PlantError, match="is an expression"):
-        planted(Plant("K.m", "a * 2", "x = 3"))
+    assert "print(a + 1)" in planted(Plant("K.m", "print(a)", "print(a + 1)"))
+    with pytest.raises(PlantError, match=r"'a \* 2' occurs 0 times in K.m"):
+        planted(Plant("K.m", "a * 2", "x = 3"))  # statements in: a statement `a * 2` wanted
+
+
+def test_an_expression_statement_may_be_replaced_by_statements() -> None:
+    """A call on its own line is a statement too: "pass" (or several statements) replaces
+    the statement, where an expression would replace the call."""
+    text = planted(Plant("K.m", "print(a)", "pass"))
+    assert "print" not in text and "pass" in text
+    assert "print(a)\n        a = 0" in planted(Plant("K.m", "print(a)", "print(a)\na = 0"))
 
 
 def test_a_statement_may_become_several_at_any_depth() -> None:

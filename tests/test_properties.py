@@ -216,8 +216,9 @@ def check_three_oracles(case: Case) -> None:
     model, x, target, h0 = problem.model, problem.x, problem.target, problem.h0
     twin = Twin.from_manual(model, fused=case.fused)
     if case.objective == "upstream":
-        manual = manual_upstream_grads(model, x, target, h0)
-        loss_value, auto = twin.gradients(x, lambda z, p: (torch.from_numpy(target) * p).sum(), h0)
+        manual = manual_upstream_grads(model, x, target, h0=h0)
+        upstream = torch.from_numpy(target)
+        loss_value, auto = twin.gradients(x, lambda z, p: (upstream * p).sum(), h0=h0)
     else:
         loss_value, auto = twin.loss_and_grads(x, target, loss=case.objective, h0=h0)
         manual = model.loss_and_grads(x, target, case.objective, h0)[1]

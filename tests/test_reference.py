@@ -20,6 +20,7 @@ from nets import (
     make,
     nets,
 )
+from reference_plants import EXTRA
 from strategies import ACTIVATIONS, examples
 from strategies import Case as RNNCase
 
@@ -28,6 +29,7 @@ from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND, float32_bound
 from rnn_torch.diagnose import catalogue
 from rnn_torch.diagnose.catalogue import LossAndGrads
+from rnn_torch.planting import planted_module
 
 
 def check_against_fast_cell(net: Net, example: Example) -> None:
@@ -83,7 +85,8 @@ def test_cell_of_reads_the_keys(model: RNN | LSTM | GRU) -> None:
 
 # ---- planted bugs ------------------------------------------------------------------------
 # The catalogue of rnn_torch.diagnose (catalogue.py) plants its bugs in the reference, by
-# its syntax tree (rnn_torch.planting): here each one must fail the autograd property.
+# its syntax tree (rnn_torch.planting), and reference_plants.py two more: here each one must
+# fail the autograd property.
 
 
 def _rnn(activation: str) -> Net:
@@ -125,6 +128,15 @@ def test_unmutated_planted_copy_passes() -> None:
     namespace: dict[str, object] = {}
     exec(compile(catalogue.source(unchanged), "<unchanged>", "exec"), namespace)
     assert failures(namespace["loss_and_grads"], sorted(FIXED)) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", EXTRA)
+def test_planted_extra_bug_fails_the_property(name: str) -> None:
+    plant = EXTRA[name]
+    planted = planted_module(reference, [plant], name)
+    caught = failures(planted.loss_and_grads, [plant.function.split("_")[0]])
+    assert caught, f"{name}: the autograd property passed on every fixed network"
+    assert any("relative error" in message for message in caught), caught
 
 
 @pytest.mark.parametrize("bug", catalogue.BUGS, ids=lambda bug: bug.name)

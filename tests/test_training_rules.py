@@ -45,15 +45,15 @@ def test_batches_mix_in_long_sums_once_the_short_ones_are_solved() -> None:
 
 
 def test_without_long_sums_batches_stay_short() -> None:
-    state, sums = loop.start(TrainConfig(bits=8, long_bits=0))
-    assert sums.long is None
+    state, validation = loop.start(TrainConfig(bits=8, long_bits=0))
+    assert validation.long is None
     solved_short(state)
     assert state.batch_bits() == 8 and state.solved
 
 
 def test_solved_needs_the_long_sums_too() -> None:
-    state, sums = loop.start(TrainConfig(bits=6, long_bits=30))
-    assert sums.long is not None and sums.long[0].shape == (30, LONG_SUMS, 2)
+    state, validation = loop.start(TrainConfig(bits=6, long_bits=30))
+    assert validation.long is not None and validation.long[0].shape == (30, LONG_SUMS, 2)
     solved_short(state)
     assert not state.solved  # the long sums were not measured
     state.history.eval_long_accuracy[-1] = 0.99
@@ -71,9 +71,9 @@ def test_a_run_that_solves_has_every_long_sum_right() -> None:
     history = result.history
     first = history.eval_step[history.eval_accuracy.index(1.0)]
     assert result.steps - first >= stopping.LONG_STEPS
-    _, sums = loop.start(config)
-    assert sums.long is not None
-    assert accuracy(result.model, *sums.long) == 1.0
+    _, validation = loop.start(config)
+    assert validation.long is not None
+    assert accuracy(result.model, *validation.long) == 1.0
     assert history.eval_long_accuracy[-1] == 1.0
     short = loop.train(replace(config, long_bits=0), log=None)
     assert short.solved and short.steps == first
@@ -149,27 +149,27 @@ def test_bad_training_rules_are_refused(field: str, value: object, message: str)
 
 
 def test_screens_take_a_different_slice_of_the_validation_sums_each_step() -> None:
-    _, sums = loop.start(TrainConfig(bits=8))
-    first, second = sums.screen(0), sums.screen(1)
+    _, validation = loop.start(TrainConfig(bits=8))
+    first, second = validation.screen(0), validation.screen(1)
     assert first[0].shape == (8, stopping.SCREEN_SUMS, 2)
     assert not np.array_equal(first[0], second[0])
-    seen = np.concatenate([sums.screen(k)[0] for k in range(16)], axis=1)  # 16 x 1024 sums
+    seen = np.concatenate([validation.screen(k)[0] for k in range(16)], axis=1)  # 16 x 1024 sums
     rows = seen.transpose(1, 0, 2).reshape(seen.shape[1], -1)  # one row per sum
-    assert np.unique(rows, axis=0).shape[0] == sums.x.shape[1] == 16384  # each one once
+    assert np.unique(rows, axis=0).shape[0] == validation.x.shape[1] == 16384  # each one once
 
 
 def test_the_whole_set_runs_less_often_as_its_runs_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """A network a few sums short passes most screens: the whole validation set then runs
     EVAL_GAP steps apart at first, and EVAL_GAP more apart after every EVAL_WIDEN failures."""
-    state, sums = loop.start(TrainConfig(long_bits=0))
-    total = sums.x.shape[1]
+    state, validation = loop.start(TrainConfig(long_bits=0))
+    total = validation.x.shape[1]
     # Every screen passes; the whole set never does.
     monkeypatch.setattr(
         stopping, "accuracy", lambda m, x, y, **k: 0.999 if x.shape[1] == total else 1.0
     )
     for step in range(1, 200):
         state.step = step
-        stopping.evaluate_if_due(state, sums, show=False)
+        stopping.evaluate_if_due(state, validation, show=False)
     runs = list(state.history.eval_step)
     gaps = np.diff(runs).tolist()
     assert runs[0] == 1 and len(gaps) >= 3 * stopping.EVAL_WIDEN
@@ -197,10 +197,10 @@ def test_long_sums_failed_for_long_are_tried_less_often_and_on_more_sums(
     """Each round of LONG_STEPS steps that the long sums keep failing, they are tried
     LONG_EVERY steps less often, and one more block of LONG_SUMS fresh ones must pass too:
     a network that fails now and then does not pass by luck at the hundredth try."""
-    state, sums = loop.start(TrainConfig(bits=8, long_bits=24))
+    state, validation = loop.start(TrainConfig(bits=8, long_bits=24))
     solved_short(state)  # at step 0
-    tried: list[tuple[int, int]] = []  # (step, block) of each block of long sums sums
-    blocks = [sums.long_block(b)[0] for b in range(stopping.LONG_BLOCKS)]
+    tried: list[tuple[int, int]] = []  # (step, block) of each block of long sums evaluated
+    blocks = [validation.long_block(b)[0] for b in range(stopping.LONG_BLOCKS)]
     passing = {0}  # the blocks the network gets right (none in the first round)
 
     def fake(model: object, x: np.ndarray, y: np.ndarray, **k: object) -> float:
@@ -215,7 +215,7 @@ def test_long_sums_failed_for_long_are_tried_less_often_and_on_more_sums(
     def run(steps: range) -> None:
         for step in steps:
             state.step = step
-            stopping.evaluate_if_due(state, sums, show=False)
+            stopping.evaluate_if_due(state, validation, show=False)
             if len(state.history.eval_step) > 1:  # passed: training would stop here
                 return
 
@@ -237,4 +237,4 @@ def test_long_sums_failed_for_long_are_tried_less_often_and_on_more_sums(
     due = [s for s in range(2 * last, 3 * last) if s % (stopping.LONG_EVERY * rounds(s)) == 0]
     assert state.history.eval_step[-1] == due[0]  # it passes at the first step due
     assert not np.array_equal(blocks[0], blocks[1]) and not np.array_equal(blocks[1], blocks[2])
-    assert sums.long is not None and np.array_equal(blocks[0], sums.long[0])
+    assert validation.long is not None and np.array_equal(blocks[0], validation.long[0])

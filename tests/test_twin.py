@@ -16,8 +16,9 @@ from torch import nn
 from rnn_manual import RNN
 from rnn_manual.cells import CELLS, Cell
 from rnn_torch import SigmoidRNNCell, Twin, gradient_rows, torch_loss
+from rnn_torch import twin as twin_module
 from rnn_torch.__main__ import main
-from rnn_torch.twin import TORCH_BIASES
+from rnn_torch.twin import TORCH_BIASES, torch_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def torch_layout(model: Cell) -> dict[str, np.ndarray]:
 def test_weights_map_to_torch_layout_and_back(cell: str, fused: bool) -> None:
     model = biased(CELLS[cell](3, 5, 2, bias=True, seed=1, **TANH[cell]))
     twin = Twin.from_manual(model, fused=fused)
-    weights = twin.torch_weights()
+    weights = torch_weights(twin.model, twin.params)
     for name, expected in torch_layout(model).items():
         np.testing.assert_array_equal(weights[name].detach().numpy(), expected, err_msg=name)
     assert set(twin.params) == set(model.params)  # the leaves: the manual parameters
@@ -114,9 +115,12 @@ def test_where_torch_adds_two_biases_both_get_the_gradient_of_ours(
     model = biased(CELLS[cell](3, 5, 2, bias=True, seed=1, **TANH[cell]))
     x, y = np.random.default_rng(3).normal(size=(4, 2, 3)), np.ones((4, 2, 2))
     twin = Twin.from_manual(model)
-    stacked = twin.torch_weights
-    bias_hh = stacked()["bias_hh"].detach().clone().requires_grad_(True)
-    monkeypatch.setattr(twin, "torch_weights", lambda: {**stacked(), "bias_hh": bias_hh})
+    bias_hh = torch_weights(model, twin.params)["bias_hh"].detach().clone().requires_grad_(True)
+
+    def with_bias_hh(model: Cell, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**torch_weights(model, params), "bias_hh": bias_hh}  # a leaf of its own
+
+    monkeypatch.setattr(twin_module, "torch_weights", with_bias_hh)
     bias_ih = [twin.params[name] for name in TORCH_BIASES[cell][0]]
     _, z, p = twin.run(torch.from_numpy(x))
     value = torch_loss("mse", z, p, torch.from_numpy(y))
@@ -270,3 +274,35 @@ def test_check_command_exits_1_on_a_mismatch(
     assert [line.split()[0] for line in out.splitlines() if line.endswith("MISMATCH")] == [
         f"d{name}"
     ]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_every_cell_is_judged_by_its_fused_layer_and_on_upstream_gradients(cell: str) -> None:
+    """The one check path serves every cell alike: gradients of a loss and of sum(V * p),
+    judged by the cell and by the fused layer, in float64 and float32, with biases and
+    initial states."""
+    for dtype in (np.float64, np.float32):
+        model = biased(CELLS[cell](3, 5, 2, bias=True, dtype=dtype, seed=1, **TANH[cell]))
+        rng = np.random.default_rng(4)
+        x = rng.normal(size=(6, 4, 3)).astype(dtype)
+        y, v = rng.uniform(size=(6, 4, 2)).astype(dtype), rng.normal(size=(6, 4, 2))
+        states = {name: rng.normal(size=(4, 5)).astype(dtype) for name in model.states}
+        for fused in (False, True):
+            for objective, target in (("bce", y), ("upstream", v.astype(dtype))):
+                rows = gradient_rows(model, x, target, objective, **states, fused=fused)
+                assert {row.name for row in rows} >= {*model.params, "x", *model.states}
+                failed = [row.name for row in rows if not row.passed]
+                assert not failed, (dtype, fused, objective, failed)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_the_twin_refuses_a_c0_its_cell_has_not_as_the_model_does(cell: str) -> None:
+    model = CELLS[cell](2, 3, 1)
+    x, y, c0 = np.zeros((4, 2, 2)), np.zeros((4, 2, 1)), np.zeros((2, 3))
+    message = f"c0 is an initial state of the LSTM only, not the {cell}"
+    with pytest.raises(ValueError, match=message):
+        model.loss_and_grads(x, y, "mse", c0=c0)
+    with pytest.raises(ValueError, match=message):
+        Twin.from_manual(model).loss_and_grads(x, y, loss="mse", c0=c0)
+    with pytest.raises(ValueError, match=message):
+        gradient_rows(model, x, y, "mse", c0=c0)

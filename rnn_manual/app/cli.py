@@ -19,6 +19,7 @@ import numpy as np
 from ..cells import CELLS
 from ..core import limits, threads
 from ..core.args import UsageError, one_line, within_limits
+from ..core.validate import Overflow
 from ..files import atomic, modelfile
 from ..training.bits import addition_examples, decode, encode, random_addition_batch
 from ..training.evaluation import outputs, validation_set
@@ -30,7 +31,7 @@ from .docruns import NotTheAdder
 from .draw import MatplotlibMissing
 from .measures import pass_overflows
 from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, non_negative_int
-from .report import measure, progress, report
+from .report import evaluate, progress, report
 
 #: The train options that decide the weights: a resumed run takes them from its checkpoint.
 RUN_OPTIONS = (
@@ -207,7 +208,7 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     else:
         x, y = random_addition_batch(rng, args.samples, args.bits, model.dtype)
         what = f"{args.samples} random {args.bits}-bit sums"
-    out(f"{measure(model, x, y, args.quiet, what):.2%} exact on {what}")
+    out(f"{evaluate(model, x, y, args.quiet, what):.2%} exact on {what}")
     return 0
 
 
@@ -237,7 +238,7 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{folder}: cannot write the figures ({e.strerror})") from None
-    except (np.linalg.LinAlgError, FloatingPointError) as e:  # what pass_overflows missed
+    except (np.linalg.LinAlgError, FloatingPointError, Overflow) as e:  # pass_overflows missed
         raise UsageError(f"{args.model}: cannot draw this model ({e})") from None
     out(
         f"carry: hidden unit {found.unit} tracks it best, r = {found.r:+.3f} "

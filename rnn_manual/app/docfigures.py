@@ -1,9 +1,9 @@
 """The walkthrough's figures: the network unrolled, one backward pass animated, the gradient
 through time in the RNN, the LSTM and the GRU, and the carry unit emerging during training.
 
-`python -m rnn_manual plot --docs` draws them into docs/img/ beside plot.py's four (see
-figures.write_figures). What they show is computed first: the runs by docruns.py, the
-measures by measures.py.
+`python -m rnn_manual plot --docs --out DIR` draws them into DIR beside plot.py's four
+(figures.write_figures; the walkthrough shows those in docs/img/). What they show is
+computed first: the runs by docruns.py, the measures by measures.py.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class BackwardStep:
 
 def backward_steps(model: Cell, x: Array, y: Array, loss: str) -> list[BackwardStep]:
     """The backward pass of `loss` over one sequence x: (T, 1, I), step by step from t = T-1
-    down to 0, as BPTT walks it.
+    down to 0, as BPTT walks it, in an RNN (`model`'s W_hh, the tutorial's synapse_h).
 
     No BPTT is written a second time here: the cell's own backward, run on the tail x[s:]
     started from h[s] (the state before bit s), returns as "h0" what steps s .. T-1 send
@@ -147,11 +147,11 @@ def backward_steps(model: Cell, x: Array, y: Array, loss: str) -> list[BackwardS
     return steps
 
 
-def pass_overflows(model: Cell, bits: int, sums: int) -> bool:
-    """Does the model's pass over `sums` random sums of `bits` bits overflow (a hidden state,
-    an output or a gradient not finite)? The figures are drawn from exactly such passes."""
-    x, y = random_addition_batch(np.random.default_rng(0), sums, bits, model.dtype)
+def pass_overflows(model: Cell, bits: int, count: int) -> bool:
+    """Does the model's pass over `count` random sums of `bits` bits overflow (a hidden
+    state, an output or a gradient not finite)? The figures are drawn from such passes."""
+    x, y = random_addition_batch(np.random.default_rng(0), count, bits, model.dtype)
     with np.errstate(all="ignore"):  # an overflow is what is looked for here, not warned of
-        done = model.loss_pass(x, model.zero_states(sums), y, "mse", refuse_overflow=False)
+        done = model.loss_pass(x, model.zero_states(count), y, "mse", refuse_overflow=False)
     arrays = (done.trace.h, done.trace.z, *done.grads.values())
     return not all(np.isfinite(a).all() for a in arrays)

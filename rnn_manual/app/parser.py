@@ -134,7 +134,8 @@ def build_parser() -> Parser:
         action="store_true",
         help="also draw the walkthrough's figures into DIR (unrolled.png, backward.gif, "
         "gradient_flow_cells.png, carry_emerging.png): the model must be the walkthrough's "
-        "adder (train --save adder.npz); trains an RNN, an LSTM and a GRU (under a minute)",
+        "adder (train --loss mse --long-bits 0 --save adder.npz); trains an RNN, an LSTM and "
+        "a GRU (under a minute)",
     )
     return parser
 

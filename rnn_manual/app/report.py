@@ -25,7 +25,7 @@ def progress(quiet: bool, what: str) -> Progress | None:
     return None if quiet else Progress(what)
 
 
-def measure(model: Model, x: Any, y: Any, quiet: bool, what: str) -> float:
+def evaluate(model: Model, x: Any, y: Any, quiet: bool, what: str) -> float:
     """accuracy(model, x, y), with progress lines should it take long."""
     watch = progress(quiet, f"evaluating {what}")
     try:
@@ -52,11 +52,11 @@ def report(
     ):  # training has just measured it on these very sums
         out(f"accuracy on {total} {config.bits}-bit sums: {history.eval_accuracy[-1]:.2%} exact")
     elif n == total:
-        found = measure(model, x, y, quiet, f"the {total} {config.bits}-bit sums")
+        found = evaluate(model, x, y, quiet, f"the {total} {config.bits}-bit sums")
         out(f"accuracy on {total} {config.bits}-bit sums: {found:.2%} exact")
     elif n > 0:
         pick = np.sort(rng.choice(total, n, replace=False))
-        found = measure(model, x[:, pick], y[:, pick], quiet, f"{n} {config.bits}-bit sums")
+        found = evaluate(model, x[:, pick], y[:, pick], quiet, f"{n} {config.bits}-bit sums")
         out(f"accuracy on {n} of the {total} {config.bits}-bit sums: {found:.2%} exact")
     for bits in REPORT_WIDTHS:
         n = affordable_sums(model, bits, REPORT_SUMS)
@@ -64,5 +64,5 @@ def report(
             out(f"  {bits:5d}-bit sums: skipped, too slow for a model this large")
             continue
         x, y = random_addition_batch(rng, n, bits, model.dtype)
-        found = measure(model, x, y, quiet, f"{n} {bits}-bit sums")
+        found = evaluate(model, x, y, quiet, f"{n} {bits}-bit sums")
         out(f"  {bits:5d}-bit sums ({n} random): {found:7.2%} exact")

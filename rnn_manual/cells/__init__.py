@@ -3,8 +3,9 @@
 Each cell is the math of `rnn_manual/reference.py` (read that one first) with `out=`
 buffers, stacked gates and the array-API namespace, so that it runs fast on NumPy and
 unchanged on PyTorch or CuPy. What the three share (input checks, moving between
-libraries, the loss and its gradients) is `base.Cell`; each cell module holds its
-parameters, its forward recurrence and its backward pass. The tests check every cell
+libraries, the one pass of run, loss and backward) is `base.Cell`; each cell module holds
+its parameters, its forward recurrence and its backward pass; truncation.py says where
+truncated BPTT cuts the gradient, for them and the reference. The tests check every cell
 against the reference and against PyTorch autograd.
 """
 

@@ -6,7 +6,8 @@ forward recurrence (`run_unchecked`) and its backpropagation through time
 the constructor, moving the parameters to another array library (`to`), checking a call's
 inputs before the equations see them (`run`, `backward`), refusing an overflowed pass
 (`forward`), and the one composition of a pass, run, loss and backward (`loss_pass`), which
-`loss_and_grads`, training, the CUDA graphs and the figures all go through.
+every caller that takes gradients of a loss goes through (`loss_and_grads`, training, the
+CUDA graphs, the tutorial's replay, the figures).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class Cell:
     """A one-layer recurrent network with a sigmoid output layer and hand-written BPTT.
 
     A subclass sets the class attributes below and defines `param_shapes`, `run_unchecked`
-    and `backward`. The parameters (`params`) are NumPy arrays until `to` moves them to
-    another array library; writing into them changes the model.
+    and `backward_unchecked`. The parameters (`params`) are NumPy arrays until `to` moves
+    them to another array library; writing into them changes the model.
     """
 
     #: The cell's name in the command line and in model files: "rnn", "lstm", "gru".
@@ -146,9 +147,9 @@ class Cell:
         weight: float | None = None,
         refuse_overflow: bool = True,
     ) -> Pass:
-        """Run, loss, backward: the one composition of a pass with gradients, on inputs that
-        are already what run_unchecked takes (x (T, B, I), one initial state per name in
-        `states`, targets y (T, B, O), all arrays of the model's library, device and dtype).
+        """Run, loss, backward: the one composition of a pass with a loss's gradients, on
+        inputs that are already what run_unchecked takes (x (T, B, I), one initial state per
+        name in `states`, targets y (T, B, O), arrays of the model's library, device, dtype).
 
         truncate: K for truncated BPTT (cells/truncation.py), None for full BPTT. weight: a
         factor on the loss and its gradients (a part of a batch counts as its share of it).

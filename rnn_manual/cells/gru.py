@@ -136,7 +136,7 @@ class GRU(Cell):
 
         dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit, as base.Cell.backward
         has checked it and put it where the model is, in its dtype. truncate: K for
-        truncated BPTT (see RNN.backward), None for full BPTT.
+        truncated BPTT (cells/truncation.py), None for full BPTT.
         """
         x, h, gates, hn = trace.x, trace.h, trace.gates, trace.hn
         T, B, _ = x.shape

@@ -138,7 +138,7 @@ class LSTM(Cell):
 
         dz: (T, B, O) is dL/dz_t, the loss gradient at each output logit, as base.Cell.backward
         has checked it and put it where the model is, in its dtype. truncate: K for
-        truncated BPTT (see RNN.backward), None for full BPTT.
+        truncated BPTT (cells/truncation.py), None for full BPTT.
         """
         x, h, c, gates, tanh_c = trace.x, trace.h, trace.c, trace.gates, trace.tanh_c
         T, B, _ = x.shape

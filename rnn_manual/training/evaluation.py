@@ -77,11 +77,11 @@ def accuracy(
 
         def count_right(rows: slice, start: int = start, n: int = n) -> int:
             """How many of the sums start + rows are right in every bit."""
-            sums = slice(start + rows.start, start + rows.stop)
+            part = slice(start + rows.start, start + rows.stop)  # of all B sums
             correct = np.ones(rows.stop - rows.start, dtype=bool)  # every bit right so far
-            for t, trace, overflowed in outputs(model, x[:, sums], segment):
+            for t, trace, overflowed in outputs(model, x[:, part], segment):
                 steps = len(trace.p)
-                correct &= exact_match(trace.p, y[t : t + steps, sums]) & ~overflowed
+                correct &= exact_match(trace.p, y[t : t + steps, part]) & ~overflowed
                 if progress is not None and rows.start == 0:  # the first part speaks for all
                     progress(start * T + (t + steps) * n, B * T)
             return int(correct.sum())

@@ -27,7 +27,7 @@ from .evaluation import exact_match
 from .optim import clip_grad_norm
 from .progress import EVERY
 from .state import TrainConfig, TrainResult, TrainState, default_lr, make_model, make_optimizer
-from .stopping import Validation, evaluate_if_due, validation
+from .stopping import Validation, evaluate_if_due, validation_for
 
 Log = Callable[[str], None]
 
@@ -69,8 +69,8 @@ def start(config: TrainConfig) -> tuple[TrainState, Validation]:
     same run."""
     rng = np.random.default_rng(config.seed)
     model = make_model(config, rng)
-    sums = validation(config, rng)
-    return TrainState(config, model, make_optimizer(config), rng), sums
+    validation = validation_for(config, rng)
+    return TrainState(config, model, make_optimizer(config), rng), validation
 
 
 def train(
@@ -93,7 +93,7 @@ def train(
     Ctrl-C included: a first Ctrl-C (SIGINT) stops after the current step, a second at once.
     Raises Diverged on a non-finite loss, gradient or weight, with no checkpoint of that state.
     """
-    state, sums = start(config)
+    state, validation = start(config)
     if resume is not None:
         if replace(resume.config, steps=config.steps) != config:
             raise ValueError("cannot resume: the checkpoint was made with a different config")
@@ -106,7 +106,7 @@ def train(
             loss, batch_right = update(state)
             # The evaluations cost many steps' work: made only once a whole batch is right.
             if batch_right.all():
-                evaluate_if_due(state, sums, log is not None)
+                evaluate_if_due(state, validation, log is not None)
             # A line every log_every steps, and at least every EVERY seconds on slow runs.
             now = time.perf_counter()
             if log is not None and (

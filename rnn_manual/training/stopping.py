@@ -29,8 +29,8 @@ SCREEN_SUMS = 1024
 #: passes most screens, and would otherwise run the whole set at every step) ...
 EVAL_GAP = 5
 #: ... a gap that widens by EVAL_GAP after every this many full runs that failed: one costs
-#: about as much as 60 training steps of a gated cell, and a network can stay one or two
-#: sums short for tens of steps.
+#: many training steps' work (docs/decisions.md), and a network can stay one or two sums
+#: short for tens of steps.
 EVAL_WIDEN = 4
 #: Of the long sums, these are tried first, to skip the whole set while some are still
 #: wrong, at most once every LONG_EVERY steps (each try costs a few steps' work).
@@ -75,15 +75,15 @@ class Validation:
         return self.x[:, pick], self.y[:, pick]
 
 
-def validation(config: TrainConfig, rng: np.random.Generator) -> Validation:
+def validation_for(config: TrainConfig, rng: np.random.Generator) -> Validation:
     """The validation sums (drawn from rng when there are too many to take all) and the long
     sums (from generators of their own, so that they leave the batches unchanged)."""
     x, y = validation_set(config.bits, config.dtype, rng)
     order = np.random.default_rng([config.seed, 1]).permutation(x.shape[1])
-    sums = Validation(x, y, None, order, config)
+    validation = Validation(x, y, None, order, config)
     if config.holds_long:
-        sums.long = sums.long_block(0)
-    return sums
+        validation.long = validation.long_block(0)
+    return validation
 
 
 def eval_gap(failed: int) -> int:
@@ -91,7 +91,7 @@ def eval_gap(failed: int) -> int:
     return EVAL_GAP * (1 + failed // EVAL_WIDEN)
 
 
-def evaluate_if_due(state: TrainState, sums: Validation, show: bool) -> None:
+def evaluate_if_due(state: TrainState, validation: Validation, show: bool) -> None:
     """The evaluations that can end a run, made when a batch is all right, the cheapest and
     the likeliest to fail first; a full evaluation of the validation sums is made, and added
     to the history, only when every one before it has passed.
@@ -103,31 +103,31 @@ def evaluate_if_due(state: TrainState, sums: Validation, show: bool) -> None:
     LONG_BLOCKS), the first LONG_SCREEN long sums, then all LONG_SUMS and those further
     blocks, then every validation sum again. show: progress on stderr for a long evaluation.
     """
-    model, total = state.model, sums.x.shape[1]
+    model, total = state.model, validation.x.shape[1]
     long_right = math.nan  # not measured
-    if sums.long is not None and state.short_solved:
+    if validation.long is not None and state.short_solved:
         # Rounds of LONG_STEPS steps since the long sums could first have passed: each round
         # they fail, they are tried less often, and more of them must pass (LONG_BLOCKS).
         rounds = 1 + (state.steps_since_short_solved() - LONG_STEPS) // LONG_STEPS
         if rounds < 1 or state.step % (LONG_EVERY * rounds):
             return
-        x_long, y_long = sums.long
+        x_long, y_long = validation.long
         if accuracy(model, x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]) < 1.0:
             return
         long_right = accuracy(model, x_long, y_long)
         if long_right < 1.0:
             return
         for block in range(1, min(rounds, LONG_BLOCKS)):
-            if accuracy(model, *sums.long_block(block)) < 1.0:
+            if accuracy(model, *validation.long_block(block)) < 1.0:
                 return
     else:
         evaluated = state.history.eval_step  # all failed, or training would have moved on
         if evaluated and state.step - evaluated[-1] < eval_gap(len(evaluated)):
             return
-        if total >= 2 * SCREEN_SUMS and accuracy(model, *sums.screen(state.step)) < 1.0:
+        if total >= 2 * SCREEN_SUMS and accuracy(model, *validation.screen(state.step)) < 1.0:
             return
-    watch = Progress(f"step {state.step}: checking the {total} validation sums") if show else None
-    right = accuracy(model, sums.x, sums.y, progress=watch)
+    watch = Progress(f"step {state.step}: evaluating the {total} validation sums") if show else None
+    right = accuracy(model, validation.x, validation.y, progress=watch)
     if watch is not None:
         watch.close()
     state.history.eval_step.append(state.step)

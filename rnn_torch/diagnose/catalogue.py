@@ -11,10 +11,11 @@ the statement when one goes missing. `source(bug)` is the whole mutated module a
 text, with absolute imports: a standalone file that follows the learner protocol (tests run
 it as a learner's file); `mutant(bug)` is its `loss_and_grads`.
 
-The entries start from the planted mutations of tests/test_mutations.py,
-tests/test_gated_mutations.py and tests/test_reference.py, and add the bugs learners make
-most. Bugs in the loss's derivative are written as a correction of dz right after the
-reference's loss call, so that they apply to every cell.
+The entries started from the bugs the tests plant in the fast cells (tests/test_mutations.py,
+tests/test_gated_mutations.py), and add the bugs learners make most; tests/test_reference.py
+plants every one of them in the reference and checks that the autograd property fails.
+Bugs in the loss's derivative are written as a correction of dz right after the reference's
+loss call, so that they apply to every cell.
 """
 
 from __future__ import annotations
@@ -55,21 +56,16 @@ class CatalogueError(Exception):
     """An edit's statement is not in its function of reference.py exactly once."""
 
 
-#: One edit of a bug: a function of rnn_manual/reference.py, one statement of it, and the
-#: statements that replace it ("pass" for none).
-Edit = Plant
-
-
 @dataclass(frozen=True)
 class Bug:
     name: str  # short, unique: "rnn: h_t for h_{t-1} in dW_hh"
     cell: str  # "rnn", "lstm", "gru", or "any" (the loss's derivative)
     what: str  # completes "your dW_hh equals what you get when ..."
     see: str  # where the right term is derived
-    edits: tuple[Edit, ...]
+    edits: tuple[Plant, ...]  # each a function of reference.py, a statement, its replacement
 
 
-def edit(function: str, old: str, new: str) -> Edit:
+def edit(function: str, old: str, new: str) -> Plant:
     return Plant(function, old, new)
 
 
@@ -102,7 +98,7 @@ LOSS_CALL = 'value, dz = LOSSES[loss](cache["z"], cache["p"], y)'
 ENTRY, EXIT = "cell = cell_of(params)", "return float(value), grads"
 
 
-def swapped(names: list[tuple[str, str]], entry: bool) -> Edit:
+def swapped(names: list[tuple[str, str]], entry: bool) -> Plant:
     """An edit of loss_and_grads that swaps parameter pairs on entry (or gradients on exit):
     a learner's cell that uses one gate's weights for another's, consistently."""
     target = "params" if entry else "grads"
@@ -115,7 +111,7 @@ def swapped(names: list[tuple[str, str]], entry: bool) -> Edit:
     return edit("loss_and_grads", old, f"{old}\n{body}" if entry else f"{body}\n{old}")
 
 
-def loss_fix(condition: str, statement: str) -> Edit:
+def loss_fix(condition: str, statement: str) -> Plant:
     """dz (or the loss value) changed after the reference's loss call, for one loss or both."""
     return edit("loss_and_grads", LOSS_CALL, f"{LOSS_CALL}\nif {condition}:\n    {statement}")
 

@@ -403,12 +403,12 @@ def diagnose(
         run = run_function(fn, probes)
     else:
         run = run_file(Path(fn), probes, timeout, meanwhile=lambda: bug_changes(settings))
-    report = judge(settings, learner_name(fn), probes, truths, run, hold_out)
+    report = report_on(settings, learner_name(fn), probes, truths, run, hold_out)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def judge(
+def report_on(
     settings: Settings,
     name: str,
     probes: list[Probe],
