@@ -1,5 +1,6 @@
 """The folder layout is the architecture: imports in rnn_manual only go downward, no
-module imports itself through others, and no file grows past MAX_LINES.
+module imports itself through others, no file grows past MAX_LINES, and no module of tests/
+imports a test module (shared helpers have modules of their own).
 
     app        the command line and the figures
     files      the safe .npz reader and the model-file schema
@@ -214,3 +215,30 @@ def test_no_file_is_longer_than_max_lines(path: Path) -> None:
         f"{name}: {lines} lines, more than {MAX_LINES}: split it by the questions it answers "
         "(or say in tests/test_layers.py LONGER why it must be longer)"
     )
+
+
+# ---- tests ---------------------------------------------------------------------------------
+
+
+def imported_test_modules(path: Path, text: str | None = None) -> list[str]:
+    """The test modules (tests/test_*.py) that the source at `path` imports."""
+    tree = ast.parse(path.read_text() if text is None else text)
+    names = [alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names]
+    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    return sorted(name for name in names if name.split(".")[0].startswith("test_"))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").glob("*.py")), ids=lambda p: p.name)
+def test_no_module_of_tests_imports_a_test_module(path: Path) -> None:
+    """Shared helpers live in helper modules (strategies.py, nets.py, ...), which tests
+    import; a test module is never a library for another: its tests would run twice, and
+    its helpers would be found in the wrong room."""
+    assert imported_test_modules(path) == []
+
+
+def test_the_test_import_check_bites() -> None:
+    path = ROOT / "tests" / "test_truncate.py"
+    assert imported_test_modules(path, "from test_reference import make\nimport test_gated\n") == [
+        "test_gated",
+        "test_reference",
+    ]
