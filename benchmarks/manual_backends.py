@@ -51,10 +51,10 @@ def manual_pass(
 ) -> ManualPass:
     """loss_and_grads of a copy of `model` moved to `library` ("torch", "cupy") on `device`,
     on x and y placed there once."""
-    twin = copy.deepcopy(model).to(library, device)
+    moved = copy.deepcopy(model).to(library, device)
     placed = backend.move({"x": x, "y": y}, library, device)
     x_there, y_there = placed["x"], placed["y"]
-    return lambda: twin.loss_and_grads(x_there, y_there, "mse")
+    return lambda: moved.loss_and_grads(x_there, y_there, "mse")
 
 
 def cupy_synchronized(one_pass: Callable[[], R], cupy: ModuleType) -> Callable[[], R]:
@@ -94,13 +94,13 @@ def captured_pass(model: Cell, x: np.ndarray, y: np.ndarray, device: str) -> Man
     its first call and replayed on every later one; the loss comes back as a 0-d tensor.
     Capturing on the first call lets a refusal (the size cap, say) show where the other
     passes' do."""
-    twin = copy.deepcopy(model).to("torch", device)
+    moved = copy.deepcopy(model).to("torch", device)
     placed = backend.move({"x": x, "y": y}, "torch", device)
     made: list[CapturedPass] = []
 
     def replay() -> tuple[Any, dict[str, Any]]:
         if not made:
-            made.append(CapturedPass(twin, placed["x"], placed["y"], "mse"))
+            made.append(CapturedPass(moved, placed["x"], placed["y"], "mse"))
         return made[0]()
 
     return replay

@@ -160,10 +160,10 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
     model, x, y, rng = prepare(point, seed)
 
     baselines: dict[str, torch_models.Pass] = {}
-    twins: dict[str, manual_backends.ManualPass] = {}  # the manual pass on torch (and CuPy)
+    on_other: dict[str, manual_backends.ManualPass] = {}  # the manual pass on torch (and CuPy)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
-        twins.update(manual_backends.manual_passes(model, x, y, device))
+        on_other.update(manual_backends.manual_passes(model, x, y, device))
         for name, build in (
             (loop_name(cell, device), torch_models.cell_loop),
             (fused_name(cell, device), torch_models.fused),
@@ -176,12 +176,12 @@ def measure(point: Point, rounds: int, min_sample: float, budget: float, seed: i
             check_same(manual, torch_models.as_manual_grads(model, one_pass()), point.dtype)
             for one_pass in baselines.values()
         ]
-        + [check_same(manual, as_numpy(one_pass()), point.dtype) for one_pass in twins.values()]
+        + [check_same(manual, as_numpy(one_pass()), point.dtype) for one_pass in on_other.values()]
     )
     variants: dict[str, Callable[[], object]] = {
         MANUAL: lambda: model.loss_and_grads(x, y, "mse"),
         **baselines,
-        **twins,
+        **on_other,
     }
     if H >= 256:
         a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(dtype)
@@ -279,7 +279,7 @@ def _checked_results(
     x: np.ndarray,
     y: np.ndarray,
     baselines: dict[str, torch_models.Pass],
-    twins: dict[str, manual_backends.ManualPass],
+    on_other: dict[str, manual_backends.ManualPass],
 ) -> tuple[str, dict[str, tuple[float, dict]], dict[str, str]]:
     """One pass of each variant, in the manual model's names and as NumPy arrays; the passes a
     size limit (or any ValueError of rnn_manual) refused, with the reason; and the reference
@@ -287,7 +287,7 @@ def _checked_results(
     torch cell loop (the first baseline)."""
     results = {name: torch_models.as_manual_grads(model, p()) for name, p in baselines.items()}
     refused: dict[str, str] = {}
-    for name, one_pass in twins.items():
+    for name, one_pass in on_other.items():
         try:
             results[name] = as_numpy(one_pass())
         except ValueError as error:  # rnn_manual.core.limits: more than MAX_ELEMENTS values
@@ -322,11 +322,11 @@ def measure_gpu(
     """
     cell = point.cell
     model, x, y, _ = prepare(point, seed)
-    twins = manual_backends.manual_passes(model, x, y, device)
+    on_other = manual_backends.manual_passes(model, x, y, device)
     graphed = manual_backends.captured_pass(model, x, y, device)
     if device != "cpu":
         graphed = torch_models.synchronized(graphed)
-    twins[manual_backends.graph_name(device)] = graphed
+    on_other[manual_backends.graph_name(device)] = graphed
     loop, fused = loop_name(cell, device), fused_name(cell, device)
     baselines = {
         loop: torch_models.cell_loop(model, x, y, device),
@@ -334,7 +334,7 @@ def measure_gpu(
     }
     if device != "cpu":
         baselines = {name: torch_models.synchronized(p) for name, p in baselines.items()}
-    reference, results, refused = _checked_results(model, x, y, baselines, twins)
+    reference, results, refused = _checked_results(model, x, y, baselines, on_other)
     errors: dict[str, float] = {}
     disagree: dict[str, str] = {}
     for name, result in results.items():
@@ -344,7 +344,7 @@ def measure_gpu(
             errors[name] = check_same(results[reference], result, point.dtype)
         except AssertionError as error:
             disagree[name] = str(error)
-    passes: dict[str, Callable[[], object]] = {**baselines, **twins}
+    passes: dict[str, Callable[[], object]] = {**baselines, **on_other}
     variants = {
         name: one_pass for name, one_pass in passes.items() if name in errors or name == reference
     }
@@ -366,7 +366,7 @@ def measure_gpu(
         # How many times faster each manual pass is than the fused layer, round by round.
         "speedup_vs_fused": {
             name: spread(timings.ratios(fused, name))
-            for name in twins
+            for name in on_other
             if name in variants and fused in variants
         },
     }
