@@ -45,15 +45,17 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path, text: str | None = None) -> list[str]:
-    """Every module the source at `path` (or `text`, as if it were there) imports, as
-    absolute dotted names."""
+def imported(path: Path, text: str | None = None) -> list[tuple[str, list[str]]]:
+    """Every import of the source at `path` (or `text`, as if it were there), anywhere in it:
+    the module it names, as an absolute dotted name, and the modules it takes from it
+    (`from package import a, b`: package.a and package.b; those that are not modules of this
+    project are left to the caller to tell apart). `from . import x` names x alone."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = []
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text() if text is None else text)):
         if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
+            found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = package.split(".")
             if node.level:
@@ -61,11 +63,17 @@ def imports(path: Path, text: str | None = None) -> list[str]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
+            taken = [f"{target}.{alias.name}" for alias in node.names]
             if node.module is None:  # `from . import x`: each name is a module
-                found += [f"{target}.{alias.name}" for alias in node.names]
+                found += [(module, []) for module in taken]
             else:
-                found.append(target)
+                found.append((target, taken))
     return found
+
+
+def imports(path: Path, text: str | None = None) -> list[str]:
+    """Every module the source at `path` (or `text`) imports, as absolute dotted names."""
+    return [target for target, _ in imported(path, text)]
 
 
 def violations(path: Path, text: str | None = None) -> list[str]:
@@ -132,22 +140,14 @@ def module_path(module: str) -> Path | None:
 def edges(path: Path, text: str | None = None) -> set[str]:
     """The project modules the source at `path` imports, anywhere in it (a function's own
     imports too): `from package import name` counts as package.name where that is a module,
-    else as the package."""
+    and as the package (its __init__) in any case."""
     found = set()
-    for target in imports(path, text):
+    for target, taken in imported(path, text):
+        found.update(module for module in taken if module_path(module) is not None)
         while target and module_path(target) is None:  # `from a.b import f`: a.b's module
             target = target.rpartition(".")[0]
         if target:
             found.add(target)
-    tree = ast.parse(path.read_text() if text is None else text)
-    for node in ast.walk(tree):  # from a.b import c, where a.b.c is a module of its own
-        if isinstance(node, ast.ImportFrom) and node.module is not None:
-            base = imports(path, f"from {'.' * node.level}{node.module} import _")[0]
-            found.update(
-                f"{base}.{alias.name}"
-                for alias in node.names
-                if module_path(f"{base}.{alias.name}") is not None
-            )
     found.discard(module_name(path))
     return found
 
