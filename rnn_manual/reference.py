@@ -61,10 +61,10 @@ lstm_forward, lstm_backward, gru_forward, gru_backward. Each backward takes `tru
 A ⚓ at the end of a line marks a statement that other code finds by its code (its syntax
 tree): the diagnosis plants the bugs of its catalogue there (rnn_torch/diagnose/catalogue.py),
 the tests plant theirs (tests/reference_plants.py), and the exercises take their answers
-from there (exercises/). Reword a comment freely; change
-the code of a marked statement and tests/test_anchors.py names each matcher that lost it and
-the statement, so that the matcher can be updated with it. (The walkthrough quotes lines of
-this file too; tests/test_walkthrough.py says which quote no longer matches.)
+from there (exercises/). Reword a comment freely; change the code of a marked statement and
+tests/test_anchors.py names each matcher that lost it and the statement, so that the
+matcher can be updated with it. (The walkthrough quotes lines of this file too;
+tests/test_walkthrough.py says which quote no longer matches.)
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ class Twin:
         LSTM's), logits z and probabilities p: (T, B, O). truncate: K detaches the state at
         the start of every chunk of K steps but the first (truncated BPTT, as `h =
         h.detach()` between chunks); the fused layer cannot, so it refuses one."""
-        self._refuse_c0(c0)
+        self.model.refuse_other_states({"c0": c0})  # as the manual model refuses it
         B, H = x.shape[1], self.model.hidden_size
         zeros = x.new_zeros(B, H)
         state = [zeros if h0 is None else h0]
@@ -205,11 +205,6 @@ class Twin:
         z = F.linear(h[1:], self.params["W_hy"].T, self.params.get("b_y"))  # h_t W_hy + b_y
         return h, z, torch.sigmoid(z)  # p_t = sigmoid(z_t)
 
-    def _refuse_c0(self, c0: object) -> None:
-        """ValueError for a c0 given to a cell that has none, as the manual model's."""
-        if c0 is not None and "c0" not in self.model.states:
-            raise ValueError(f"c0 is an initial state of the LSTM only, not the {self.model.name}")
-
     def gradients(
         self,
         x: ArrayLike,
@@ -221,7 +216,7 @@ class Twin:
     ) -> tuple[float, Grads]:
         """objective(z, p) and its autograd gradients, as NumPy arrays keyed and laid out as
         the manual model's: every parameter, "x", "h0" (and "c0" for the LSTM)."""
-        self._refuse_c0(c0)
+        self.model.refuse_other_states({"c0": c0})
         B, H = np.shape(x)[1], self.model.hidden_size
         inputs = {"x": self._tensor(x), "h0": self._tensor(np.zeros((B, H)) if h0 is None else h0)}
         if "c0" in self.model.states:

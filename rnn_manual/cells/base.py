@@ -12,7 +12,7 @@ CUDA graphs, the tutorial's replay, the figures).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -186,17 +186,22 @@ class Cell:
         self.params = backend.move(self.params, library, device)
         return self
 
+    def refuse_other_states(self, given: Mapping[str, object]) -> None:
+        """ValueError for an initial state given (not None) that the cell has not: c0 is the
+        LSTM's only."""
+        for state, value in given.items():
+            if value is not None and state not in self.states:
+                raise ValueError(
+                    f"{state} is an initial state of the LSTM only, not the {self.name}"
+                )
+
     def checked_inputs(
         self, x: ArrayLike, h0: ArrayLike | None = None, c0: ArrayLike | None = None
     ) -> tuple[Array, list[Array]]:
         """x and the initial states (zeros for None) as run_unchecked takes them: arrays of
         the model's library, device and dtype; ValueError for anything else."""
         given = {"h0": h0, "c0": c0}
-        for state, value in given.items():
-            if value is not None and state not in self.states:
-                raise ValueError(
-                    f"{state} is an initial state of the LSTM only, not the {self.name}"
-                )
+        self.refuse_other_states(given)
         sizes = (self.input_size, self.hidden_size, self.output_size, self.bias)
         check_params(self.params, self.param_shapes(*sizes))
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
