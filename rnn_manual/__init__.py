@@ -14,7 +14,7 @@ from .training.bits import (
     encode,
     random_addition_batch,
 )
-from .training.optim import SGD, Adam
+from .training.optim import SGD, Adagrad, Adam
 
 __all__ = [
     "CELLS",
@@ -22,6 +22,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "SGD",
+    "Adagrad",
     "Adam",
     "Trace",
     "add_bits",

@@ -5,10 +5,12 @@ test_properties.py and test_gated.py run every optimiser on real gradients of ra
 networks (trajectories of a few steps, learning rates small enough to stay in one basin).
 Here the optimisers alone are judged on any gradients, cheaply and so over wider ranges:
 learning rates from 1e-4 to 10, momentum and both betas from 0 to nearly 1, epsilon from
-1e-8 to 0.1, clipping that sometimes bites and sometimes does not, float32 and float64,
-on every backend. A constant written in place of any hyperparameter, a different velocity
-rule (dampening, Nesterov, decay after adding, the learning rate inside the velocity), a
-missing bias correction or a clip that scales the wrong way fails them.
+1e-8 (Adagrad's 1e-10) to 0.1, Adagrad's learning-rate decay and starting accumulator 0 or
+drawn, clipping that sometimes bites and sometimes does not, float32 and float64, on every
+backend. A constant written in place of any hyperparameter, a different velocity rule
+(dampening, Nesterov, decay after adding, the learning rate inside the velocity), a missing
+bias correction, Adagrad's epsilon inside the square root, a learning-rate decay that
+already shrinks the first step, or a clip that scales the wrong way fails them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from strategies import TORCH_CLIP_EPS, Optimizer, Trajectory, examples, log_unif
 from rnn_manual import SGD, Adam
 from rnn_manual.core import backend as backends
 from rnn_manual.core.gradcheck import relative_error
-from rnn_manual.training.optim import clip_grad_norm
+from rnn_manual.training.optim import Adagrad, clip_grad_norm
 from rnn_manual.training.state import OPTIMIZERS
 from rnn_torch.compare import FLOAT64_BOUND, bound
 
@@ -179,6 +181,18 @@ def test_momentum_is_torchs_heavy_ball_rule() -> None:
     np.testing.assert_allclose(w, [-0.5 * (1 + 2.9 + 6.61)], rtol=1e-15)
 
 
+def test_adagrad_is_torchs_rule() -> None:
+    """The documented rule, by hand: s_k = s_{k-1} + g_k**2 from s_0 = 1;
+    w -= lr / (1 + (k - 1) lr_decay) * g_k / (sqrt(s_k) + eps)."""
+    w = np.zeros(1)
+    optimizer = Adagrad(0.5, lr_decay=1.0, initial_accumulator_value=1.0, eps=0.25)
+    for g in (1.0, 2.0):
+        optimizer.step({"w": w}, {"w": np.array([g])})
+    # s: 1 + 1 = 2, 2 + 4 = 6; rates 0.5 / 1, 0.5 / 2
+    expected = -0.5 * 1 / (math.sqrt(2) + 0.25) - 0.25 * 2 / (math.sqrt(6) + 0.25)
+    np.testing.assert_allclose(w, [expected], rtol=1e-15)
+
+
 def test_adam_first_step_is_lr_times_the_sign() -> None:
     """With bias correction, Adam's first step is lr * g / (|g| + eps): lr wherever |g| >> eps."""
     w = np.zeros(3)
@@ -197,6 +211,26 @@ def test_adam_first_step_is_lr_times_the_sign() -> None:
         (lambda: SGD(0.1, momentum=-0.1), "momentum must be in [0, 1), got -0.1"),
         (lambda: Adam(0.0), "learning rate must be a positive finite number, got 0.0"),
         (lambda: Adam(math.nan), "learning rate must be a positive finite number, got nan"),
+        (lambda: Adagrad(0.0), "learning rate must be a positive finite number, got 0.0"),
+        (lambda: Adagrad(math.inf), "learning rate must be a positive finite number, got inf"),
+        (
+            lambda: Adagrad(0.1, lr_decay=-0.5),
+            "lr_decay must be a non-negative finite number, got -0.5",
+        ),
+        (
+            lambda: Adagrad(0.1, lr_decay=math.nan),
+            "lr_decay must be a non-negative finite number, got nan",
+        ),
+        (
+            lambda: Adagrad(0.1, initial_accumulator_value=-1.0),
+            "initial_accumulator_value must be a non-negative finite number, got -1.0",
+        ),
+        (
+            lambda: Adagrad(0.1, initial_accumulator_value=math.inf),
+            "initial_accumulator_value must be a non-negative finite number, got inf",
+        ),
+        (lambda: Adagrad(0.1, eps=0.0), "eps must be a positive finite number, got 0.0"),
+        (lambda: Adagrad(0.1, eps=math.nan), "eps must be a positive finite number, got nan"),
     ],
 )
 def test_bad_hyperparameters_are_refused(make: object, message: str) -> None:
@@ -206,25 +240,35 @@ def test_bad_hyperparameters_are_refused(make: object, message: str) -> None:
 
 
 def test_defaults_are_torchs() -> None:
-    """SGD without momentum, Adam's betas and epsilon: torch.optim's defaults."""
+    """SGD without momentum, Adam's betas and epsilon, Adagrad's decay, starting accumulator
+    and epsilon: torch.optim's defaults."""
     leaf = [torch.zeros(1, requires_grad=True)]
     assert SGD(0.1).momentum == torch.optim.SGD(leaf, 0.1).defaults["momentum"] == 0
     adam, theirs = Adam(0.1), torch.optim.Adam(leaf, 0.1).defaults
     assert (adam.betas, adam.eps) == (theirs["betas"], theirs["eps"]) == ((0.9, 0.999), 1e-8)
+    adagrad, theirs = Adagrad(0.1), torch.optim.Adagrad(leaf, 0.1).defaults
+    names = ("lr_decay", "initial_accumulator_value", "eps")
+    ours = tuple(getattr(adagrad, name) for name in names)
+    assert ours == tuple(theirs[name] for name in names) == (0, 0, 1e-10)
 
 
 OPTIMISERS = {
     "sgd": lambda: SGD(0.1),
     "momentum": lambda: SGD(0.1, momentum=0.9),
     "adam": lambda: Adam(0.1, betas=(0.5, 0.75), eps=1e-3),
+    "adagrad": lambda: Adagrad(0.1, lr_decay=0.3, initial_accumulator_value=0.5, eps=1e-3),
 }
+#: The state each keeps per parameter, and whether it counts its steps.
+STATE_KINDS = {"sgd": [], "momentum": ["velocity"], "adam": ["m", "v"], "adagrad": ["sum"]}
+COUNTS_STEPS = {"adam", "adagrad"}
 
 
 @pytest.mark.parametrize("prefix", ["", "layer/"])
 @pytest.mark.parametrize("kind", OPTIMISERS)
 def test_state_round_trip_continues_exactly(kind: str, prefix: str) -> None:
     """An optimiser that takes over another's state_arrays (as a checkpoint does) steps on
-    exactly as the first would have; a fresh optimiser's state (zeros, step 0) loads too.
+    exactly as the first would have, from after two steps or from before any (the state
+    then as a first step would start it: zeros, Adagrad's starting accumulator; step 0).
     Any dict of arrays is a model to the optimisers, so a parameter's name may hold a "/"
     ("layer/W", whose state is "m/layer/W"): the state still goes back to its parameter."""
     rng = np.random.default_rng(1)
@@ -232,29 +276,32 @@ def test_state_round_trip_continues_exactly(kind: str, prefix: str) -> None:
     grads = [{n: rng.normal(size=s) for n, s in shapes.items()} for _ in range(4)]
     whole = {n: rng.normal(size=s) for n, s in shapes.items()}
     first = {n: w.copy() for n, w in whole.items()}
+    zeroth = {n: w.copy() for n, w in whole.items()}
     unbroken, before = OPTIMISERS[kind](), OPTIMISERS[kind]()
     fresh = OPTIMISERS[kind]()
-    fresh.load_state_arrays(fresh.state_arrays(whole), whole)
+    fresh.load_state_arrays(OPTIMISERS[kind]().state_arrays(zeroth), zeroth)
     for g in grads[:2]:
         unbroken.step(whole, {n: a.copy() for n, a in g.items()})
         before.step(first, {n: a.copy() for n, a in g.items()})
     arrays = before.state_arrays(first)
-    kinds = {"sgd": [], "momentum": ["velocity"], "adam": ["m", "v"]}[kind]
-    expected = {f"{state}/{name}" for state in kinds for name in shapes}
-    expected |= {"steps"} if kind == "adam" else set()
+    expected = {f"{state}/{name}" for state in STATE_KINDS[kind] for name in shapes}
+    expected |= {"steps"} if kind in COUNTS_STEPS else set()
     assert set(arrays) == expected
-    if kind == "adam":
+    if kind in COUNTS_STEPS:
         assert arrays["steps"].dtype == np.int64 and int(arrays["steps"]) == 2
     after = OPTIMISERS[kind]()
     after.load_state_arrays(arrays, first)
     for g in grads[2:]:
         unbroken.step(whole, {n: a.copy() for n, a in g.items()})
         after.step(first, {n: a.copy() for n, a in g.items()})
+    for g in grads:
+        fresh.step(zeroth, {n: a.copy() for n, a in g.items()})
     for name, w in whole.items():
         np.testing.assert_array_equal(first[name], w, err_msg=name)
+        np.testing.assert_array_equal(zeroth[name], w, err_msg=name)
 
 
-@pytest.mark.parametrize("kind", ["momentum", "adam"])
+@pytest.mark.parametrize("kind", ["momentum", "adam", "adagrad"])
 def test_state_is_updated_in_place(kind: str) -> None:
     """A step updates the state it keeps in place: no new arrays every step."""
     params = {"w": np.ones(3)}
@@ -287,7 +334,34 @@ def test_bad_state_is_refused_with_its_reason() -> None:
         assert str(error.value) == message
 
 
-@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_bad_adagrad_state_is_refused_with_its_reason() -> None:
+    """As Adam's, and a negative sum of squares (whose square root is NaN) is refused too."""
+    params = {"w": np.zeros((2, 3))}
+    good = Adagrad(0.1).state_arrays(params)
+    negative = np.zeros((2, 3))
+    negative[1, 2] = -1e-300
+    cases = [
+        ({"sum/w": good["sum/w"]}, "optimizer state ['sum/w'], expected ['steps', 'sum/w']"),
+        (
+            {**good, "sum/w": np.zeros((2, 3), np.float32)},
+            "optimizer state sum/w is float32 (2, 3), expected float64 (2, 3)",
+        ),
+        (
+            {**good, "sum/w": np.full((2, 3), np.inf)},
+            "optimizer state sum/w holds non-finite values",
+        ),
+        ({**good, "sum/w": negative}, "optimizer state sum/w holds negative values"),
+        ({**good, "steps": np.array(-1)}, "optimizer step count must not be negative, got -1"),
+    ]
+    for arrays, message in cases:
+        optimizer = Adagrad(0.1)
+        with pytest.raises(ValueError) as error:
+            optimizer.load_state_arrays(arrays, params)
+        assert str(error.value) == message
+        assert optimizer.state == {} and optimizer.steps == 0  # nothing taken over
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam", "adagrad"])
 def test_state_moves_as_a_copy(kind: str) -> None:
     """State that follows the parameters to another library (model.to) is copied there, as
     model.to copies the parameters: stepping on in torch leaves the NumPy arrays the
@@ -303,7 +377,7 @@ def test_state_moves_as_a_copy(kind: str) -> None:
         np.testing.assert_array_equal(a, values[key], err_msg=key)
 
 
-@pytest.mark.parametrize("kind", ["momentum", "adam"])
+@pytest.mark.parametrize("kind", ["momentum", "adam", "adagrad"])
 def test_state_follows_the_parameters_to_their_device(kind: str) -> None:
     """State made on NumPy moves with the parameters (model.to) to another library and
     device: on torch's "meta" device (no data, standing in for a GPU) a state left on the

@@ -1,7 +1,7 @@
 """Training: the addition task's data and the optimisers, then one module per question:
 
 bits.py        integers as bit sequences, and batches of sums
-optim.py       SGD, momentum, Adam, gradient clipping
+optim.py       SGD, momentum, Adam, Adagrad, gradient clipping
 evaluation.py  how right a model is: exact-match accuracy, run in passes that fit
 state.py       what a run is: its config, history and state
 stopping.py    when a run is done: which sums, evaluated when

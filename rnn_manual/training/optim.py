@@ -48,7 +48,7 @@ class SGD:
         """Copies of the velocities (zeros before the first step); none without momentum."""
         if not self.momentum:
             return {}
-        return _with_zeros(self.state, params, ("velocity",))
+        return _with_start(self.state, params, ("velocity",))
 
     def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
         """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
@@ -96,7 +96,7 @@ class Adam:
 
     def state_arrays(self, params: Params) -> dict[str, NDArray[np.generic]]:
         """Copies of both moments (zeros before the first step) and the step count k."""
-        arrays = _with_zeros(self.state, params, ("m", "v"))
+        arrays = _with_start(self.state, params, ("m", "v"))
         arrays["steps"] = np.array(self.steps, dtype=np.int64)
         return arrays
 
@@ -108,6 +108,75 @@ class Adam:
             raise ValueError(f"optimizer step count must not be negative, got {steps}")
         self.steps = steps
         self.state = _placed({key: a for key, a in arrays.items() if key != "steps"}, params)
+
+
+class Adagrad:
+    """Adagrad (Duchi, Hazan & Singer, 2011): each weight's step shrinks with the squared
+    gradients it has seen, by torch.optim.Adagrad's rule.
+
+    s <- s + g**2  (s starts at initial_accumulator_value)
+    w <- w - lr / (1 + (k - 1) * lr_decay) * g / (sqrt(s) + eps),  k = step number
+
+    No weight decay. min-char-rnn's Adagrad puts its 1e-8 inside the square root,
+    w <- w - lr * g / sqrt(s + 1e-8), a different step while s is small; this is torch's.
+    """
+
+    def __init__(
+        self,
+        lr: float,
+        lr_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        if not np.isfinite(lr) or lr <= 0:
+            raise ValueError(f"learning rate must be a positive finite number, got {lr}")
+        if not np.isfinite(lr_decay) or lr_decay < 0:
+            raise ValueError(f"lr_decay must be a non-negative finite number, got {lr_decay}")
+        if not np.isfinite(initial_accumulator_value) or initial_accumulator_value < 0:
+            raise ValueError(
+                "initial_accumulator_value must be a non-negative finite number, "
+                f"got {initial_accumulator_value}"
+            )
+        # eps > 0 (torch takes 0 too): with eps = 0, a weight whose gradients have all been 0
+        # (s = 0) would step by 0 / 0.
+        if not np.isfinite(eps) or eps <= 0:
+            raise ValueError(f"eps must be a positive finite number, got {eps}")
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.initial_accumulator_value = initial_accumulator_value
+        self.eps = eps
+        self.steps = 0
+        self.state: dict[str, Array] = {}  # "sum/<name>" per parameter
+
+    def step(self, params: Params, grads: Params) -> None:
+        _check_grads(params, grads)
+        self.steps += 1
+        rate = self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
+        for name, w in params.items():
+            g = grads[name]
+            s = _slot(self.state, f"sum/{name}", w, self.initial_accumulator_value)
+            s += g * g
+            w -= rate * g / (backend.namespace(s).sqrt(s) + self.eps)
+
+    def state_arrays(self, params: Params) -> dict[str, NDArray[np.generic]]:
+        """Copies of the sums of squared gradients (initial_accumulator_value before the
+        first step) and the step count k."""
+        arrays = _with_start(self.state, params, ("sum",), self.initial_accumulator_value)
+        arrays["steps"] = np.array(self.steps, dtype=np.int64)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
+        """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
+        _check_state(self.state_arrays(params), arrays)
+        steps = int(arrays["steps"])
+        if steps < 0:
+            raise ValueError(f"optimizer step count must not be negative, got {steps}")
+        sums = {key: a for key, a in arrays.items() if key != "steps"}
+        for key, a in sums.items():
+            if np.less(a, 0).any():  # a sum of squares; its square root would be NaN
+                raise ValueError(f"optimizer state {key} holds negative values")
+        self.steps = steps
+        self.state = _placed(sums, params)
 
 
 def clip_grad_norm(grads: Params, max_norm: float) -> float:
@@ -132,14 +201,14 @@ def _check_grads(params: Params, grads: Params) -> None:
             )
 
 
-def _slot(state: dict[str, Array], key: str, like: Array) -> Array:
-    """state[key], made as zeros shaped like `like` the first time it is asked for, and
-    moved to where `like` is if the model has moved since (model.to).
+def _slot(state: dict[str, Array], key: str, like: Array, start: float = 0.0) -> Array:
+    """state[key], made shaped like `like` and filled with `start` the first time it is
+    asked for, and moved to where `like` is if the model has moved since (model.to).
 
-    (dict.setdefault would build a fresh zero array on every call, every step.)
+    (dict.setdefault would build a fresh array on every call, every step.)
     """
     if key not in state:
-        state[key] = backend.namespace(like).zeros_like(like)
+        state[key] = backend.namespace(like).full_like(like, start)
     else:
         state[key] = _like(state[key], like)
     return state[key]
@@ -155,15 +224,15 @@ def _like(a: Array, like: Array) -> Array:
     return backend.namespace(like).asarray(host, device=backend.device(like), copy=True)
 
 
-def _with_zeros(
-    state: dict[str, Array], params: Params, kinds: tuple[str, ...]
+def _with_start(
+    state: dict[str, Array], params: Params, kinds: tuple[str, ...], start: float = 0.0
 ) -> dict[str, NDArray[np.generic]]:
-    """A NumPy copy of state[f"{kind}/{name}"] for every kind and parameter, zeros where none
-    yet."""
+    """A NumPy copy of state[f"{kind}/{name}"] for every kind and parameter, and where none
+    yet the array _slot would start it as (filled with `start`)."""
     return {
         f"{kind}/{name}": backend.to_numpy(state[f"{kind}/{name}"]).copy()
         if f"{kind}/{name}" in state
-        else np.zeros_like(backend.to_numpy(w))
+        else np.full_like(backend.to_numpy(w), start)
         for kind in kinds
         for name, w in params.items()
     }

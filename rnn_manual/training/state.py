@@ -22,16 +22,16 @@ from ..core.limits import MAX_HIDDEN, check_elements
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .bits import MAX_ALL_PAIRS_BITS
 from .evaluation import LONG_SUMS, VALIDATION_SUMS
-from .optim import SGD, Adam
+from .optim import SGD, Adagrad, Adam
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adagrad")
 #: The learning rates that solve 8-bit addition reliably with the default batch on the mse
 #: loss (docs/decisions.md) ...
-DEFAULT_LR = {"sgd": 3.0, "momentum": 0.3, "adam": 0.1}
+DEFAULT_LR = {"sgd": 3.0, "momentum": 0.3, "adam": 0.1, "adagrad": 0.1}
 #: ... and the share of them taken on bce, whose gradient dL/dz = p - y is up to 4 times
 #: mse's (p - y) p (1 - p): SGD and momentum at the full rate saturate a GRU that then
-#: never solves; Adam divides the gradient's scale away.
-BCE_LR_SHARE = {"sgd": 0.25, "momentum": 0.25, "adam": 1.0}
+#: never solves; Adam and Adagrad divide the gradient's scale away.
+BCE_LR_SHARE = {"sgd": 0.25, "momentum": 0.25, "adam": 1.0, "adagrad": 1.0}
 #: Once the validation sums are solved, batch k holds sums of config.bits times
 #: LONG_MIX[k % 4] bits (at most long_bits): the carry rule, learned on short sums, is then
 #: made to hold over long ones, which short sums alone do not teach (docs/decisions.md).
@@ -112,6 +112,8 @@ class TrainConfig:
 
 #: What training asks of a network: any of the cells (RNN, LSTM, GRU).
 Model = Cell
+#: What updates it: any of the optimisers that OPTIMIZERS names.
+Optimizer = SGD | Adam | Adagrad
 
 
 def make_model(config: TrainConfig, rng: np.random.Generator) -> Model:
@@ -126,15 +128,22 @@ def default_lr(optimizer: str, loss: str) -> float:
     return DEFAULT_LR[optimizer] * (BCE_LR_SHARE[optimizer] if loss == "bce" else 1.0)
 
 
-def make_optimizer(config: TrainConfig) -> SGD | Adam:
+def make_optimizer(config: TrainConfig) -> Optimizer:
     """The optimizer that `config` names, at its learning rate or the default one."""
     if config.optimizer not in DEFAULT_LR:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
     lr = default_lr(config.optimizer, config.loss) if config.lr is None else config.lr
-    if config.optimizer == "sgd":
+    return optimizer_for(config.optimizer, lr, config.momentum)
+
+
+def optimizer_for(name: str, lr: float, momentum: float = 0.9) -> Optimizer:
+    """The optimizer OPTIMIZERS calls `name`, at learning rate lr (momentum: momentum's m)."""
+    if name == "sgd":
         return SGD(lr)
-    if config.optimizer == "momentum":
-        return SGD(lr, momentum=config.momentum)
+    if name == "momentum":
+        return SGD(lr, momentum=momentum)
+    if name == "adagrad":
+        return Adagrad(lr)
     return Adam(lr)
 
 
@@ -191,7 +200,7 @@ class TrainState:
 
     config: TrainConfig
     model: Model
-    optimizer: SGD | Adam
+    optimizer: Optimizer
     rng: np.random.Generator  # draws the next batch
     step: int = 0  # updates made
     history: History = field(default_factory=History)
