@@ -9,9 +9,10 @@ Every cell reads a sequence x (T, B, I), time-major (x[t] is x_t, B sequences si
 side), and ends in the same output layer and loss:
 
     z_t = h_t @ W_hy + b_y                                 output logit        (B, O)
-    p_t = sigmoid(z_t)                                     output probability  (B, O)
-    L = mse or bce of p against targets y (T, B, O), summed over steps and outputs and
-        averaged over the batch (cells/losses.py, which also gives dz_t = dL/dz_t)
+    p_t = sigmoid(z_t), or softmax(z_t) (cells/outputs.py) output probability  (B, O)
+    L = mse or bce of a sigmoid p, ce (cross-entropy) of a softmax p, against targets
+        y (T, B, O), summed over steps and outputs and averaged over the batch
+        (cells/losses.py, which also gives dz_t = dL/dz_t)
 
 RNN, with the activation f one of sigmoid, tanh, relu:
 
@@ -73,7 +74,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .cells.activations import ACTIVATIONS, sigmoid
-from .cells.losses import LOSSES
+from .cells.losses import LOSSES, OUTPUT_OF
+from .cells.outputs import OUTPUTS
 from .cells.truncation import ends_chunk
 
 Array = NDArray[np.floating]
@@ -96,8 +98,11 @@ def cell_of(params: Params) -> str:
 # ---- RNN ---------------------------------------------------------------------------------
 
 
-def rnn_forward(params: Params, x: Array, h0: Array, activation: str) -> Cache:
-    """The RNN over x (T, B, I) from h_{-1} = h0 (B, H): x, h (T+1, B, H), z and p (T, B, O)."""
+def rnn_forward(
+    params: Params, x: Array, h0: Array, activation: str, output: str = "sigmoid"
+) -> Cache:
+    """The RNN over x (T, B, I) from h_{-1} = h0 (B, H): x, h (T+1, B, H), z and p (T, B, O).
+    output: the output layer, "sigmoid" or "softmax"."""
     f = ACTIVATIONS[activation][0]  # sigmoid, tanh or relu
     W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
     b_h, b_y = params.get("b_h", 0.0), params.get("b_y", 0.0)  # 0.0: no biases
@@ -110,7 +115,7 @@ def rnn_forward(params: Params, x: Array, h0: Array, activation: str) -> Cache:
         a = x[t] @ W_xh + h[t] @ W_hh + b_h  # a_t (B, H) ⚓
         h[t + 1] = f(a)  # h_t = f(a_t)
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
-    p = sigmoid(z)  # p_t = sigmoid(z_t)
+    p = OUTPUTS[output].forward(z)  # p_t = sigmoid(z_t), or softmax(z_t) over the outputs
     return {"x": x, "h": h, "z": z, "p": p}
 
 
@@ -152,7 +157,7 @@ def rnn_backward(
 # ---- LSTM --------------------------------------------------------------------------------
 
 
-def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
+def lstm_forward(params: Params, x: Array, h0: Array, c0: Array, output: str = "sigmoid") -> Cache:
     """The LSTM over x (T, B, I) from h_{-1} = h0 and c_{-1} = c0 (B, H): x, h and c (T+1, B, H),
     the gates i, f, g, o (T, B, H), z and p (T, B, O)."""
     W_xi, W_hi, b_i = params["W_xi"], params["W_hi"], params.get("b_i", 0.0)
@@ -179,7 +184,7 @@ def lstm_forward(params: Params, x: Array, h0: Array, c0: Array) -> Cache:
         c[t + 1] = f[t] * c[t] + i[t] * g[t]  # c_t = f_t * c_{t-1} + i_t * g_t
         h[t + 1] = o[t] * np.tanh(c[t + 1])  # h_t = o_t * tanh(c_t)
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
-    p = sigmoid(z)  # p_t = sigmoid(z_t)
+    p = OUTPUTS[output].forward(z)  # p_t = sigmoid(z_t), or softmax(z_t) over the outputs
     return {"x": x, "h": h, "c": c, "i": i, "f": f, "g": g, "o": o, "z": z, "p": p}
 
 
@@ -239,7 +244,7 @@ def lstm_backward(params: Params, cache: Cache, dz: Array, truncate: int | None 
 # ---- GRU ---------------------------------------------------------------------------------
 
 
-def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
+def gru_forward(params: Params, x: Array, h0: Array, output: str = "sigmoid") -> Cache:
     """The GRU over x (T, B, I) from h_{-1} = h0 (B, H): x, h (T+1, B, H), the gates r, u, n and
     the recurrent candidate hn (T, B, H), z and p (T, B, O)."""
     W_xr, W_hr, b_r = params["W_xr"], params["W_hr"], params.get("b_r", 0.0)
@@ -263,7 +268,7 @@ def gru_forward(params: Params, x: Array, h0: Array) -> Cache:
         n[t] = np.tanh(x[t] @ W_xn + b_xn + r[t] * hn[t])  # n_t = tanh(a_n) ⚓
         h[t + 1] = (1 - u[t]) * n[t] + u[t] * h[t]  # h_t = (1 - u_t) * n_t + u_t * h_{t-1} ⚓
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
-    p = sigmoid(z)  # p_t = sigmoid(z_t)
+    p = OUTPUTS[output].forward(z)  # p_t = sigmoid(z_t), or softmax(z_t) over the outputs
     return {"x": x, "h": h, "r": r, "u": u, "n": n, "hn": hn, "z": z, "p": p}
 
 
@@ -328,8 +333,10 @@ def loss_and_grads(
     keyed as params plus "x", "h0", and "c0" for the LSTM.
 
     The cell is read from params' names (cell_of). activation: the RNN's f, "sigmoid",
-    "tanh" or "relu" (the gated cells ignore it); loss: "mse" or "bce"; h0, c0: the initial
-    states (B, H), zeros when None (c0 for the LSTM only).
+    "tanh" or "relu" (the gated cells ignore it); loss: "mse" or "bce" on a sigmoid output,
+    "ce" on a softmax one (the loss names the output layer: losses.OUTPUT_OF; ce's targets
+    y_t each sum to 1); h0, c0: the initial states (B, H), zeros when None (c0 for the LSTM
+    only).
 
     truncate: None for full BPTT; K for truncated BPTT: the sequence is cut into chunks of
     K steps (0..K-1, K..2K-1, ...), the state runs on across the cuts, but no gradient
@@ -343,12 +350,13 @@ def loss_and_grads(
         h0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # h_{-1} = 0
     if c0 is None:  # ⚓
         c0 = np.zeros((B, H), dtype=params["W_hy"].dtype)  # c_{-1} = 0
+    output = OUTPUT_OF[loss]  # the output layer the loss judges: sigmoid or softmax
     if cell == "rnn":
-        cache = rnn_forward(params, x, h0, activation)
+        cache = rnn_forward(params, x, h0, activation, output)
     elif cell == "lstm":
-        cache = lstm_forward(params, x, h0, c0)
+        cache = lstm_forward(params, x, h0, c0, output)
     else:
-        cache = gru_forward(params, x, h0)
+        cache = gru_forward(params, x, h0, output)
     value, dz = LOSSES[loss](cache["z"], cache["p"], y)  # L, and dz_t = dL/dz_t (T, B, O) ⚓
     if cell == "rnn":
         grads = rnn_backward(params, cache, dz, activation, truncate)

@@ -16,6 +16,7 @@ import torch
 from rnn_manual import random_addition_batch
 from rnn_manual.cells import CELLS, Cell
 from rnn_manual.cells.activations import ACTIVATIONS
+from rnn_manual.cells.losses import OUTPUT_OF
 from rnn_manual.core.args import Parser, UsageError, one_line, positive_int, seed, within_limits
 from rnn_manual.core.backend import LIBRARIES
 from rnn_manual.core.validate import DTYPE_NAMES
@@ -27,8 +28,9 @@ from .twin import torch_module
 
 M = TypeVar("M", bound=Cell)
 
-#: The adder's input and output sizes: two operand bits in, one sum bit out.
-INPUTS, OUTPUTS = 2, 1
+#: The adder's input and output sizes: two operand bits in, one sum bit out; with a softmax
+#: output (--loss ce), the sum bit is a choice between two outputs, 0 and 1.
+INPUTS, OUTPUTS = 2, {"sigmoid": 1, "softmax": 2}
 #: Largest value of each size option, so that a typo cannot ask for gigabytes (a pass as a
 #: whole is held to rnn_manual.core.limits).
 MAX_SIZE = 4096
@@ -63,7 +65,8 @@ def build_parser() -> Parser:
         "--loss",
         choices=OBJECTIVES,
         default="mse",
-        help="what to differentiate: a loss, or 'upstream', sum(V * p) for random V",
+        help="what to differentiate: a loss (ce: cross-entropy on a softmax over the sum "
+        "bit's two values), or 'upstream', sum(V * p) for random V",
     )
     c.add_argument("--dtype", choices=DTYPE_NAMES, default="float64")
     c.add_argument("--seed", type=seed, default=0, help="weights and data (default 0)")
@@ -105,9 +108,9 @@ def build_model(args: argparse.Namespace, rng: np.random.Generator) -> Cell:
     """The model the options describe: the cell's initial weights, biases ~ N(0, 0.5^2)."""
     cell = CELLS[args.cell]
     options = {"activation": args.activation} if cell.activations else {}
-    model = cell(
-        INPUTS, args.hidden, OUTPUTS, bias=args.bias, dtype=args.dtype, seed=rng, **options
-    )
+    output = OUTPUT_OF.get(args.loss, "sigmoid")  # "upstream" judges the sigmoid's
+    sizes = (INPUTS, args.hidden, OUTPUTS[output])
+    model = cell(*sizes, bias=args.bias, dtype=args.dtype, seed=rng, output=output, **options)
     for name, w in model.params.items():
         if name.startswith("b_"):  # non-zero, so that a wrong or misplaced bias shows
             w[...] = rng.normal(0.0, 0.5, w.shape)
@@ -143,6 +146,8 @@ def check(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     model = build_model(args, rng)
     x, y = random_addition_batch(rng, args.batch, args.bits, args.dtype)  # (T, B, 2), (T, B, 1)
+    if model.output == "softmax":
+        y = np.concatenate([1 - y, y], axis=-1)  # the sum bit one-hot: (1, 0) for 0, (0, 1) for 1
     target = rng.normal(0.0, 1.0, y.shape).astype(args.dtype) if args.loss == "upstream" else y
     shape = (args.batch, args.hidden)
     states = {}  # zeros, or random h0 (and c0 for the LSTM)

@@ -11,6 +11,7 @@ import torch
 from numpy.typing import NDArray
 
 from rnn_manual.cells import Cell
+from rnn_manual.cells.losses import LOSSES
 from rnn_manual.core.backend import to_numpy
 
 from .compare import Grads, Row, judge
@@ -18,9 +19,10 @@ from .twin import Twin, manual_upstream_grads
 
 Array = NDArray[np.floating]
 
-#: What the gradients are of: a manual loss ("mse", "bce"), or "upstream", sum(V * p) for
-#: random V, which sends a different signed gradient back from every output.
-OBJECTIVES = ("mse", "bce", "upstream")
+#: What the gradients are of: a manual loss ("mse", "bce", "ce"), or "upstream", sum(V * p)
+#: for random V, which sends a different signed gradient back from every output, through
+#: the model's output layer.
+OBJECTIVES = (*LOSSES, "upstream")
 
 
 def manual_gradients(

@@ -6,9 +6,10 @@ PyTorch's own modules (`torch_weights`) and runs the real module with them
 (torch.func.functional_call): nn.RNNCell (tanh, relu) or `SigmoidRNNCell` (the same cell with
 a sigmoid), nn.LSTMCell, nn.GRUCell, one call per step; or, with fused=True, the
 whole-sequence nn.RNN, nn.LSTM or nn.GRU. The output layer is z_t = h_t @ W_hy + b_y (torch's
-F.linear) and p_t = sigmoid(z_t). Autograd carries the gradients back through the stacking to
-the manual names, so `gradients` reads them out keyed as the manual model's, and torch.optim
-trains the twin on exactly the manual parameters.
+F.linear) and p_t = sigmoid(z_t) or softmax(z_t), as the manual model's `output` says.
+Autograd carries the gradients back through the stacking to the manual names, so
+`gradients` reads them out keyed as the manual model's, and torch.optim trains the twin on
+exactly the manual parameters.
 
 PyTorch's layout (see the docstrings of rnn_manual.cells.rnn, lstm and gru), where [A, B]
 stacks along the gate axis and torch stores each weight as (out, in):
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from rnn_manual.cells import Cell
+from rnn_manual.cells.outputs import OUTPUTS
 from rnn_manual.core import backend
 from rnn_manual.core.backend import to_numpy
 
@@ -86,6 +88,13 @@ class SigmoidRNNCell(nn.RNNCell):
         return torch.sigmoid(a)
 
 
+#: The manual output layers (rnn_manual.cells.outputs) in torch: z (T, B, O) -> p.
+TORCH_OUTPUTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "softmax": lambda z: torch.softmax(z, dim=-1),
+}
+
+
 def torch_loss(name: str, z: Tensor, p: Tensor, y: Tensor) -> Tensor:
     """The manual losses in torch: summed over time and outputs, averaged over the batch."""
     batch = z.shape[1]
@@ -94,7 +103,13 @@ def torch_loss(name: str, z: Tensor, p: Tensor, y: Tensor) -> Tensor:
     if name == "bce":
         # sum(softplus(z) - y * z) / B, from the logits as the manual bce
         return F.binary_cross_entropy_with_logits(z, y, reduction="sum") / batch
-    raise ValueError(f"loss must be 'mse' or 'bce', got {name!r}")
+    if name == "ce":
+        # -sum(y * log softmax(z)) / B over every step: torch's cross_entropy takes the
+        # classes on axis 1, so the T * B rows are laid side by side
+        classes = z.shape[-1]
+        rows, targets = z.reshape(-1, classes), y.reshape(-1, classes)
+        return F.cross_entropy(rows, targets, reduction="sum") / batch
+    raise ValueError(f"loss must be 'mse', 'bce' or 'ce', got {name!r}")
 
 
 def blocks(model: Cell) -> tuple[str, ...]:
@@ -203,7 +218,7 @@ class Twin:
                 hs.append(state[0])
             h = torch.stack(hs)
         z = F.linear(h[1:], self.params["W_hy"].T, self.params.get("b_y"))  # h_t W_hy + b_y
-        return h, z, torch.sigmoid(z)  # p_t = sigmoid(z_t)
+        return h, z, TORCH_OUTPUTS[self.model.output](z)  # p_t = sigmoid(z_t) or softmax(z_t)
 
     def gradients(
         self,
@@ -286,10 +301,10 @@ def manual_upstream_grads(
     h0: ArrayLike | None = None,
     c0: ArrayLike | None = None,
 ) -> Grads:
-    """The manual model's gradients of sum(v * p): its backward from dz = v * p * (1 - p),
-    as NumPy arrays whatever library the model runs on."""
+    """The manual model's gradients of sum(v * p): its backward from dz = dL/dz, v sent back
+    through its output layer (outputs.py), as NumPy arrays whatever library the model runs on."""
     trace = model.run(x, h0, c0)
     p = trace.p
-    v = backend.namespace(p).asarray(v, dtype=p.dtype, device=backend.device(p))
-    dz = v * p * (1.0 - p)  # dL/dz = v * dp/dz, p = sigmoid(z)
+    upstream = backend.namespace(p).asarray(v, dtype=p.dtype, device=backend.device(p))
+    dz = OUTPUTS[model.output].backward(p, upstream)  # dL/dz = v * dp/dz
     return {name: to_numpy(g) for name, g in model.backward(trace, dz).items()}

@@ -16,8 +16,10 @@ import torch
 from backends import on_backend
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from strategies import distributions
 
 from rnn_manual import GRU, LSTM
+from rnn_manual.cells.losses import OUTPUT_OF
 from rnn_manual.core.gradcheck import numeric_gradient, relative_error
 from rnn_torch.check import gradient_rows
 from rnn_torch.compare import bound
@@ -46,7 +48,7 @@ class Case:
     inputs: int  # I
     hidden: int  # H
     outputs: int  # O
-    loss: str  # "mse" | "bce"
+    loss: str  # "mse" | "bce" | "ce" (on a softmax output)
     bias: bool  # every b_* parameter present (and non-zero), or none
     with_h0: bool  # a random h0 rather than zeros
     with_c0: bool  # a random c0 rather than zeros (the LSTM's only; False for the GRU)
@@ -95,7 +97,7 @@ def cases(
         inputs=draw(st.integers(1, max_io)),
         hidden=draw(st.integers(1, max_hidden)),
         outputs=draw(st.integers(1, max_io)),
-        loss=draw(st.sampled_from(["mse", "bce"])),
+        loss=draw(st.sampled_from(["mse", "bce", "ce"])),
         bias=draw(st.booleans()),
         with_h0=draw(st.booleans()),
         with_c0=cell == "lstm" and draw(st.booleans()),
@@ -120,7 +122,8 @@ class Problem:
 def make_problem(case: Case) -> Problem:
     rng = np.random.default_rng(case.seed)
     T, B, I, H, O = case.bits, case.batch, case.inputs, case.hidden, case.outputs
-    model = CELLS[case.cell](I, H, O, bias=case.bias, dtype=case.dtype, seed=rng)
+    output = OUTPUT_OF[case.loss]
+    model = CELLS[case.cell](I, H, O, bias=case.bias, dtype=case.dtype, seed=rng, output=output)
     for name, w in model.params.items():
         if name.startswith("W_x"):
             scale = 1 / np.sqrt(I)
@@ -137,6 +140,8 @@ def make_problem(case: Case) -> Problem:
     else:
         x = rng.normal(0.0, 1.0, (T, B, I))
         y = rng.uniform(0.0, 1.0, (T, B, O))
+    if case.loss == "ce":
+        y = distributions(rng, (T, B, O), case.binary)
     states = {name: rng.normal(0.0, 0.5, (B, H)).astype(case.dtype) for name in case.states()}
     return Problem(model, x.astype(case.dtype), y.astype(case.dtype), states, rng)
 
@@ -144,7 +149,7 @@ def make_problem(case: Case) -> Problem:
 def clone(model: Model, model_class: type, dtype: str | None = None) -> Model:
     """A `model_class` instance with `model`'s sizes and a copy of its weights (in `dtype`)."""
     I, H, O = model.input_size, model.hidden_size, model.output_size
-    copy = model_class(I, H, O, model.bias, dtype or model.dtype)
+    copy = model_class(I, H, O, model.bias, dtype or model.dtype, output=model.output)
     for name, w in model.params.items():
         copy.params[name][...] = w
     return copy

@@ -58,11 +58,11 @@ SIZES = {"max_bits": 16, "max_batch": 5, "max_hidden": 10, "max_io": 3}
 
 @st.composite
 def nets(draw: st.DrawFn) -> Net:
-    """RNN, LSTM or GRU networks: every activation (RNN), mse and bce, bias on and off, h0
+    """RNN, LSTM or GRU networks: every activation (RNN), every loss, bias on and off, h0
     and c0 each present or absent, float64."""
     cell = draw(st.sampled_from(["rnn", "lstm", "gru"]))
     if cell == "rnn":
-        case = draw(rnn_cases("float64", objectives=("mse", "bce"), **SIZES))
+        case = draw(rnn_cases("float64", objectives=("mse", "bce", "ce"), **SIZES))
         return Net(cell, case, case.bias, case.with_h0, False, case.activation)
     gated = replace(
         draw(gated_cases("float64", **SIZES)), cell=cell, bias=True, with_h0=True, with_c0=True
@@ -96,7 +96,8 @@ def make(net: Net) -> Example:
     gated = make_gated_problem(case)  # with biases, h0 and c0; dropped below as drawn
     model = gated.model
     if not net.bias:
-        model = CELLS[net.cell](case.inputs, case.hidden, case.outputs, False, case.dtype)
+        sizes = (case.inputs, case.hidden, case.outputs)
+        model = CELLS[net.cell](*sizes, False, case.dtype, output=gated.model.output)
         for name, w in model.params.items():
             w[...] = gated.model.params[name]
     keep = {"h0": net.with_h0, "c0": net.with_c0}

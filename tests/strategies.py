@@ -18,16 +18,19 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from rnn_manual import RNN, SGD, Adam
+from rnn_manual.cells.losses import OUTPUT_OF
+from rnn_manual.cells.outputs import OUTPUTS
 from rnn_manual.core.backend import to_numpy
-from rnn_manual.training.optim import clip_grad_norm
+from rnn_manual.training.optim import Adagrad, clip_grad_norm
 from rnn_manual.training.state import OPTIMIZERS
 
 Array = NDArray[np.floating]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
-#: "mse", "bce": the manual losses. "upstream": sum(V * p) with random V, so that every
-#: output step sends back a different, signed gradient (a loss of ones hides bugs).
-OBJECTIVES = ("mse", "bce", "upstream")
+#: "mse", "bce", "ce": the manual losses (ce on a softmax output). "upstream": sum(V * p)
+#: with random V, through either output layer, so that every output step sends back a
+#: different, signed gradient (a loss of ones hides bugs).
+OBJECTIVES = ("mse", "bce", "ce", "upstream")
 
 
 def examples(factor: float) -> settings:
@@ -49,6 +52,7 @@ class Case:
     activation: str
     bias: bool
     objective: str  # one of OBJECTIVES
+    output: str  # "sigmoid" | "softmax": the loss's (OUTPUT_OF), either for "upstream"
     with_h0: bool
     binary: bool  # inputs 0/1 (as in the adder) or real-valued
     gain: float  # the recurrent weights' gain, about their spectral radius
@@ -66,7 +70,8 @@ class Case:
         T, B, I, H, O = self.bits, self.batch, self.inputs, self.hidden, self.outputs
         return (
             f"x ({T}, {B}, {I}), h ({T + 1}, {B}, {H}), p ({T}, {B}, {O}); "
-            f"{self.activation}, bias={self.bias}, {self.objective}, h0={self.with_h0}, "
+            f"{self.activation}, bias={self.bias}, {self.objective} on {self.output}, "
+            f"h0={self.with_h0}, "
             f"{'binary' if self.binary else 'real'} inputs, gain {self.gain:.2f}, "
             f"{'nn.RNN' if self.fused else 'cell'}, {self.dtype}"
         )
@@ -84,6 +89,11 @@ def cases(
 ) -> Case:
     """Networks of every activation, with and without bias and h0, on binary or real inputs."""
     activation = draw(st.sampled_from(ACTIVATIONS))
+    objective = draw(st.sampled_from(objectives))
+    if objective == "upstream":
+        output = draw(st.sampled_from(sorted(OUTPUTS)))
+    else:
+        output = OUTPUT_OF[objective]
     return Case(
         bits=draw(st.integers(1, max_bits)),
         batch=draw(st.integers(1, max_batch)),
@@ -92,7 +102,8 @@ def cases(
         outputs=draw(st.integers(1, max_io)),
         activation=activation,
         bias=draw(st.booleans()),
-        objective=draw(st.sampled_from(objectives)),
+        objective=objective,
+        output=output,
         with_h0=draw(st.booleans()),
         binary=draw(st.booleans()),
         gain=draw(st.floats(0.5, 1.0)),
@@ -118,7 +129,7 @@ def make_problem(case: Case, rnn_class: type[RNN] = RNN) -> Problem:
     gain `case.gain` (not chaotic), targets in [0, 1] (0/1 for binary inputs), V ~ N(0, 1)."""
     rng = np.random.default_rng(case.seed)
     T, B, I, H, O = case.bits, case.batch, case.inputs, case.hidden, case.outputs
-    model = rnn_class(I, H, O, case.activation, case.bias, case.dtype, seed=rng)
+    model = rnn_class(I, H, O, case.activation, case.bias, case.dtype, seed=rng, output=case.output)
     scales = {"W_xh": 1 / np.sqrt(I), "W_hh": case.gain / np.sqrt(H), "W_hy": 1 / np.sqrt(H)}
     for name, w in model.params.items():
         w[...] = rng.normal(0.0, scales.get(name, 0.5), w.shape)  # biases ~ N(0, 0.5^2)
@@ -128,6 +139,8 @@ def make_problem(case: Case, rnn_class: type[RNN] = RNN) -> Problem:
         x = rng.normal(0.0, 1.0, (T, B, I))
     if case.objective == "upstream":
         target = rng.normal(0.0, 1.0, (T, B, O))
+    elif case.objective == "ce":
+        target = distributions(rng, (T, B, O), case.binary)
     elif case.binary:
         target = rng.integers(0, 2, (T, B, O)).astype(np.float64)
     else:
@@ -141,6 +154,15 @@ def make_problem(case: Case, rnn_class: type[RNN] = RNN) -> Problem:
         None if h0 is None else h0.astype(dtype),
         rng,
     )
+
+
+def distributions(rng: np.random.Generator, shape: tuple[int, ...], one_hot: bool) -> Array:
+    """Targets of a softmax: at every step a distribution over the last axis, one-hot (a
+    random index, as min-char-rnn's next character) or random probabilities."""
+    if one_hot:
+        return np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
+    weights = rng.uniform(0.0, 1.0, shape)
+    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 def pre_activations(problem: Problem) -> Array:
@@ -168,7 +190,12 @@ def away_from_relu_kinks(problem: Problem, margin: float, exact_zeros: bool = Tr
 #: Learning rates the trajectories on networks draw from, per optimiser: small enough that K
 #: steps stay in one basin on both sides (training is a chaotic map: a large step can amplify
 #: a 1e-16 difference into a visible one).
-LEARNING_RATES = {"sgd": (0.01, 0.2), "momentum": (0.005, 0.1), "adam": (1e-4, 0.02)}
+LEARNING_RATES = {
+    "sgd": (0.01, 0.2),
+    "momentum": (0.005, 0.1),
+    "adam": (1e-4, 0.02),
+    "adagrad": (1e-4, 0.02),
+}
 
 #: torch.nn.utils.clip_grad_norm_ scales by max_norm / (norm + 1e-6), the 1e-6 guarding a
 #: zero norm; rnn_manual's clip_grad_norm by max_norm / norm (see Optimizer.clip_torch).
@@ -188,23 +215,36 @@ class Optimizer:
     `clip_manual` and `clip_torch` clip the gradients as train --clip does, before a step.
     """
 
-    kind: str  # one of train.OPTIMIZERS: "sgd", "momentum", "adam"
+    kind: str  # one of train.OPTIMIZERS: "sgd", "momentum", "adam", "adagrad"
     lr: float
     momentum: float  # momentum's m; 0 for the others
     betas: tuple[float, float]  # Adam's (beta1, beta2)
-    eps: float  # Adam's epsilon
+    eps: float  # Adam's and Adagrad's epsilon
+    lr_decay: float  # Adagrad's; 0 for the others
+    initial_accumulator_value: float  # Adagrad's; 0 for the others
     clip: float | None  # the joint gradient norm clipped to before each step; None: none
 
-    def manual(self) -> SGD | Adam:
+    def manual(self) -> SGD | Adam | Adagrad:
         """rnn_manual's optimiser with these hyperparameters."""
         if self.kind == "adam":
             return Adam(self.lr, self.betas, self.eps)
+        if self.kind == "adagrad":
+            return Adagrad(self.lr, self.lr_decay, self.initial_accumulator_value, self.eps)
         return SGD(self.lr, self.momentum)
 
     def torch(self, leaves: list[torch.Tensor]) -> torch.optim.Optimizer:
-        """torch.optim's: SGD, SGD(momentum=m) (dampening 0, no Nesterov), or Adam."""
+        """torch.optim's: SGD, SGD(momentum=m) (dampening 0, no Nesterov), Adam, or Adagrad
+        (no weight decay)."""
         if self.kind == "adam":
             return torch.optim.Adam(leaves, self.lr, betas=self.betas, eps=self.eps)
+        if self.kind == "adagrad":
+            return torch.optim.Adagrad(
+                leaves,
+                self.lr,
+                lr_decay=self.lr_decay,
+                initial_accumulator_value=self.initial_accumulator_value,
+                eps=self.eps,
+            )
         return torch.optim.SGD(leaves, self.lr, momentum=self.momentum)
 
     def clip_manual(self, grads: dict[str, Array]) -> None:
@@ -232,6 +272,12 @@ class Optimizer:
         if self.kind == "adam":
             b1, b2 = self.betas
             text = f"adam lr {self.lr:.3g}, betas ({b1:.4g}, {b2:.6g}), eps {self.eps:.2g}"
+        elif self.kind == "adagrad":
+            text = (
+                f"adagrad lr {self.lr:.3g}, lr_decay {self.lr_decay:.3g}, "
+                f"initial_accumulator_value {self.initial_accumulator_value:.3g}, "
+                f"eps {self.eps:.2g}"
+            )
         elif self.kind == "momentum":
             text = f"momentum lr {self.lr:.3g}, m {self.momentum:.4g}"
         else:
@@ -245,19 +291,25 @@ def optimizers(
     learning_rates: dict[str, tuple[float, float]] = LEARNING_RATES,
     clips: tuple[float, float] = (0.01, 10.0),
 ) -> Optimizer:
-    """Every optimiser, with learning rate, momentum, betas and epsilon drawn over their usual
-    ranges (so that a constant written in place of any of them shows), clipping to a joint
-    norm drawn from `clips` or none."""
+    """Every optimiser, with learning rate, momentum, betas, epsilon, Adagrad's learning-rate
+    decay and starting accumulator drawn over their usual ranges (so that a constant written
+    in place of any of them shows; the decay and the accumulator are 0, their defaults, as
+    often as not), clipping to a joint norm drawn from `clips` or none."""
     kind = draw(st.sampled_from(OPTIMIZERS))
     lr = draw(log_uniform(*learning_rates[kind]))
     momentum = draw(st.floats(0.0, 0.99)) if kind == "momentum" else 0.0
     betas = (0.9, 0.999)
     eps = 1e-8
+    lr_decay = initial_accumulator_value = 0.0
     if kind == "adam":
         betas = (draw(st.floats(0.0, 0.99)), draw(st.floats(0.5, 0.9999)))
         eps = draw(log_uniform(1e-8, 0.1))
+    if kind == "adagrad":
+        eps = draw(log_uniform(1e-10, 0.1))
+        lr_decay = draw(st.just(0.0) | st.floats(0.0, 0.5))
+        initial_accumulator_value = draw(st.just(0.0) | st.floats(0.0, 1.0))
     clip = draw(st.none() | log_uniform(*clips))
-    return Optimizer(kind, lr, momentum, betas, eps, clip)
+    return Optimizer(kind, lr, momentum, betas, eps, lr_decay, initial_accumulator_value, clip)
 
 
 class Trajectory:

@@ -32,6 +32,7 @@ from rnn_torch.compare import FLOAT64_BOUND
 from rnn_torch.diagnose import Report, add_parser, catalogue, diagnose, main, run
 from rnn_torch.diagnose.diagnosis import Settings, bug_answers, probes_for, report_on
 from rnn_torch.diagnose.findings import derivative, distance_finding
+from rnn_torch.diagnose.probes import LOSS_NAMES
 from rnn_torch.diagnose.sandbox import run_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ LOCALIZED: dict[str, dict[str, object]] = {
         "first_bad_distance": 0,
         "depends_on": ("W_hy", ["loss", "batch"]),
     },
-    "loss: batch mean forgotten (both losses)": {"depends_on": ("W_hy", ["batch"])},
+    "loss: batch mean forgotten (every loss)": {"depends_on": ("W_hy", ["batch"])},
     "state: h0 ignored": {"depends_on": ("W_hy", ["initial_state"])},
     "rnn: forward without b_h": {"depends_on": ("loss", ["bias"])},
     "gru: b_hn left out of dr": {"depends_on": ("W_xr", ["bias"])},
@@ -144,7 +145,7 @@ LOCALIZED: dict[str, dict[str, object]] = {
 @pytest.mark.parametrize("bug", catalogue.BUGS, ids=lambda bug: bug.name)
 def test_a_catalogue_bug_is_flagged_localized_and_named(bug: catalogue.Bug, tmp_path: Path) -> None:
     cell = cell_of(bug)
-    settings = Settings(cell)
+    settings = Settings(cell, LOSS_NAMES)  # every loss: the cross-entropy's bugs too
     probes, truths = probes_for(settings)
     path = tmp_path / "learner.py"
     path.write_text(catalogue.source(bug))
@@ -178,7 +179,7 @@ def test_a_catalogue_bug_is_flagged_localized_and_named(bug: catalogue.Bug, tmp_
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_the_catalogue_bugs_differ_from_each_other_on_the_probes(cell: str) -> None:
     """Else one could not be told from another, and a learner's bug would get two names."""
-    settings = Settings(cell)
+    settings = Settings(cell, LOSS_NAMES)
     probes, _ = probes_for(settings)
     judged = [i for i, p in enumerate(probes) if p.factors["target"] == "all"]
     answers = bug_answers(settings)

@@ -33,7 +33,7 @@ from gated_checks import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import Optimizer, Trajectory, examples, optimizers
+from strategies import Optimizer, Trajectory, distributions, examples, optimizers
 
 from rnn_manual import GRU, LSTM
 from rnn_manual.cells import CELLS as ALL_CELLS
@@ -41,7 +41,8 @@ from rnn_manual.cells.losses import LOSSES
 from rnn_manual.core.backend import move as backend_move
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.core.gradcheck import relative_error
-from rnn_manual.files.modelfile import load, load_checkpoint, save, save_checkpoint
+from rnn_manual.files.checkpoint import load_checkpoint, save_checkpoint
+from rnn_manual.files.modelfile import load, save
 from rnn_manual.training.loop import train
 from rnn_manual.training.state import TrainConfig
 from rnn_torch.compare import bound
@@ -107,8 +108,8 @@ def test_forward_equals_fused_float32(cell: str, data: st.DataObject) -> None:
 def check_training(
     case: Case, optimizer: Optimizer, steps: int, backend: tuple[str, str | None] = ("numpy", None)
 ) -> None:
-    """`steps` updates of `optimizer` (SGD, momentum or Adam, its hyperparameters drawn,
-    clipping or not) from the same start on the same batches: the same weights after every
+    """`steps` updates of `optimizer` (SGD, momentum, Adam or Adagrad, its hyperparameters
+    drawn, clipping or not) from the same start on the same batches: the same weights after every
     step.
 
     Manual: loss_and_grads, then clip_grad_norm and rnn_manual's optimiser on the parameters'
@@ -140,7 +141,10 @@ def check_training(
         err = path.check(model.params, theirs)
         record(f"{optimizer.kind} steps", case.cell, case.dtype, err)
         x = rng.integers(0, 2, x.shape).astype(x.dtype)
-        y = rng.integers(0, 2, y.shape).astype(y.dtype)
+        if case.loss == "ce":  # a softmax's targets: one-hot
+            y = distributions(rng, y.shape, one_hot=True).astype(y.dtype)
+        else:
+            y = rng.integers(0, 2, y.shape).astype(y.dtype)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -345,7 +349,7 @@ def test_bad_choices_are_refused_in_words() -> None:
     refusals = [
         (
             lambda: LSTM(2, 4, 1).loss_and_grads(x, y, loss="l1"),
-            "loss must be one of ['bce', 'mse'], got 'l1'",
+            "loss must be one of ['bce', 'ce', 'mse'], got 'l1'",
         ),
         (
             lambda: ALL_CELLS["rnn"](activation="elu"),

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from rnn_manual.cells.activations import ACTIVATIONS, sigmoid
-from rnn_manual.cells.losses import LOSSES
+from rnn_manual.cells.losses import LOSSES, OUTPUT_OF
+from rnn_manual.cells.outputs import OUTPUTS
 
 EXTREMES = np.array([-1e4, -800.0, -100.0, -1.0, 0.0, 1.0, 100.0, 800.0, 1e4])
 
@@ -76,8 +77,12 @@ def test_bce_value_at_extreme_logits_is_exact() -> None:
     y=arrays(np.float64, (3, 4, 2), elements=st.sampled_from([0.0, 1.0])),
 )
 def test_loss_gradient_matches_central_difference(name: str, z: np.ndarray, y: np.ndarray) -> None:
-    loss_fn = LOSSES[name]
-    loss, dz = loss_fn(z, sigmoid(z.copy()), y)
+    """Every loss's dL/dz, through its own output layer (a softmax's targets: one-hot, the
+    drawn 0/1 of the first output choosing between the two)."""
+    loss_fn, output = LOSSES[name], OUTPUTS[OUTPUT_OF[name]].forward
+    if OUTPUT_OF[name] == "softmax":
+        y = np.stack([y[..., 0], 1 - y[..., 0]], axis=-1)
+    loss, dz = loss_fn(z, output(z.copy()), y)
     eps = 1e-6
     numeric = np.empty_like(z)
     for i in np.ndindex(z.shape):
@@ -85,7 +90,7 @@ def test_loss_gradient_matches_central_difference(name: str, z: np.ndarray, y: n
         zp[i] += eps
         zm[i] -= eps
         numeric[i] = (
-            loss_fn(zp, sigmoid(zp.copy()), y)[0] - loss_fn(zm, sigmoid(zm.copy()), y)[0]
+            loss_fn(zp, output(zp.copy()), y)[0] - loss_fn(zm, output(zm.copy()), y)[0]
         ) / (2 * eps)
     # Each difference quotient carries the rounding of two loss values, ~eps_64 * |L| / eps.
     rounding = 10 * np.finfo(np.float64).eps * max(1.0, abs(loss)) / eps

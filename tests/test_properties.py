@@ -28,6 +28,7 @@ from strategies import (
     Trajectory,
     away_from_relu_kinks,
     cases,
+    distributions,
     examples,
     make_problem,
     optimizers,
@@ -118,8 +119,8 @@ MAX_GRADIENT = 100.0  # an SGD step of 0.1 x 100 = 10 per weight is a divergence
 def check_training(
     case: Case, optimizer: Optimizer, steps: int, backend: tuple[str, str | None] = ("numpy", None)
 ) -> None:
-    """`steps` updates of `optimizer` (SGD, momentum or Adam, its hyperparameters drawn,
-    clipping or not) from the same start on the same batches: the same weights after every
+    """`steps` updates of `optimizer` (SGD, momentum, Adam or Adagrad, its hyperparameters
+    drawn, clipping or not) from the same start on the same batches: the same weights after every
     step.
 
     Manual side, on `backend`: RNN.loss_and_grads, then clip_grad_norm and rnn_manual's
@@ -134,11 +135,15 @@ def check_training(
     trainable = list(twin.params.values())  # the manual parameters, as torch leaves
     torch_opt = optimizer.torch(trainable)
     dtype = np.dtype(case.dtype)
+    shape = problem.target.shape
+
+    def targets() -> np.ndarray:  # 0/1 bits, or one-hot for a softmax
+        if case.objective == "ce":
+            return distributions(rng, shape, one_hot=True)
+        return rng.integers(0, 2, shape)
+
     batches = [(problem.x, problem.target)] + [
-        (
-            rng.integers(0, 2, problem.x.shape).astype(dtype),
-            rng.integers(0, 2, problem.target.shape).astype(dtype),
-        )
+        (rng.integers(0, 2, problem.x.shape).astype(dtype), targets().astype(dtype))
         for _ in range(steps - 1)
     ]
     h0 = problem.h0
@@ -168,7 +173,12 @@ def check_training(
         record(f"{optimizer.kind} steps", case.dtype, err)
 
 
-TRAINING_CASES = {"max_bits": 16, "max_batch": 8, "max_hidden": 32, "objectives": ("mse", "bce")}
+TRAINING_CASES = {
+    "max_bits": 16,
+    "max_batch": 8,
+    "max_hidden": 32,
+    "objectives": ("mse", "bce", "ce"),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -25,6 +25,7 @@ from strategies import ACTIVATIONS, examples
 from strategies import Case as RNNCase
 
 from rnn_manual import GRU, LSTM, RNN, reference
+from rnn_manual.cells.losses import OUTPUT_OF
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.compare import FLOAT64_BOUND, float32_bound
 from rnn_torch.diagnose import catalogue
@@ -89,21 +90,24 @@ def test_cell_of_reads_the_keys(model: RNN | LSTM | GRU) -> None:
 # fail the autograd property.
 
 
-def _rnn(activation: str) -> Net:
-    case = RNNCase(6, 3, 2, 5, 2, activation, True, "bce", True, False, 0.9, False, "float64", 1)
+def _rnn(activation: str, loss: str = "bce") -> Net:
+    output = OUTPUT_OF[loss]
+    case = RNNCase(6, 3, 2, 5, 2, activation, True, loss, output, True, False, 0.9, False, F64, 1)
     return Net("rnn", case, True, True, False, activation)
 
 
-def _gated(cell: str) -> Net:
-    case = GatedCase(cell, 6, 3, 2, 5, 2, "mse", True, True, True, False, 1.0, "float64", 1)
+def _gated(cell: str, loss: str = "mse") -> Net:
+    case = GatedCase(cell, 6, 3, 2, 5, 2, loss, True, True, True, False, 1.0, "float64", 1)
     return Net(cell, case, True, True, cell == "lstm", "sigmoid")
 
 
-#: A few fixed networks per cell, with biases and initial states: the planted bugs' judges.
+F64 = "float64"
+#: A few fixed networks per cell, with biases and initial states, and one with a softmax
+#: output (the cross-entropy's bugs change nothing elsewhere): the planted bugs' judges.
 FIXED: dict[str, list[Net]] = {
-    "rnn": [_rnn(activation) for activation in ACTIVATIONS],
-    "lstm": [_gated("lstm")],
-    "gru": [_gated("gru")],
+    "rnn": [*(_rnn(activation) for activation in ACTIVATIONS), _rnn("tanh", "ce")],
+    "lstm": [_gated("lstm"), _gated("lstm", "ce")],
+    "gru": [_gated("gru"), _gated("gru", "ce")],
 }
 
 

@@ -306,3 +306,29 @@ def test_the_twin_refuses_a_c0_its_cell_has_not_as_the_model_does(cell: str) -> 
         Twin.from_manual(model).loss_and_grads(x, y, loss="mse", c0=c0)
     with pytest.raises(ValueError, match=message):
         gradient_rows(model, x, y, "mse", c0=c0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_check_command_judges_the_softmax_cross_entropy(
+    cell: str, dtype: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --loss ce`: the sum bit as a choice between two softmax outputs, every gradient
+    agreeing with autograd's; with the cross-entropy's -1 at the target forgotten, not."""
+    args = ["check", "--cell", cell, "--loss", "ce", "--dtype", dtype, "--bias", "--h0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+XX
+    from rnn_manual.cells import losses
+
+    def no_target(z: Any, p: Any, y: Any) -> Any:
+        loss, _ = losses.ce(z, p, y)
+        return loss, p / p.shape[1]
+
+    original = losses.LOSSES["ce"]
+    losses.LOSSES["ce"] = no_target
+    try:
+        assert main(args) == 1
+    finally:
+        losses.LOSSES["ce"] = original
+    assert "MISMATCH" in capsys.readouterr().out

@@ -36,11 +36,14 @@ from ..core.validate import (
     check_targets,
     check_upstream,
 )
-from .losses import LOSSES
+from .losses import LOSSES, OUTPUT_OF, losses_of
+from .outputs import OUTPUTS
 
 Array = NDArray[np.floating]
 Grads = dict[str, Array]
 Shapes = dict[str, tuple[int, ...]]
+#: Each initial state and the trace's array of that state at every step (T + 1, B, H)
+TRACED = {"h0": "h", "c0": "c"}
 
 
 def init_params(shapes: Shapes, dtype: np.dtype, rng: np.random.Generator) -> dict[str, Array]:
@@ -73,11 +76,13 @@ def split_gates(a: Array, n: int) -> list[Array]:
 
 
 class Cell:
-    """A one-layer recurrent network with a sigmoid output layer and hand-written BPTT.
+    """A one-layer recurrent network with an output layer and hand-written BPTT.
 
     A subclass sets the class attributes below and defines `param_shapes`, `run_unchecked`
     and `backward_unchecked`. The parameters (`params`) are NumPy arrays until `to` moves
-    them to another array library; writing into them changes the model.
+    them to another array library; writing into them changes the model. `output` names
+    the output layer, "sigmoid" or "softmax" (outputs.py), and with it the losses the model
+    takes (losses.OUTPUT_OF).
     """
 
     #: The cell's name in the command line and in model files: "rnn", "lstm", "gru".
@@ -104,7 +109,9 @@ class Cell:
         bias: bool = False,
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
+        output: str = "sigmoid",
     ) -> None:
+        self.output = check_choice("output", output, OUTPUTS)
         self.input_size, self.hidden_size, self.output_size = check_sizes(
             input_size, hidden_size, output_size
         )
@@ -119,6 +126,23 @@ class Cell:
     def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
         """The name and shape of every parameter of a network of these sizes."""
         raise NotImplementedError
+
+    def probabilities(self, z: Array) -> Array:
+        """The output layer: p = sigmoid(z) or softmax(z) over the O outputs, from logits z."""
+        return OUTPUTS[self.output].forward(z)
+
+    def loss_for(self, loss: str | None) -> str:
+        """The loss named, checked against the model's output layer; None: the output's
+        default (mse for a sigmoid, ce for a softmax). ValueError for one the output has not."""
+        if loss is None:
+            return losses_of(self.output)[0]
+        check_choice("loss", loss, LOSSES)
+        if OUTPUT_OF[loss] != self.output:
+            raise ValueError(
+                f"loss {loss!r} is for a {OUTPUT_OF[loss]} output; this model's output is "
+                f"{self.output}, whose losses are {', '.join(losses_of(self.output))}"
+            )
+        return loss
 
     def backward_unchecked(self, trace: Any, dz: Array, truncate: int | None) -> Grads:
         """backward's equations alone, on a dz it has checked and put where the model is."""
@@ -172,13 +196,20 @@ class Cell:
         """A new model of this one's cell, sizes and options, its weights made anew from seed."""
         options: dict[str, Any] = {"activation": self.activation} if self.activations else {}
         sizes = (self.input_size, self.hidden_size, self.output_size)
-        return type(self)(*sizes, bias=self.bias, dtype=self.dtype, seed=seed, **options)
+        return type(self)(
+            *sizes, bias=self.bias, dtype=self.dtype, seed=seed, output=self.output, **options
+        )
 
     def zero_states(self, batch: int) -> list[Array]:
         """The initial states h0 (and c0) of `batch` sequences, zeros, where the model is."""
         like = self.params["W_hy"]
         xp, shape = backend.namespace(like), (batch, self.hidden_size)
         return [xp.zeros(shape, dtype=like.dtype, device=backend.device(like)) for _ in self.states]
+
+    def final_states(self, trace: Any) -> list[Array]:
+        """The states after a pass's last step, h_{T-1} (and c_{T-1}): what a next pass over
+        the text that follows starts from, as its h0 (and c0)."""
+        return [getattr(trace, TRACED[state])[-1] for state in self.states]
 
     def to(self, library: ModuleType | str, device: Any = None) -> Cell:
         """Move the parameters to `library` (numpy, torch or cupy; module or name), on
@@ -233,33 +264,35 @@ class Cell:
         self,
         x: ArrayLike,
         y: ArrayLike,
-        loss: str = "mse",
+        loss: str | None = None,
         h0: ArrayLike | None = None,
         c0: ArrayLike | None = None,
         truncate: int | None = None,
     ) -> tuple[float, Grads]:
         """The loss on targets y: (T, B, O) and its gradients, keyed as params plus "x",
-        "h0" (and "c0" for the LSTM). truncate: None for full BPTT, K for truncated BPTT
-        (no gradient crosses from one chunk of K steps into the one before; the state does;
-        see reference.loss_and_grads).
+        "h0" (and "c0" for the LSTM). loss: one of the output layer's (loss_for; None: mse
+        for a sigmoid output, ce for a softmax, whose targets must each sum to 1). truncate:
+        None for full BPTT, K for truncated BPTT (no gradient crosses from one chunk of K
+        steps into the one before; the state does; see reference.loss_and_grads).
 
         On NumPy a large batch runs in parts on several threads (core/threads.py): the loss
         and the weight gradients are the parts' sums, weighted by their share of the batch,
         and the gradients of x and of the initial states the parts' side by side.
         """
-        check_choice("loss", loss, LOSSES)
+        judged = self.loss_for(loss)
         if truncate is not None:
             check_size("truncate", truncate)
         x, initial = self.checked_inputs(x, h0, c0)
         T, B, _ = x.shape
-        y = check_targets(y, (T, B, self.output_size), self.dtype, like=self.params["W_hy"])
+        shape, like = (T, B, self.output_size), self.params["W_hy"]
+        y = check_targets(y, shape, self.dtype, like, distributions=self.output == "softmax")
         split = threads.parts(B, self.state_width) if backend.is_numpy(x) else [slice(0, B)]
 
         def part(rows: slice) -> tuple[float, Grads]:
             # The loss averages over the part: weighted by its share, it is the batch's.
             share = (rows.stop - rows.start) / B if len(split) > 1 else None
             states = [state[rows] for state in initial]
-            done = self.loss_pass(x[:, rows], states, y[:, rows], loss, truncate, share)
+            done = self.loss_pass(x[:, rows], states, y[:, rows], judged, truncate, share)
             return float(done.loss), done.grads
 
         results = threads.run_parts(part, split)

@@ -1,4 +1,4 @@
-"""A GRU with a sigmoid output layer, batched, with backpropagation through time by hand.
+"""A GRU with an output layer, batched, with backpropagation through time by hand.
 
 Read `rnn_manual/reference.py` first: it holds the same math as plain NumPy loops, one
 name per quantity. The cell below is that math made fast and portable (stacked gates,
@@ -12,7 +12,7 @@ Equations (one time step, batch rows side by side; exactly PyTorch's nn.GRUCell)
     n_t = tanh(x_t @ W_xn + b_xn + r_t * (h_{t-1} @ W_hn + b_hn))    candidate     (B, H)
     h_t = (1 - u_t) * n_t + u_t * h_{t-1}                            hidden state  (B, H)
     z_t = h_t @ W_hy + b_y                                           output logit  (B, O)
-    p_t = sigmoid(z_t)                                               probability   (B, O)
+    p_t = sigmoid(z_t) or softmax(z_t)                               probability   (B, O)
 
 PyTorch calls the update gate z; here it is u, since z is the output logit throughout.
 The reset gate multiplies the whole recurrent term h_{t-1} @ W_hn + b_hn, bias included,
@@ -57,7 +57,7 @@ class GRUTrace:
     gates: Array  # (T, B, 3H) gate values r, u, n side by side
     hn: Array  # (T, B, H) the recurrent candidate term h_{t-1} @ W_hn + b_hn
     z: Array  # (T, B, O) output logits
-    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+    p: Array  # (T, B, O) output probabilities, sigmoid(z) or softmax(z)
 
 
 def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
@@ -75,7 +75,7 @@ def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool
 
 
 class GRU(Cell):
-    """A one-layer GRU with a sigmoid output layer and hand-written BPTT.
+    """A one-layer GRU with a sigmoid or softmax output layer and hand-written BPTT.
 
     params: per gate q in r, u, n: "W_xq" (I, H), "W_hq" (H, H); with bias=True "b_r",
     "b_u", "b_xn", "b_hn" (H,); the output layer "W_hy" (H, O) and with bias=True "b_y" (O,).
@@ -129,7 +129,7 @@ class GRU(Cell):
         z = h[1:] @ self.params["W_hy"]  # (T, B, O)
         if self.bias:
             z += self.params["b_y"]
-        return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=sigmoid(z))
+        return GRUTrace(x=x, h=h, gates=gates, hn=hn, z=z, p=self.probabilities(z))
 
     def backward_unchecked(self, trace: GRUTrace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.

@@ -1,6 +1,8 @@
-"""Losses on the sigmoid output layer: their value and dL/dz, z being the output logits.
+"""Losses on an output layer (outputs.py): their value and dL/dz, z being the output logits.
 
-Both are summed over time steps and outputs and averaged over the batch, so that a
+mse and bce judge a sigmoid output, ce a softmax one (OUTPUT_OF). Each is fused with its
+output layer: dL/dz is written in terms of p directly, not as dL/dp sent back through the
+layer. All are summed over time steps and outputs and averaged over the batch, so that a
 batch of one sequence is exactly the tutorial's objective. They work on the arrays of any
 library the models run on (see backend.py), and give the loss as a float64 scalar of that
 library (a NumPy float64 is a Python float): reading it on the host is left to the caller,
@@ -51,7 +53,37 @@ def bce(z: Array, p: Array, y: Array) -> tuple[Array, Array]:
     return loss, dz
 
 
+def ce(z: Array, p: Array, y: Array) -> tuple[Array, Array]:
+    """Cross-entropy on softmax logits, L = -sum(y * log p) / B, each y_t a probability
+    distribution over the O outputs (one-hot: the target's index alone).
+
+    log p_o = z_o - logsumexp(z), logsumexp(z) = m + log(sum_k exp(z_k - m)), m = max_k z_k:
+    finite for any finite z (outputs.py says why), where log(softmax(z)) underflows to
+    log(0) = -inf for a logit far below the others. It is computed in float64 (the loss is
+    returned in float64 anyway), so that float32 logits of any size, up to 3e38 apart, give a
+    finite loss; outputs with y_o = 0 add nothing, even where log p_o is -inf.
+    dL/dz = (p - y) / B   (as sum_o y_o = 1: min-char-rnn's dy[target] -= 1 for a one-hot y)
+    """
+    xp = namespace(z)
+    batch = p.shape[1]
+    logits = xp.astype(z, xp.float64)
+    m = xp.max(logits, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):  # exp(-large) -> 0 is exact enough
+        log_p = logits - (m + xp.log(xp.sum(xp.exp(logits - m), axis=-1, keepdims=True)))
+        loss = -xp.sum(xp.where(y > 0, y * log_p, 0.0)) / batch
+    dz = p - y
+    dz /= batch
+    return loss, dz
+
+
 Loss = Callable[[Array, Array, Array], tuple[Array, Array]]
 
 #: name -> loss function (z, p, y) -> (loss, dL/dz)
-LOSSES: dict[str, Loss] = {"mse": mse, "bce": bce}
+LOSSES: dict[str, Loss] = {"mse": mse, "bce": bce, "ce": ce}
+#: name -> the output layer (outputs.OUTPUTS) whose probabilities p the loss judges
+OUTPUT_OF: dict[str, str] = {"mse": "sigmoid", "bce": "sigmoid", "ce": "softmax"}
+
+
+def losses_of(output: str) -> tuple[str, ...]:
+    """The losses of an output layer, its default first: ("mse", "bce") or ("ce",)."""
+    return tuple(name for name, judged in OUTPUT_OF.items() if judged == output)

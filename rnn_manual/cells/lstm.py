@@ -1,4 +1,4 @@
-"""An LSTM with a sigmoid output layer, batched, with backpropagation through time by hand.
+"""An LSTM with an output layer, batched, with backpropagation through time by hand.
 
 Read `rnn_manual/reference.py` first: it holds the same math as plain NumPy loops, one
 name per quantity. The cell below is that math made fast and portable (stacked gates,
@@ -14,7 +14,7 @@ Equations (one time step, batch rows side by side; exactly PyTorch's nn.LSTMCell
     c_t = f_t * c_{t-1} + i_t * g_t                     cell state           (B, H)
     h_t = o_t * tanh(c_t)                               hidden state         (B, H)
     z_t = h_t @ W_hy + b_y                              output logit         (B, O)
-    p_t = sigmoid(z_t)                                  output probability   (B, O)
+    p_t = sigmoid(z_t) or softmax(z_t)                  output probability   (B, O), outputs.py
 
 Arrays are time-major: x is (T, B, I). The code stacks the four gates side by side in
 PyTorch's order i, f, g, o, so one matmul per step serves them all. As the RNN, it runs on
@@ -58,7 +58,7 @@ class LSTMTrace:
     gates: Array  # (T, B, 4H) gate values i, f, g, o side by side
     tanh_c: Array  # (T, B, H) tanh(c_t)
     z: Array  # (T, B, O) output logits
-    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+    p: Array  # (T, B, O) output probabilities, sigmoid(z) or softmax(z)
 
 
 def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
@@ -76,7 +76,7 @@ def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool
 
 
 class LSTM(Cell):
-    """A one-layer LSTM with a sigmoid output layer and hand-written BPTT.
+    """A one-layer LSTM with a sigmoid or softmax output layer and hand-written BPTT.
 
     params: per gate q in i, f, g, o: "W_xq" (I, H), "W_hq" (H, H), and with bias=True
     "b_q" (H,); the output layer "W_hy" (H, O) and with bias=True "b_y" (O,).
@@ -131,7 +131,7 @@ class LSTM(Cell):
         z = h[1:] @ self.params["W_hy"]  # (T, B, O)
         if self.bias:
             z += self.params["b_y"]
-        return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=sigmoid(z))
+        return LSTMTrace(x=x, h=h, c=c, gates=gates, tanh_c=tanh_c, z=z, p=self.probabilities(z))
 
     def backward_unchecked(self, trace: LSTMTrace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x, h0 and c0.

@@ -10,7 +10,7 @@ Equations (one time step, batch rows side by side):
     a_t = x_t @ W_xh + h_{t-1} @ W_hh + b_h     pre-activation       (B, H)
     h_t = f(a_t)                                hidden state         (B, H)
     z_t = h_t @ W_hy + b_y                      output logit         (B, O)
-    p_t = sigmoid(z_t)                          output probability   (B, O)
+    p_t = sigmoid(z_t) or softmax(z_t)          output probability   (B, O), outputs.py
 
 Arrays are time-major: x is (T, B, I), time step t holding bit t (least significant first).
 The code runs on NumPy arrays, or on PyTorch or CuPy ones after `model.to(torch)`: every
@@ -28,7 +28,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ..core import backend
 from ..core.validate import check_choice
-from .activations import ACTIVATIONS, sigmoid
+from .activations import ACTIVATIONS
 from .base import Cell, Shapes
 from .truncation import ends_chunk
 
@@ -43,7 +43,7 @@ class Trace:
     x: Array  # (T, B, I) inputs
     h: Array  # (T+1, B, H) hidden states; h[0] is the initial state h_{-1}
     z: Array  # (T, B, O) output logits
-    p: Array  # (T, B, O) output probabilities, sigmoid(z)
+    p: Array  # (T, B, O) output probabilities, sigmoid(z) or softmax(z)
 
 
 def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool) -> Shapes:
@@ -60,7 +60,7 @@ def param_shapes(input_size: int, hidden_size: int, output_size: int, bias: bool
 
 
 class RNN(Cell):
-    """A one-layer RNN with a sigmoid output layer and hand-written BPTT.
+    """A one-layer RNN with a sigmoid or softmax output layer and hand-written BPTT.
 
     params: "W_xh" (I, H), "W_hh" (H, H), "W_hy" (H, O), and with bias=True
     "b_h" (H,), "b_y" (O,). Weights start as base.init_params makes them; biases at zero.
@@ -84,10 +84,11 @@ class RNN(Cell):
         bias: bool = False,
         dtype: DTypeLike = np.float64,
         seed: int | np.random.Generator | None = 0,
+        output: str = "sigmoid",
     ) -> None:
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         self._buffers: dict[int, Array] = {}  # reused by backward, see _scratch
-        super().__init__(input_size, hidden_size, output_size, bias, dtype, seed)
+        super().__init__(input_size, hidden_size, output_size, bias, dtype, seed, output)
 
     def to(self, library: Any, device: Any = None) -> RNN:
         """base.Cell.to, dropping backward's work array (it belongs to the old library)."""
@@ -141,7 +142,7 @@ class RNN(Cell):
             z = h[1:] @ W_hy  # (T, B, O)
             if self.bias:
                 z += self.params["b_y"]
-        return Trace(x=x, h=h, z=z, p=sigmoid(z))
+        return Trace(x=x, h=h, z=z, p=self.probabilities(z))
 
     def backward_unchecked(self, trace: Trace, dz: Array, truncate: int | None) -> Grads:
         """Backpropagation through time: gradients of every parameter, of x and of h0.

@@ -201,14 +201,24 @@ def check_state(
     return _real_array(name, value, dtype, like)
 
 
-def check_targets(y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: Array) -> Array:
+def check_targets(
+    y: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, like: Array, distributions: bool = False
+) -> Array:
     """Targets as an array of `shape` and `dtype` where `like` is, with values in [0, 1], or
-    ValueError."""
+    ValueError. distributions: each y_t (its last axis) must also sum to 1, as a softmax's
+    targets (one-hot, or probabilities), within the rounding of a sum of O values."""
     if _shape("y", y) != shape:
         raise ValueError(f"y must have shape {shape}, got {_shape('y', y)}")
     y = _real_array("y", y, dtype, like)
     if bool(((y < 0) | (y > 1)).any()):
         raise ValueError("y must be probabilities, between 0 and 1")
+    if distributions:
+        xp = backend.namespace(y)
+        slack = 4 * shape[-1] * float(np.finfo(dtype).eps)  # a sum of O roundings, and spare
+        if bool((xp.abs(xp.sum(y, axis=-1) - 1.0) > slack).any()):
+            raise ValueError(
+                "y must sum to 1 over the outputs at every step (one-hot or probabilities)"
+            )
     return y
 
 

@@ -43,6 +43,7 @@ SECTIONS = {
     4: "Backpropagation through time, step by step",
     11: "The LSTM: a cell state the gradient can travel on",
     12: "The GRU: the same idea with one state",
+    15: "From bits to characters: a softmax output and min-char-rnn",
 }
 
 
@@ -80,6 +81,7 @@ S3 = walkthrough(4, 'step 3 "Into the weights"')
 S4 = walkthrough(4, 'step 4 "Pass it on"')
 SUM = walkthrough(4, '"Unroll, then sum"')
 LOSS = walkthrough(3)
+CROSS_ENTROPY = walkthrough(15, '"Why p - y"')
 LSTM = walkthrough(11)
 LSTM_CELL = walkthrough(11, 'step 2 "Into the cell"')
 LSTM_GATES = walkthrough(11, 'step 3 "Into the gates"')
@@ -273,7 +275,7 @@ BUGS: tuple[Bug, ...] = (
         (loss_fix('loss == "bce"', "dz = dz * x.shape[1]"),),
     ),
     Bug(
-        "loss: batch mean forgotten (both losses)",
+        "loss: batch mean forgotten (every loss)",
         "any",
         "dL/dz is not divided by the batch size B",
         LOSS,
@@ -306,6 +308,28 @@ BUGS: tuple[Bug, ...] = (
         "bce's dL/dz is multiplied by p (1 - p), which bce's derivative has already cancelled",
         LOSS,
         (loss_fix('loss == "bce"', 'dz = dz * cache["p"] * (1 - cache["p"])'),),
+    ),
+    Bug(
+        "loss: ce's dL/dz without the -1 at the target",
+        "any",
+        "ce's dL/dz is p / B, without subtracting the target y (min-char-rnn's dy[target] -= 1)",
+        CROSS_ENTROPY,
+        (loss_fix('loss == "ce"', 'dz = cache["p"] / x.shape[1]'),),
+    ),
+    Bug(
+        "loss: batch mean forgotten (ce)",
+        "any",
+        "ce's dL/dz is not divided by the batch size B",
+        CROSS_ENTROPY,
+        (loss_fix('loss == "ce"', "dz = dz * x.shape[1]"),),
+    ),
+    Bug(
+        "loss: ce's dL/dz through a sigmoid's derivative",
+        "any",
+        "ce's dL/dz is multiplied by p (1 - p), a sigmoid's derivative, which the softmax "
+        "and its cross-entropy have cancelled",
+        CROSS_ENTROPY,
+        (loss_fix('loss == "ce"', 'dz = dz * cache["p"] * (1 - cache["p"])'),),
     ),
     # ---- the initial state, any cell -------------------------------------------------
     Bug(

@@ -38,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the rnn's activation to probe (default: all three); not for lstm or gru",
     )
     parser.add_argument(
-        "--loss", choices=[*LOSS_NAMES, "both"], default="both", help="default both"
+        "--loss",
+        choices=[*LOSS_NAMES, "both"],
+        default="both",
+        help="the loss to probe: mse, bce, ce (cross-entropy on a softmax output), or both "
+        "(mse and bce; the default)",
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(

@@ -55,6 +55,7 @@ from .probes import (
     CELL_NAMES,
     FACTORS,
     LOSS_NAMES,
+    SIGMOID_LOSSES,
     Array,
     B,
     Probe,
@@ -74,7 +75,7 @@ class Settings:
     """Which probes: the cell, and the losses, bias settings and activations to cover."""
 
     cell: str
-    losses: tuple[str, ...] = LOSS_NAMES
+    losses: tuple[str, ...] = SIGMOID_LOSSES
     biases: tuple[bool, ...] = (True, False)
     activations: tuple[str, ...] = ACTIVATION_NAMES
     seed: int = 0
@@ -376,7 +377,8 @@ def diagnose(
     fn: a path to a Python file that defines loss_and_grads (run in a child process, for at
     most `timeout` seconds), or the function itself (called in this process). cell: "rnn",
     "lstm" or "gru". activation: the RNN's one activation, or None for all three. loss:
-    "mse", "bce" or "both". bias: True or False, or None for both. seed: the networks and
+    "mse", "bce", "ce" (a softmax output) or "both" (mse and bce).
+    bias: True or False, or None for both. seed: the networks and
     data. hold_out: catalogue names not to name (for measuring the localization alone).
     Raises ValueError for settings that make no sense (an activation for a gated cell).
     """
@@ -390,10 +392,10 @@ def diagnose(
             f"activation must be one of {', '.join(ACTIVATION_NAMES)}, got {activation!r}"
         )
     if loss not in (*LOSS_NAMES, "both"):
-        raise ValueError(f"loss must be mse, bce or both, got {loss!r}")
+        raise ValueError(f"loss must be mse, bce, ce or both, got {loss!r}")
     settings = Settings(
         cell,
-        LOSS_NAMES if loss == "both" else (loss,),
+        SIGMOID_LOSSES if loss == "both" else (loss,),
         (True, False) if bias is None else (bool(bias),),
         ACTIVATION_NAMES if activation is None else (activation,),
         seed,

@@ -86,6 +86,7 @@ HINTS = {
     ("batch", B): "a missing batch mean or a product over the batch transposed",
     ("loss", "mse"): f"look at mse's dL/dz_t ({walkthrough(3)})",
     ("loss", "bce"): f"look at bce's dL/dz_t ({walkthrough(3)})",
+    ("loss", "ce"): f"look at ce's dL/dz_t ({walkthrough(15)})",
     ("initial_state", "random"): "the terms that carry the initial state (is h0 used?)",
     ("initial_state", "zero"): "what the code does with h0=None (zeros)",
     ("bias", True): "the biases' terms",

@@ -10,8 +10,8 @@ factor only:
     batch      B = 1 (the first sequence of the batch)
     state      h_{-1} (and c_{-1}) None, that is zeros
     target s   y_t = p_t, the network's own output, at every step but s, for s = T - 1 and
-               s = T / 2 - 1: both losses then send no gradient back from any step but s
-               (dL/dz_t = 0 where p_t = y_t, for mse and bce alike), so dL/dx_t holds
+               s = T / 2 - 1: every loss then sends no gradient back from any step but s
+               (dL/dz_t = 0 where p_t = y_t, for mse, bce and ce alike), so dL/dx_t holds
                what reaches x_t from step s, over the distance k = s - t. This puts the
                upstream gradient on one step through the protocol, which takes targets,
                not upstream gradients. It holds up to rounding (the learner's p_t and the
@@ -20,7 +20,8 @@ factor only:
 
 Sizes: T 6, B 4, I 3, H 5, O 2, all different, so that a transposed product cannot pass by
 having the right shape. Weights and biases ~ N(0, 0.5^2) (non-zero biases, or a misplaced
-bias would not show), x ~ N(0, 1), y ~ U(0, 1).
+bias would not show), x ~ N(0, 1), y ~ U(0, 1), and for ce (a softmax output) the same
+y divided by its sum over the O outputs, so that each y_t is a distribution.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from numpy.typing import NDArray
 
 from rnn_manual.cells import CELLS, Cell
+from rnn_manual.cells.losses import OUTPUT_OF
 
 from ..twin import Twin
 
@@ -45,7 +47,10 @@ SCALE = 0.5  # of the weights, biases and initial states
 LENGTHS = tuple(range(1, T))  # the shorter sequences; the base has T
 TARGETS = (T - 1, T // 2 - 1)  # the steps s that alone send a gradient back
 CELL_NAMES = ("rnn", "lstm", "gru")
-LOSS_NAMES = ("mse", "bce")
+LOSS_NAMES = ("mse", "bce", "ce")
+#: The losses diagnose judges unless told otherwise ("both"): the sigmoid output's, which
+#: every file written to the reference's protocol handles; ce asks for a softmax output.
+SIGMOID_LOSSES = ("mse", "bce")
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 #: The factors a probe differs in from its setting's base, as they are reported.
 FACTORS = ("loss", "bias", "activation", "batch", "initial_state")
@@ -96,13 +101,13 @@ class Probe:
         return ", ".join(words)
 
 
-def model(cell: str, bias: bool, activation: str | None) -> Cell:
+def model(cell: str, bias: bool, activation: str | None, output: str = "sigmoid") -> Cell:
     """A float64 fast cell of the probe sizes: its parameter names and shapes, and the
     network the twins are built from."""
     options: dict[str, Any] = {}
     if CELLS[cell].activations:
         options["activation"] = activation or "sigmoid"
-    return CELLS[cell](I, H, O, bias=bias, dtype=np.float64, **options)
+    return CELLS[cell](I, H, O, bias=bias, dtype=np.float64, output=output, **options)
 
 
 class Oracle:
@@ -111,26 +116,28 @@ class Oracle:
     def __init__(self, cell: str, params: dict[str, Array]) -> None:
         self.cell, self.params = cell, params
         self.bias = "b_y" in params
-        self.twins: dict[str | None, Twin] = {}
+        self.twins: dict[tuple[str | None, str], Twin] = {}
 
-    def twin(self, activation: str | None) -> Twin:
-        if activation not in self.twins:
-            network = model(self.cell, self.bias, activation)
+    def twin(self, activation: str | None, loss: str) -> Twin:
+        """The twin of the network with this activation and the output layer `loss` judges."""
+        key = (activation, OUTPUT_OF[loss])
+        if key not in self.twins:
+            network = model(self.cell, self.bias, *key)
             for name, w in self.params.items():
                 network.params[name][...] = w
-            self.twins[activation] = Twin.from_manual(network)
-        return self.twins[activation]
+            self.twins[key] = Twin.from_manual(network)
+        return self.twins[key]
 
     def probabilities(self, probe: Probe) -> Array:
         """The network's outputs p (T, B, O) on the probe's input, by the twin."""
-        twin = self.twin(probe.activation)
+        twin = self.twin(probe.activation, probe.loss)
         h0, c0 = (None if s is None else torch.as_tensor(s) for s in (probe.h0, probe.c0))
         with torch.no_grad():
             return twin.run(torch.as_tensor(probe.x), h0, c0)[2].numpy()
 
     def answer(self, probe: Probe) -> Result:
         """The probe's loss and gradients by autograd."""
-        twin = self.twin(probe.activation)
+        twin = self.twin(probe.activation, probe.loss)
         return twin.loss_and_grads(probe.x, probe.y, loss=probe.loss, h0=probe.h0, c0=probe.c0)
 
 
@@ -170,7 +177,10 @@ def make_probes(
     rng = np.random.default_rng(seed)
     with_bias = random_params(cell, rng)
     x = rng.normal(0.0, 1.0, (T, B, I))
-    y = rng.uniform(0.0, 1.0, (T, B, O))
+    uniform = rng.uniform(0.0, 1.0, (T, B, O))
+    targets = {loss: uniform for loss in losses}
+    if "ce" in targets:  # a softmax's targets: a distribution over the outputs at each step
+        targets["ce"] = uniform / uniform.sum(axis=-1, keepdims=True)
     h0 = rng.normal(0.0, SCALE, (B, H))
     c0 = rng.normal(0.0, SCALE, (B, H)) if cell == "lstm" else None
     oracles = {
@@ -180,7 +190,7 @@ def make_probes(
     acts: tuple[str | None, ...] = activations if cell == "rnn" else (None,)
     probes: list[Probe] = []
     for loss, bias, activation in product(losses, biases, acts):
-        oracle = oracles[bias]
+        oracle, y = oracles[bias], targets[loss]
         setting = {"loss": loss, "bias": bias, "activation": activation}
         base = probe(oracle, setting, x, y, h0, c0)
         probes.append(base)
