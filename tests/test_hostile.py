@@ -30,6 +30,7 @@ from rnn_manual.app import cli
 from rnn_manual.cells import CELLS
 from rnn_manual.core.backend import to_numpy
 from rnn_manual.files import modelfile
+from rnn_manual.files.checkpoint import save_checkpoint
 from rnn_manual.training.loop import train
 from rnn_manual.training.state import TrainConfig
 
@@ -63,7 +64,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     train(
         TrainConfig(hidden=4, steps=5),
         log=None,
-        checkpoint=lambda s: modelfile.save_checkpoint(checkpoint, s),
+        checkpoint=lambda s: save_checkpoint(checkpoint, s),
     )
     three_inputs = folder / "three.npz"
     modelfile.save(three_inputs, RNN(input_size=3, hidden_size=4))

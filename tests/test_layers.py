@@ -31,7 +31,7 @@ MAX_LINES = 400
 LONGER: dict[str, str] = {}
 
 #: Bottom to top; a layer is a subpackage, or the one module reference.py.
-LAYERS = ("core", "cells", "reference", "training", "files", "app")
+LAYERS = ("data", "core", "cells", "reference", "training", "files", "app")
 
 
 def layer_of(module: str) -> int | None:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from numpy.lib import format as npy
 
 from rnn_manual.files import modelfile, npz
+from rnn_manual.files.checkpoint import load_checkpoint, save_checkpoint
 from rnn_manual.files.modelfile import ModelFileError
 from rnn_manual.training.loop import train
 from rnn_manual.training.state import TrainConfig
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_checkpoint(path: Path, optimizer: str = "adam") -> None:
     """A short run of a model with biases, its checkpoint written to `path`."""
     config = TrainConfig(hidden=4, batch=8, steps=12, bias=True, optimizer=optimizer)
-    train(config, log=None, checkpoint=lambda s: modelfile.save_checkpoint(path, s))
+    train(config, log=None, checkpoint=lambda s: save_checkpoint(path, s))
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +82,11 @@ def test_checkpoint_round_trip_is_exact(tmp_path: Path, optimizer: str) -> None:
     captured = []
 
     def keep(state: Any) -> None:
-        modelfile.save_checkpoint(path, state)
+        save_checkpoint(path, state)
         captured.append(state)
 
     train(config, log=None, checkpoint=keep)
-    state, loaded = captured[-1], modelfile.load_checkpoint(path)
+    state, loaded = captured[-1], load_checkpoint(path)
     assert loaded.config == state.config and loaded.step == state.step == 20
     assert loaded.history == state.history
     assert loaded.rng.bit_generator.state == state.rng.bit_generator.state
@@ -108,13 +109,13 @@ def test_a_plain_model_file_loads_but_cannot_be_resumed(tmp_path: Path, checkpoi
     for name, w in model.params.items():
         assert np.array_equal(again.params[name], w) and again.params[name].dtype == w.dtype
     with pytest.raises(ModelFileError, match="without training state"):
-        modelfile.load_checkpoint(path)
+        load_checkpoint(path)
 
 
 def test_a_compressed_archive_is_read_too(tmp_path: Path, good: Arrays) -> None:
     path = tmp_path / "small.npz"
     np.savez_compressed(path, **good)
-    assert modelfile.load_checkpoint(path).step == 12
+    assert load_checkpoint(path).step == 12
 
 
 def test_save_refuses_non_finite_weights_and_writes_nothing(
@@ -307,7 +308,7 @@ def test_a_mutated_checkpoint_is_refused(
 ) -> None:
     path = write(tmp_path / "bad.npz", mutate(good))
     with pytest.raises(ModelFileError) as error:
-        modelfile.load_checkpoint(path)
+        load_checkpoint(path)
     message = str(error.value)
     assert message.startswith(f"{path}: ") and "\n" not in message
     assert fragment in message, message
@@ -316,7 +317,7 @@ def test_a_mutated_checkpoint_is_refused(
 def test_a_pickle_in_a_model_file_is_refused_unrun(tmp_path: Path, good: Arrays) -> None:
     proof = tmp_path / "pickle-ran"
     path = write(tmp_path / "evil.npz", {**good, "param/W_hh": np.array([RunsCode(proof)])})
-    for load in (modelfile.load, modelfile.load_checkpoint):
+    for load in (modelfile.load, load_checkpoint):
         with pytest.raises(ModelFileError, match="pickled"):
             load(path)
     assert not proof.exists()
@@ -421,7 +422,7 @@ def test_a_truncated_file_is_refused(checkpoint: Path, tmp_path: Path, data: st.
     path = tmp_path / "cut.npz"
     path.write_bytes(raw[:keep])
     with pytest.raises(ModelFileError):
-        modelfile.load_checkpoint(path)
+        load_checkpoint(path)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -437,11 +438,11 @@ def test_a_bit_flip_is_refused_or_harmless(
     path = tmp_path / "flipped.npz"
     path.write_bytes(bytes(raw))
     try:
-        state = modelfile.load_checkpoint(path)
+        state = load_checkpoint(path)
     except ModelFileError as e:
         assert str(e).startswith(str(path)) and "\n" not in str(e)
         return
-    original = modelfile.load_checkpoint(checkpoint)
+    original = load_checkpoint(checkpoint)
     assert state.step == original.step and state.history == original.history
     assert state.config == original.config
     assert state.rng.bit_generator.state == original.rng.bit_generator.state
@@ -517,7 +518,7 @@ def test_files_from_before_long_sums_and_truncation_still_load(
         del meta["checkpoint"]["config"][name]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "old.npz", **arrays)
-    state = modelfile.load_checkpoint(tmp_path / "old.npz")
+    state = load_checkpoint(tmp_path / "old.npz")
     assert (state.config.truncate, state.config.long_bits) == (None, 0)
     evaluations = len(state.history.eval_step)
     assert np.isnan(state.history.eval_long_accuracy).all()

@@ -19,6 +19,7 @@ from processes import start_cli
 
 from rnn_manual.app import cli
 from rnn_manual.files import modelfile
+from rnn_manual.files.checkpoint import load_checkpoint, save_checkpoint
 from rnn_manual.training.loop import Diverged, train
 from rnn_manual.training.optim import clip_grad_norm
 from rnn_manual.training.state import TrainConfig, TrainResult, TrainState
@@ -33,7 +34,7 @@ def assert_same_run(a: TrainResult | TrainState, b: TrainResult | TrainState) ->
 
 
 def saver(path: Path) -> Any:
-    return lambda state: modelfile.save_checkpoint(path, state)
+    return lambda state: save_checkpoint(path, state)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
@@ -47,7 +48,7 @@ def test_a_resumed_run_ends_bit_identical_to_the_uninterrupted_one(
     stop_at = whole.steps // 2
     first = train(replace(config, steps=stop_at), log=None, checkpoint=saver(path))
     assert first.steps == stop_at and not first.solved
-    resumed = train(config, log=None, resume=modelfile.load_checkpoint(path))
+    resumed = train(config, log=None, resume=load_checkpoint(path))
     assert resumed.steps == whole.steps and resumed.solved
     assert_same_run(whole, resumed)
 
@@ -61,13 +62,13 @@ def test_resume_is_exact_in_float32_with_biases_clipping_and_random_validation(
     whole = train(config, log=None)
     path = tmp_path / "ck.npz"
     train(config, log=None, checkpoint=saver(path), checkpoint_every=7)  # last periodic: 35
-    state = modelfile.load_checkpoint(path)
+    state = load_checkpoint(path)
     assert state.step == 40  # and the final one
     for every, at in ((7, 35), (9, 36)):
         partial = replace(config, steps=at + 2)
         train(partial, log=None, checkpoint=saver(path), checkpoint_every=every)
-        assert modelfile.load_checkpoint(path).step == at + 2
-    resumed = train(config, log=None, resume=modelfile.load_checkpoint(path))
+        assert load_checkpoint(path).step == at + 2
+    resumed = train(config, log=None, resume=load_checkpoint(path))
     assert_same_run(whole, resumed)
 
 
@@ -77,7 +78,7 @@ def test_resume_is_exact_for_the_gated_cells(tmp_path: Path, cell: str, optimize
     whole = train(config, log=None)
     path = tmp_path / "ck.npz"
     train(replace(config, steps=13), log=None, checkpoint=saver(path))
-    resumed = train(config, log=None, resume=modelfile.load_checkpoint(path))
+    resumed = train(config, log=None, resume=load_checkpoint(path))
     assert resumed.steps == 30
     assert_same_run(whole, resumed)
 
@@ -86,7 +87,7 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     path = tmp_path / "ck.npz"
     train(TrainConfig(steps=3), log=None, checkpoint=saver(path))
     with pytest.raises(ValueError, match="different config"):
-        train(TrainConfig(steps=9, lr=0.01), log=None, resume=modelfile.load_checkpoint(path))
+        train(TrainConfig(steps=9, lr=0.01), log=None, resume=load_checkpoint(path))
 
 
 def test_ctrl_c_stops_after_the_step_and_checkpoints_it(tmp_path: Path) -> None:
@@ -101,7 +102,7 @@ def test_ctrl_c_stops_after_the_step_and_checkpoints_it(tmp_path: Path) -> None:
     stopped = train(config, log=press_ctrl_c_at_step_50, checkpoint=saver(path))
     assert stopped.interrupted and stopped.steps == 50
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    resumed = train(config, log=None, resume=modelfile.load_checkpoint(path))
+    resumed = train(config, log=None, resume=load_checkpoint(path))
     assert_same_run(whole, resumed)
 
 
@@ -134,7 +135,7 @@ def test_sigint_to_the_command_line_saves_a_checkpoint_that_resumes_exactly(
     assert process.returncode == 130
     assert stderr.startswith("interrupted at step ") and stderr.count("\n") == 1, stderr
     assert f"checkpoint saved to {path}" in stderr
-    state = modelfile.load_checkpoint(path)
+    state = load_checkpoint(path)
     assert stderr.startswith(f"interrupted at step {state.step},")
     # The same run, uninterrupted and in this process, ends a few steps later identically.
     config = replace(state.config, steps=state.step + 5)
@@ -167,7 +168,7 @@ def test_command_line_checkpoint_and_resume(
     assert history_a == history_b
     for name, w in a.params.items():
         assert np.array_equal(b.params[name], w)
-    assert modelfile.load_checkpoint(ck).step == len(history_a.loss)  # --resume kept writing
+    assert load_checkpoint(ck).step == len(history_a.loss)  # --resume kept writing
 
     status, _, err = run_cli(capsys, "train", "--resume", str(ck), "--hidden", "8")
     assert status == 2 and err.count("\n") == 1 and "--hidden" in err
@@ -184,7 +185,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     config = TrainConfig(optimizer="sgd", lr=1e150, activation="relu")
     with pytest.raises(Diverged, match=r"^training diverged at step \d+ \(") as error:
         train(config, log=None, checkpoint=saver(path), checkpoint_every=1)
-    kept = modelfile.load_checkpoint(path)  # the state after the last finite step
+    kept = load_checkpoint(path)  # the state after the last finite step
     assert f"at step {kept.step + 1} " in str(error.value) and kept.step >= 1
     assert all(np.isfinite(w).all() for w in kept.model.params.values())
 
@@ -197,7 +198,7 @@ def test_divergence_on_the_command_line_exits_3_in_one_line(
     status, _, err = run_cli(capsys, *argv, "--checkpoint", str(path), "--checkpoint-every", "1")
     assert status == 3 and err.count("\n") == 1 and "diverged" in err
     assert "try a smaller learning rate or gradient clipping (--clip)" in err  # the options
-    assert f"{path} keeps step {modelfile.load_checkpoint(path).step}" in err
+    assert f"{path} keeps step {load_checkpoint(path).step}" in err
 
 
 def test_clip_grad_norm_scales_to_the_bound_and_keeps_the_direction() -> None:

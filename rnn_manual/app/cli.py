@@ -1,4 +1,4 @@
-"""The command line: train, add, evaluate, plot.
+"""The command line: train, add, evaluate, plot (and text, sample: textcli.py).
 
 Usage errors print one line on stderr and exit with status 2; nothing prints a traceback.
 Output that cannot be written (a full disk, a closed pipe) never costs the work: training
@@ -21,6 +21,7 @@ from ..core import limits, threads
 from ..core.args import UsageError, one_line, within_limits
 from ..core.validate import Overflow
 from ..files import atomic, modelfile
+from ..files.checkpoint import load_checkpoint, save_checkpoint
 from ..training.bits import addition_examples, decode, encode, random_addition_batch
 from ..training.evaluation import outputs, validation_set
 from ..training.loop import Diverged, train
@@ -30,8 +31,10 @@ from . import figures, plot
 from .docruns import NotTheAdder
 from .draw import MatplotlibMissing
 from .measures import pass_overflows
+from .output import Output, given_options, option, writable
 from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, non_negative_int
 from .report import evaluate, progress, report
+from .textcli import cmd_sample, cmd_text
 
 #: The train options that decide the weights: a resumed run takes them from its checkpoint.
 RUN_OPTIONS = (
@@ -41,47 +44,6 @@ RUN_OPTIONS = (
 DIVERGED_ADVICE = "try a smaller learning rate or gradient clipping (--clip)"
 #: The options a stalled run's advice names (training.loop.WORDS says it in words).
 STALL_OPTIONS = {"lr": "--lr", "hidden": "--hidden", "bits": "--bits"}
-
-
-class Output:
-    """Standard output, one line per call, that cannot stop the work: after a write fails
-    (a closed pipe, a full disk) the rest of the output is dropped and `error` remembers
-    why, for main to report once the command has finished."""
-
-    def __init__(self) -> None:
-        self.error: OSError | None = None
-        self.note = ""  # added to the report of a failure: what was kept (a saved model)
-
-    def __call__(self, line: str) -> None:
-        if self.error is None:
-            try:
-                print(line, flush=True)
-            except OSError as e:
-                self.error = e
-
-
-def writable(path: str | None) -> Path | None:
-    """The file that writing to `path` will replace, checked before hours of training (a
-    file can be created in its folder; it is not a folder, device or FIFO), or UsageError."""
-    if path is None:
-        return None
-    try:
-        return atomic.target(path)
-    except atomic.WriteError as e:
-        raise UsageError(str(e)) from None
-
-
-def given_options(args: argparse.Namespace) -> list[str]:
-    """The train options on the command line, in the parser's order, as their attribute names."""
-    return [
-        name
-        for name, value in vars(args).items()
-        if value is not None and name not in ("command", "seed_compatible")
-    ]
-
-
-def option(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
@@ -102,7 +64,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         return 0
     resume: TrainState | None = None
     if args.resume is not None:
-        resume = modelfile.load_checkpoint(args.resume)
+        resume = load_checkpoint(args.resume)
         run_options = [name for name in RUN_OPTIONS if name in given]
         if run_options:
             raise UsageError(
@@ -131,7 +93,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     saved_steps = []
 
     def checkpoint(state: TrainState) -> None:
-        modelfile.save_checkpoint(checkpoint_path, state)
+        save_checkpoint(checkpoint_path, state)
         saved_steps.append(state.step)
 
     try:
@@ -254,7 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         print(commands_overview(parser.prog), file=sys.stderr)
         return 2
-    commands = {"train": cmd_train, "add": cmd_add, "evaluate": cmd_evaluate, "plot": cmd_plot}
+    commands = {
+        "train": cmd_train,
+        "add": cmd_add,
+        "evaluate": cmd_evaluate,
+        "plot": cmd_plot,
+        "text": cmd_text,
+        "sample": cmd_sample,
+    }
     out = Output()
     prefix = f"{parser.prog} {args.command}: error:"
     try:

@@ -1,22 +1,29 @@
-"""The command line's parser: the four commands and their options, and what to type when no
+"""The command line's parser: the six commands and their options, and what to type when no
 command is given. Every train option defaults to None, so that the options given can be
 told from the defaults (TrainConfig's) even where a value equals the default.
 """
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 from ..cells import CELLS
 from ..cells.activations import ACTIVATIONS
-from ..cells.losses import LOSSES
+from ..cells.losses import losses_of
 from ..core.args import Parser, UsageError, positive_float, positive_int, seed
 from ..core.validate import DTYPE_NAMES
+from ..training.corpus import DEFAULT_TEXT, HELD_OUT
 from ..training.evaluation import LONG_SUMS
+from ..training.language import TEXT_LR, TextConfig
 from ..training.state import OPTIMIZERS
 
 #: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
 MAX_ADD_BITS = 1 << 20
 #: Steps between checkpoints unless --checkpoint-every says otherwise.
 CHECKPOINT_EVERY = 500
+#: The longest text `sample` prints, in characters.
+MAX_SAMPLE = 100_000
 #: Each command: what it does, and an example (printed when no command is given).
 COMMANDS = {
     "train": (
@@ -31,6 +38,14 @@ COMMANDS = {
     "plot": (
         "draw figures of a saved model (needs matplotlib)",
         "plot --model adder.npz --out figures",
+    ),
+    "text": (
+        "train a character-level model on a text (min-char-rnn's task)",
+        "text --cell lstm --save chars.npz",
+    ),
+    "sample": (
+        "print text from a saved character-level model",
+        "sample --model chars.npz --length 300 --prime The",
     ),
 }
 
@@ -63,7 +78,9 @@ def build_parser() -> Parser:
     )
     t.add_argument("--bias", action="store_true", default=None, help="give both layers a bias")
     t.add_argument(
-        "--loss", choices=sorted(LOSSES), help="training loss (default bce; mse is the tutorial's)"
+        "--loss",
+        choices=sorted(losses_of("sigmoid")),
+        help="training loss (default bce; mse is the tutorial's)",
     )
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default adam)")
     t.add_argument("--lr", type=positive_float, help="learning rate (default per optimizer)")
@@ -137,7 +154,91 @@ def build_parser() -> Parser:
         "adder (train --loss mse --long-bits 0 --save adder.npz); trains an RNN, an LSTM and "
         "a GRU (under a minute)",
     )
+    add_text_parsers(commands)
     return parser
+
+
+def sample_length(text: str) -> int:
+    """--length: a positive integer up to MAX_SAMPLE."""
+    value = positive_int(text)
+    if value > MAX_SAMPLE:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SAMPLE} characters, got {value}")
+    return value
+
+
+def add_text_parsers(commands: Any) -> None:
+    """The text and sample commands. Every text option that decides the run defaults to
+    None, as train's do (TextConfig's defaults, or a resumed checkpoint's)."""
+    defaults = TextConfig  # its fields' defaults, without checking a config of them
+    x = commands.add_parser("text", help=COMMANDS["text"][0])
+    x.add_argument(
+        "--file",
+        metavar="PATH",
+        help=f"a UTF-8 text file (default: the package's {DEFAULT_TEXT}, the project's own "
+        f"writing); its last {HELD_OUT:.0%} is held out to measure the model",
+    )
+    x.add_argument("--cell", choices=CELLS, help="recurrent cell (default rnn, tanh units)")
+    x.add_argument("--hidden", type=positive_int, help=f"hidden units (default {defaults.hidden})")
+    x.add_argument(
+        "--seq",
+        type=positive_int,
+        help=f"steps per chunk: the state runs on across chunks, the gradient stops at each "
+        f"(default {defaults.seq})",
+    )
+    x.add_argument(
+        "--batch",
+        type=positive_int,
+        help=f"streams read side by side at spread places of the text (default {defaults.batch})",
+    )
+    x.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
+    x.add_argument(
+        "--lr",
+        type=positive_float,
+        help="learning rate (default " + ", ".join(f"{k} {v:g}" for k, v in TEXT_LR.items()) + ")",
+    )
+    x.add_argument(
+        "--clip", type=positive_float, help=f"clip the gradient norm (default {defaults.clip:g})"
+    )
+    x.add_argument(
+        "--steps",
+        type=positive_int,
+        help=f"updates (default {defaults.steps}, or the checkpoint's)",
+    )
+    x.add_argument("--seed", type=seed, help="random seed (default 0)")
+    x.add_argument("--dtype", choices=DTYPE_NAMES, help="default float64")
+    x.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    x.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
+    x.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
+        "and Ctrl-C)",
+    )
+    x.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run in checkpoint PATH exactly, on the same --file",
+    )
+    x.add_argument("--quiet", action="store_true", default=None, help="no progress output")
+
+    s = commands.add_parser("sample", help=COMMANDS["sample"][0])
+    s.add_argument("--model", required=True, metavar="PATH", help="a model saved by text")
+    s.add_argument(
+        "--length", type=sample_length, default=200, help="characters to draw (default 200)"
+    )
+    s.add_argument(
+        "--prime",
+        metavar="TEXT",
+        help="text to start from, printed first (default: one character drawn at random)",
+    )
+    s.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=1.0,
+        help="below 1 sharper, above 1 flatter than the model's softmax (default 1)",
+    )
+    s.add_argument("--seed", type=seed, default=0, help="the same seed prints the same text")
 
 
 def commands_overview(prog: str) -> str:

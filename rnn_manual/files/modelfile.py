@@ -7,7 +7,9 @@ Layout (every entry a plain array; nothing in a file is ever unpickled or execut
 
     meta                 0-d string, JSON: {"format": "rnn-manual", "version": 1, "cell": "rnn"
                          | "lstm" | "gru", "input_size", "hidden_size", "output_size",
-                         "activation" (rnn only), "bias", "dtype"}, and in a checkpoint also
+                         "activation" (rnn only), "bias", "dtype", "output" ("sigmoid" or
+                         "softmax"; files written before it: sigmoid), and a text model's
+                         "vocabulary" (its V characters in order)}, and in a checkpoint also
                          "checkpoint": {"step", "config" (the TrainConfig; one without
                          LATER_FIELDS, written before they existed, gets their old
                          behaviour), "rng" (the numpy Generator's bit_generator.state)}
@@ -21,6 +23,10 @@ Layout (every entry a plain array; nothing in a file is ever unpickled or execut
     optim/<key>          checkpoint only: the optimizer's state, e.g. optim/velocity/W_hh,
                          optim/m/W_xh, optim/v/W_xh, optim/steps (0-d int64)
 
+An addition run's checkpoint (files/checkpoint.py) is a model file with the meta
+"checkpoint" entry and the optim/ entries; a text run's (files/textcheckpoint.py) has a meta
+"text" entry and text/ entries instead of "checkpoint" and history/.
+
 Loading checks everything (keys, shapes, dtypes, finiteness, version, sizes against the
 limits) and raises ModelFileError, one line, for anything else. A history is loaded into
 History's compact arrays (8 bytes a value), never into Python lists.
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +44,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..cells import CELLS
+from ..cells.outputs import OUTPUTS
 from ..core import backend
 from ..core.limits import MAX_HIDDEN, MAX_LAYER
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
-from ..training.optim import Adam
-from ..training.state import History, Model, TrainConfig, TrainState, make_optimizer
+from ..training.state import History, Model
 from . import npz
 from .atomic import WriteError
 
@@ -50,9 +56,6 @@ FORMAT = "rnn-manual"
 VERSION = 1
 #: The history/ entries: History's fields, each stored as a 1-D array of its own type.
 HISTORY_KEYS = tuple(f.name for f in fields(History))
-#: TrainConfig fields added after checkpoints were first written, with the value that makes
-#: an older checkpoint resume as the run that wrote it: full BPTT, no long sums.
-LATER_FIELDS = {"truncate": None, "long_bits": 0}
 META_KEYS = {
     "format",
     "version",
@@ -63,7 +66,10 @@ META_KEYS = {
     "activation",
     "bias",
     "dtype",
+    "output",
+    "vocabulary",
     "checkpoint",
+    "text",
 }
 
 MAX_META_CHARS = 1 << 16
@@ -76,29 +82,32 @@ class ModelFileError(ValueError):
 # --- writing -------------------------------------------------------------------------------
 
 
-def save(path: str | os.PathLike[str], model: Model, history: History | None = None) -> None:
-    """Write `model` (and its training history) to `path`, whole or not at all."""
+def save(
+    path: str | os.PathLike[str],
+    model: Model,
+    history: History | None = None,
+    vocabulary: str | None = None,
+) -> None:
+    """Write `model` (and its training history, or a text model's vocabulary) to `path`,
+    whole or not at all."""
     path = Path(path)
-    _savez(path, _arrays(path, _meta(model), model, history))
+    write(path, meta_for(model, vocabulary), model, history)
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: TrainState) -> None:
-    """Write everything needed to continue the run in `state` exactly, whole or not at all."""
-    path = Path(path)
-    meta = _meta(state.model)
-    meta["checkpoint"] = {
-        "step": state.step,
-        "config": asdict(state.config),
-        "rng": state.rng.bit_generator.state,
-    }
-    arrays = _arrays(path, meta, state.model, state.history)
-    for key, a in state.optimizer.state_arrays(state.model.params).items():
-        arrays[f"optim/{key}"] = a
-    _savez(path, arrays)
+def write(
+    path: Path,
+    meta: dict[str, Any],
+    model: Model,
+    history: History | None = None,
+    more: dict[str, NDArray[Any]] | None = None,
+) -> None:
+    """Write a model file of `meta` (as _meta makes it, and more), the model's parameters,
+    the history and the `more` entries, whole or not at all."""
+    _savez(path, {**_arrays(path, meta, model, history), **(more or {})})
 
 
-def _meta(model: Model) -> dict[str, Any]:
-    meta = {
+def meta_for(model: Model, vocabulary: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "cell": model.name,
@@ -107,7 +116,10 @@ def _meta(model: Model) -> dict[str, Any]:
         "output_size": model.output_size,
         "bias": model.bias,
         "dtype": model.dtype.name,
+        "output": model.output,
     }
+    if vocabulary is not None:
+        meta["vocabulary"] = vocabulary
     if model.activation is not None:  # the RNN's choice; the gated cells have none
         meta["activation"] = model.activation
     return meta
@@ -141,21 +153,36 @@ def _savez(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
 
 def load(path: str | os.PathLike[str]) -> tuple[Model, History | None]:
     """The model in `path` (a model file or a checkpoint) and its training history."""
-    model, history, _ = _load(Path(path))
-    return model, history
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> TrainState:
-    """The training run saved in the checkpoint at `path`, ready to continue exactly."""
     path = Path(path)
-    _, _, state = _load(path)
-    if state is None:
-        raise ModelFileError(f"{path}: a model file without training state, cannot resume it")
-    return state
+    stored = read(path)
+    try:
+        return stored.model, history_of(stored.arrays)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: {e}") from None
 
 
-def _load(path: Path) -> tuple[Model, History | None, TrainState | None]:
-    """Every part of the file at `path`, each checked; ModelFileError naming what is wrong."""
+def load_text_model(path: str | os.PathLike[str]) -> tuple[Model, str]:
+    """The text model in `path` (a model file or a text checkpoint) and its vocabulary."""
+    path = Path(path)
+    stored = read(path)
+    vocabulary = stored.meta.get("vocabulary")
+    if vocabulary is None:
+        raise ModelFileError(f"{path}: not a text model (no vocabulary): train one with `text`")
+    return stored.model, vocabulary
+
+
+@dataclass
+class Stored:
+    """A model file's parts, each checked: its meta, its model, and the entries beyond the
+    parameters (history/, optim/, text/), which the caller reads."""
+
+    meta: dict[str, Any]
+    model: Model
+    arrays: dict[str, NDArray[Any]]
+
+
+def read(path: Path) -> Stored:
+    """The parts of the model file at `path`; ModelFileError naming what is wrong."""
     try:
         arrays = npz.read(path, "model file", _check_entry)
     except npz.NpzError as e:
@@ -163,22 +190,18 @@ def _load(path: Path) -> tuple[Model, History | None, TrainState | None]:
     try:
         meta = _parse_meta(arrays)
         found = set(arrays)
-        allowed = {"meta"} | {k for k in found if k.startswith(("param/", "history/"))}
-        if "checkpoint" in meta:
+        kinds = ("param/", "history/") if "text" not in meta else ("param/", "text/")
+        allowed = {"meta"} | {k for k in found if k.startswith(kinds)}
+        if "checkpoint" in meta or "text" in meta:
             allowed |= {k for k in found if k.startswith("optim/")}
         if found - allowed:
             raise ValueError(f"unexpected entries {sorted(found - allowed)}")
+        if "checkpoint" in meta and "text" in meta:
+            raise ValueError("a checkpoint of two runs (checkpoint and text)")
         model = _model(meta, arrays)
-        history = _history(arrays)
-        state = None
-        if "checkpoint" in meta:
-            optim = {
-                k.removeprefix("optim/"): a for k, a in arrays.items() if k.startswith("optim/")
-            }
-            state = _training_state(meta["checkpoint"], model, history, optim)
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: {e}") from None
-    return model, history, state
+    return Stored(meta, model, arrays)
 
 
 def _check_entry(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -234,10 +257,22 @@ def _model(meta: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Model:
     elif "activation" in meta:
         raise ValueError(f"an {cell} has no activation setting")
     dtype = check_choice("dtype", dtype, DTYPE_NAMES)
+    output = check_choice("output", meta.get("output", "sigmoid"), OUTPUTS)
+    vocabulary = meta.get("vocabulary")
+    if vocabulary is not None and not (
+        isinstance(vocabulary, str)
+        and len(vocabulary) == I == O
+        and list(vocabulary) == sorted(set(vocabulary))
+        and output == "softmax"
+    ):
+        raise ValueError(
+            "its vocabulary must be the model's input and output size of distinct characters, "
+            "in order, for a softmax output"
+        )
     # Check what is stored against the description before building anything of that size.
     _check_params(cls.param_shapes(I, H, O, bias), np.dtype(dtype), arrays)
     options = {"activation": activation} if cls.activations else {}
-    model = cls(I, H, O, bias=bias, dtype=dtype, **options)
+    model = cls(I, H, O, bias=bias, dtype=dtype, output=output, **options)
     for name, w in model.params.items():
         w[...] = arrays[f"param/{name}"]
     return model
@@ -260,7 +295,7 @@ def _check_params(
             raise ValueError(f"{name} holds non-finite values")
 
 
-def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
+def history_of(arrays: dict[str, NDArray[Any]]) -> History | None:
     """The training history stored in `arrays`, checked; its entries are moved out of
     `arrays` into the history's compact arrays, so that a long history is held once."""
     present = [key for key in HISTORY_KEYS if f"history/{key}" in arrays]
@@ -299,63 +334,3 @@ def _history(arrays: dict[str, NDArray[Any]]) -> History | None:
         getattr(history, key).frombytes(np.ascontiguousarray(stored).data.cast("B"))
         del stored  # freed now: one curve is held twice at most, never the whole history
     return history
-
-
-def _training_state(
-    checkpoint: object, model: Model, history: History | None, optim: dict[str, NDArray[Any]]
-) -> TrainState:
-    """The run a checkpoint describes, every part checked against the others."""
-    if not isinstance(checkpoint, dict) or set(checkpoint) != {"step", "config", "rng"}:
-        raise ValueError("its checkpoint entry must hold exactly step, config and rng")
-    stored = checkpoint["config"]
-    names = {f.name for f in fields(TrainConfig)}
-    if isinstance(stored, dict) and set(stored) == names - set(LATER_FIELDS):
-        stored = {**stored, **LATER_FIELDS}  # a checkpoint from before these fields
-    if not isinstance(stored, dict) or set(stored) != names:
-        raise ValueError(f"its training config must hold exactly {sorted(names)}")
-    config = TrainConfig(**stored)
-    activation = config.activation if CELLS[config.cell].activations else None
-    described = (config.cell, 2, config.hidden, 1, activation, config.bias, config.dtype)
-    found = (
-        model.name,
-        model.input_size,
-        model.hidden_size,
-        model.output_size,
-        model.activation,
-        model.bias,
-        model.dtype.name,
-    )
-    if described != found:
-        raise ValueError(f"its training config describes {described}, the model is {found}")
-    step = checkpoint["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"checkpoint step must be a non-negative integer, got {step!r}")
-    if history is None or len(history.loss) != step:
-        raise ValueError(f"a checkpoint needs a training history of {step} steps")
-    optimizer = make_optimizer(config)
-    optimizer.load_state_arrays(optim, model.params)
-    if isinstance(optimizer, Adam) and optimizer.steps != step:
-        raise ValueError(f"optimizer made {optimizer.steps} steps, the checkpoint says {step}")
-    return TrainState(config, model, optimizer, _generator(checkpoint["rng"]), step, history)
-
-
-def _generator(state: object) -> np.random.Generator:
-    """A PCG64 Generator in `state`, as bit_generator.state gives it, after checking it."""
-
-    def uint(value: object, bits: int) -> bool:
-        return type(value) is int and 0 <= value < 1 << bits
-
-    if not (
-        isinstance(state, dict)
-        and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
-        and state["bit_generator"] == "PCG64"
-        and isinstance(state["state"], dict)
-        and set(state["state"]) == {"state", "inc"}
-        and all(uint(v, 128) for v in state["state"].values())
-        and uint(state["has_uint32"], 1)
-        and uint(state["uinteger"], 32)
-    ):
-        raise ValueError("its random generator state is not a valid PCG64 state")
-    rng = np.random.Generator(np.random.PCG64(0))
-    rng.bit_generator.state = state
-    return rng

@@ -101,7 +101,7 @@ def train(
     saved_at = None
     begin = logged = time.perf_counter()
     digits, warned = len(str(config.steps)), False
-    with _stop_on_ctrl_c() as stop:
+    with stop_on_ctrl_c() as stop:
         while state.step < config.steps and not state.solved and not stop.requested:
             loss, batch_right = update(state)
             # The evaluations cost many steps' work: made only once a whole batch is right.
@@ -184,17 +184,17 @@ def stall(state: TrainState) -> Stall | None:
 
 
 @dataclass
-class _StopRequest:
+class StopRequest:
     requested: bool = False
 
 
 @contextmanager
-def _stop_on_ctrl_c() -> Iterator[_StopRequest]:
+def stop_on_ctrl_c() -> Iterator[StopRequest]:
     """While inside, a first Ctrl-C (SIGINT) only sets .requested; a second one interrupts.
 
     Only the main thread can catch signals; elsewhere Ctrl-C keeps its usual effect.
     """
-    stop = _StopRequest()
+    stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
