@@ -1,11 +1,13 @@
-"""python -m benchmarks [--quick | --gpu] [--threads N] [--out DIR] [--readme]
+"""python -m benchmarks [--quick | --gpu | --text] [--threads N] [--out DIR] [--readme]
 
 Pins NumPy's BLAS, torch and the manual pass's thread pool to the same number of threads
 before NumPy or torch is imported, runs the grid and the race to solve 8-bit addition,
 prints the markdown table and how cost grows, and writes results.json, throughput.png and
 scaling.png (and with --readme, the table and the scaling section into benchmarks/README.md,
 in the sections for that many threads). With --gpu, runs the GPU grid instead (it needs
-CUDA) and writes gpu.md and gpu.json.
+CUDA) and writes gpu.md and gpu.json. With --text, runs the character task instead
+(text.py: min-char-rnn's algorithm, the fast cells and PyTorch, for the same time each) and
+writes text.md and text.json.
 """
 
 from __future__ import annotations
@@ -61,7 +63,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the GPU grid instead: the manual pass on CUDA against cuDNN (needs CUDA)",
     )
+    parser.add_argument(
+        "--text",
+        action="store_true",
+        help="the character task instead: chars/s and held-out loss in a fixed time per way "
+        "(20 s each, 2 s with --quick)",
+    )
     args = parser.parse_args(argv)
+    if args.gpu and args.text:
+        parser.error("--gpu and --text do not combine")
     if args.threads < 1 or args.seeds < 1:
         parser.error("--threads and --seeds must be at least 1")
     if args.gpu and args.quick:
@@ -130,6 +140,32 @@ def gpu_run(
         report.replace_readme_table(readme, text, "gpu results")
 
 
+def text_run(args: argparse.Namespace, log: Callable[[str], object]) -> None:
+    """The character task: text.md and text.json in args.out; the table on stdout and, with
+    --readme, in README.md's "text, threads N" section."""
+    import numpy as np
+    import torch
+
+    from . import report, text
+
+    meta = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "blas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    results = text.run_text(2.0 if args.quick else 20.0, log)
+    table = text.markdown(meta, results)
+    print(table)
+    report.write_json(args.out / "text.json", {"meta": meta, **results})
+    report.write_whole(args.out / "text.md", table)
+    section = report.section("text", args.threads)
+    if args.readme and report.has_markers(README, section):
+        report.replace_readme_table(README, table, section)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tutorial = args.tutorial or TUTORIAL
@@ -179,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.gpu:
         gpu_run(args.out, README if args.readme else None, log)
+        return 0
+    if args.text:
+        text_run(args, log)
         return 0
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -524,3 +524,49 @@ def test_the_table_says_where_the_manual_pass_split_its_batch(one_torch_thread: 
     table = report.grid_table(rows).splitlines()
     column = table[0].split(" | ").index("manual parts")
     assert [line.split(" | ")[column] for line in table[2:]] == ["1", "2"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_text_benchmarks_reference_pass_is_the_fast_cells(cell: str) -> None:
+    """min-char-rnn's way composes the reference's forward, ce and backward itself (it needs
+    the state a chunk ends in): on one chunk, from a carried state, it gives the fast
+    cell's loss_pass gradients and final states."""
+    from benchmarks import text
+    from rnn_manual.cells.losses import ce
+    from rnn_manual.training.corpus import read_corpus
+    from rnn_manual.training.language import TextConfig, start
+
+    corpus = read_corpus(None)
+    model = start(TextConfig(cell=cell, hidden=8), corpus).model
+    rng = np.random.default_rng(0)
+    states = [rng.normal(0.0, 0.5, (1, 8)) for _ in model.states]
+    x, y = corpus.chunk(25, 25, 1, model.dtype)
+    cache = text.forward(model, model.params, x, states)
+    loss, dz = ce(cache["z"], cache["p"], y)
+    grads = text.backward(model, model.params, cache, dz)
+    done = model.loss_pass(x, states, y, "ce")
+    assert abs(float(loss) - float(done.loss)) <= 1e-12 * abs(float(loss))
+    for name, g in done.grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-10, atol=1e-13, err_msg=name)
+    ends = [cache[name][-1] for name in ("h", "c")[: len(model.states)]]
+    for mine, theirs in zip(ends, model.final_states(done.trace), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+
+
+def test_the_text_benchmark_runs_every_way_and_tables_it() -> None:
+    """A tiny budget: every way trains at least a step and reaches a finite held-out loss
+    (after so few steps it may still be above the uniform guess); the table has a row for
+    each."""
+    from benchmarks import text
+
+    results = text.run_text(0.01, log=lambda line: None)
+    outcomes = results["outcomes"]
+    assert [(o["cell"], o["way"]) for o in outcomes] == [
+        (cell, way) for cell in ("rnn", "lstm", "gru") for way in text.WAYS
+    ]
+    for o in outcomes:
+        assert o["steps"] >= 1 and o["chars_per_second"] > 0
+        assert np.isfinite(o["held_out"]) and o["held_out"] > 0
+    meta = {"machine": "m", "blas_threads": 1, "date": "today"}
+    table = text.markdown(meta, results)
+    assert table.count("| 1.0x |") == 3 and len(table.splitlines()) == 2 + 2 + 9

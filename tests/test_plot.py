@@ -470,3 +470,42 @@ def test_write_figures_with_docs_checks_the_model_and_adds_the_walkthroughs_figu
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIGURES)
     with pytest.raises(docruns.NotTheAdder):
         figures.write_figures(RNN(seed=1), history, tmp_path, docs=True)
+
+
+def text_numbers(text: docruns.TextRuns) -> str:
+    """Section 15's paragraph of numbers, as the runs give them."""
+    end = {name: float(held[-1]) for name, held in text.held_out.items()}
+    best = {name: int(np.argmin(held)) for name, held in text.held_out.items()}
+    train = {name: float(np.mean(losses[-50:])) for name, losses in text.losses.items()}
+    V = round(math.exp(text.uniform))
+    lstm, gru = (
+        f"{text.held_out[name][best[name]]:.2f}, at step {text.evaluated[best[name]]}"
+        for name in ("lstm", "gru")
+    )
+    return (
+        f"After {text.config.steps} steps the held-out loss is {end['rnn']:.2f} nats per "
+        f"character for the RNN, {end['lstm']:.2f} for the LSTM and {end['gru']:.2f} for the "
+        f"GRU, against log {V} = {text.uniform:.2f} for the uniform guess. The LSTM was at "
+        f"its best, {lstm} and the GRU, {gru}, while their training losses went on down to "
+        f"{train['lstm']:.2f} and {train['gru']:.2f} (the RNN's: {train['rnn']:.2f}; each the "
+        "mean of the last 50 steps)."
+    )
+
+
+@pytest.mark.slow
+def test_the_walkthroughs_text_numbers_are_the_runs(docs: tuple[Path, figures.DocData]) -> None:
+    """Section 15 quotes the three cells' runs on the default text: the numbers are these
+    runs' (rerun here), and the story they tell holds: every cell well below log V, the gated
+    cells best early and then above their best, the RNN still improving."""
+    text = docs[1].text
+    walkthrough = " ".join(
+        (Path(__file__).parents[1] / "docs" / "walkthrough.md").read_text().split()
+    )
+    assert text_numbers(text) in walkthrough, text_numbers(text)
+    for name, held in text.held_out.items():
+        assert held[-1] < text.uniform - 1.5, name
+    for gated in ("lstm", "gru"):
+        held = text.held_out[gated]
+        assert held.min() < text.held_out["rnn"].min() - 0.2
+        assert held[-1] > held.min() + 0.05  # past their best: learning the text by heart
+    assert np.argmin(text.held_out["rnn"]) >= len(text.evaluated) - 3

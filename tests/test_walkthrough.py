@@ -48,6 +48,7 @@ from rnn_manual.app.docfigures import DOC_FIGURES
 from rnn_manual.app.plot import FIGURES
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.cells.losses import LOSSES
+from rnn_manual.cells.outputs import OUTPUTS
 from rnn_manual.training.state import TrainConfig
 from rnn_torch.planting import ANCHOR
 
@@ -90,6 +91,33 @@ TUTORIAL_NAMES = {
     "synapse_1_update",
     "synapse_h",
     "synapse_h_update",
+}
+
+#: Names from min-char-rnn's code, which section 15 maps to ours; not ours to check either.
+MINCHAR_NAMES = {
+    "Whh",
+    "Why",
+    "Wxh",
+    "bh",
+    "by",
+    "dhnext",
+    "dhraw",
+    "dparam",
+    "dy",
+    "hprev",
+    "hs",
+    "inputs",
+    "lossFun",
+    "mem",
+    "np",
+    "ps",
+    "seed_ix",
+    "seq_length",
+    "smooth_loss",
+    "targets",
+    "vocab_size",
+    "xs",
+    "ys",
 }
 
 DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -250,12 +278,13 @@ def problems_in_span(span: str) -> list[str]:
     problems = [f"{s}[{k!r}]" for s, k in KEYED.findall(span) if k not in keys[s]]
     strings = {k for s, k in KEYED.findall(span)}
     for quoted in QUOTED.findall(span):
-        if quoted not in strings and quoted not in set(grads) | set(ACTIVATIONS) | set(LOSSES):
+        names = set(grads) | set(ACTIVATIONS) | set(LOSSES) | set(OUTPUTS)
+        if quoted not in strings and quoted not in names:
             problems.append(f'"{quoted}"')
     unquoted = re.sub(r"\"\w*\"", "", span)
     for name in DOTTED.findall(unquoted):
         head = name.split(".")[0]
-        if head in TUTORIAL_NAMES or re.fullmatch(r"[A-Za-z]", head):  # x, t, K of the math
+        if head in TUTORIAL_NAMES | MINCHAR_NAMES or re.fullmatch(r"[A-Za-z]", head):  # x, t, K
             continue
         exists = (
             resolve(name)

@@ -28,7 +28,13 @@ if TYPE_CHECKING:
 
 Array = NDArray[np.floating]
 
-DOC_FIGURES = ("unrolled.png", "backward.gif", "gradient_flow_cells.png", "carry_emerging.png")
+DOC_FIGURES = (
+    "unrolled.png",
+    "backward.gif",
+    "gradient_flow_cells.png",
+    "carry_emerging.png",
+    "text_cells.png",  # textfigure.py
+)
 #: The sum whose backward pass is animated: 8 bits, operands below 2**7 as in the tutorial,
 #: with a carry out of six of its eight bits.
 BACKWARD_EXAMPLE = (73, 59)

@@ -1,5 +1,6 @@
 """The runs behind the walkthrough's figures: the walkthrough's adder trained again while
-its hidden units are watched, and an RNN, an LSTM and a GRU trained to be compared.
+its hidden units are watched, an RNN, an LSTM and a GRU trained to be compared, and the
+three trained on the default text (`python -m rnn_manual text --cell ...`).
 
 Every model here is small and trained with a fixed seed, so the figures come out the same at
 every run: the walkthrough's adder (`train --loss mse --long-bits 0 --save adder.npz`, about
@@ -9,6 +10,7 @@ with biases (the gated cells learn faster with them). docfigures.py draws what t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,7 +18,10 @@ from numpy.typing import NDArray
 
 from ..cells import CELLS, Cell
 from ..training.bits import random_addition_batch
+from ..training.corpus import Corpus, read_corpus
+from ..training.language import TextConfig, TextState, train_text
 from ..training.loop import start, train
+from ..training.sampling import held_out_loss, uniform_loss
 from ..training.state import TrainConfig, TrainResult, TrainState
 from .measures import carry_bits, correlations, gradient_norms
 
@@ -126,3 +131,51 @@ def cells_flow(task: TrainConfig = CELLS_TASK) -> CellsFlow:
     flow = CellsFlow(norms, labels, np.empty(0), W_hh_norm, W_hy_norm, mean_slope)
     flow.bound = W_hy_norm * (SIGMOID_MAX_SLOPE * W_hh_norm) ** flow.back.astype(np.float64)
     return flow
+
+
+#: Steps between two held-out evaluations while the three cells learn the default text.
+HELD_OUT_EVERY = 50
+
+
+@dataclass
+class TextRuns:
+    """The three cells trained on the default text with `text`'s defaults."""
+
+    config: TextConfig
+    losses: dict[str, NDArray[np.float64]]  # cell name -> (steps,) nats per character
+    held_out: dict[str, NDArray[np.float64]]  # cell name -> the held-out loss at each of ...
+    evaluated: NDArray[np.int_]  # ... these steps, every HELD_OUT_EVERY, the last included
+    uniform: float  # log V, the uniform guess's loss
+
+
+def text_runs(config: TextConfig | None = None) -> TextRuns:
+    """`python -m rnn_manual text --cell C` for every cell C, on the default text (config:
+    text's defaults unless given), its held-out loss measured every HELD_OUT_EVERY steps."""
+    config = config or TextConfig()
+    corpus = read_corpus(None)
+    runs = TextRuns(config, {}, {}, np.empty(0, dtype=int), uniform_loss(corpus))
+    for name in CELLS:
+        steps: list[int] = []
+        held_out: list[float] = []
+        result = train_text(
+            replace(config, cell=name),
+            corpus,
+            log=None,
+            checkpoint=_evaluator(corpus, steps, held_out),
+            checkpoint_every=HELD_OUT_EVERY,
+        )
+        runs.losses[name] = np.array(result.state.losses)
+        runs.held_out[name], runs.evaluated = np.array(held_out), np.array(steps)
+    return runs
+
+
+def _evaluator(
+    corpus: Corpus, steps: list[int], held_out: list[float]
+) -> Callable[[TextState], None]:
+    """train_text's checkpoint hook that appends the step and the held-out loss there."""
+
+    def look(state: TextState) -> None:
+        steps.append(state.step)
+        held_out.append(held_out_loss(state.model, corpus))
+
+    return look

@@ -17,7 +17,7 @@ import numpy as np
 from ..cells import Cell
 from ..training.bits import addition_examples, encode, random_addition_batch
 from ..training.state import History, TrainConfig
-from . import docfigures, docruns, plot
+from . import docfigures, docruns, plot, textfigure
 from .draw import figure, save_png
 from .measures import BackwardStep, CarryUnit, backward_steps, find_carry_unit, gradient_norms
 
@@ -76,6 +76,7 @@ class DocData:
     backward: list[BackwardStep]
     flow: docruns.CellsFlow
     run: docruns.AdderRun
+    text: docruns.TextRuns
 
 
 def write_doc_figures(model: Cell, run: docruns.AdderRun, out: Path, log: Log = print) -> DocData:
@@ -93,7 +94,10 @@ def write_doc_figures(model: Cell, run: docruns.AdderRun, out: Path, log: Log = 
     flow = docruns.cells_flow()
     write("gradient_flow_cells.png", docfigures.plot_gradient_flow_cells(flow))
     write("carry_emerging.png", docfigures.plot_carry_emerging(run))
-    return DocData(steps, flow, run)
+    log("training an RNN, an LSTM and a GRU on the default text (a few minutes)")
+    text = docruns.text_runs()
+    write("text_cells.png", textfigure.plot_text_cells(text))
+    return DocData(steps, flow, run, text)
 
 
 def _writer(out: Path, log: Log) -> Callable[[str, Figure], None]:
