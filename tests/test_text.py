@@ -7,14 +7,17 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import start_cli
 
 from rnn_manual.app import cli
 from rnn_manual.cells import CELLS
 from rnn_manual.files import modelfile, textcheckpoint
+from rnn_manual.files.textcheckpoint import load_text_checkpoint
 from rnn_manual.training.corpus import MAX_TEXT_BYTES, corpus_of, read_corpus
 from rnn_manual.training.language import TextConfig, train_text
 from rnn_manual.training.sampling import held_out_loss, sample, uniform_loss
@@ -249,3 +252,32 @@ def test_the_readmes_text_run_is_what_the_commands_print(
         assert status == 0, err
         seconds = re.compile(r"in \d+\.\d s")
         assert seconds.sub("in _ s", out) == seconds.sub("in _ s", shown), line
+
+
+def test_sigint_to_text_saves_a_checkpoint_that_resumes_exactly(tmp_path: Path) -> None:
+    """Ctrl-C stops `text` after the current step with the checkpoint written (status 130,
+    one line), and that checkpoint resumes to the weights of a run never stopped."""
+    path, text = tmp_path / "ck.npz", tmp_path / "small.txt"
+    text.write_text(SMALL, encoding="utf-8")
+    args = ["text", "--file", str(text), "--hidden", "8", "--seq", "10", "--batch", "2"]
+    args += ["--steps", "10000000", "--checkpoint", str(path), "--checkpoint-every", "10000000"]
+    process = start_cli(*args)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # the text's line
+        first_step = process.stdout.readline()  # the first progress line: training is on
+        assert first_step.startswith("step"), first_step
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.count("\n") == 1 and f"checkpoint saved to {path}" in stderr, stderr
+    state, _, _ = load_text_checkpoint(path)
+    assert stderr.startswith(f"interrupted at step {state.step},") and state.step >= 100
+    config = replace_steps(state.config, state.step + 7)
+    corpus = read_corpus(text)
+    resumed = train_text(config, corpus, log=None, resume=state).state
+    whole = train_text(config, corpus, log=None).state
+    for name, w in whole.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], w, err_msg=name)

@@ -318,7 +318,7 @@ def test_check_command_judges_the_softmax_cross_entropy(
     args = ["check", "--cell", cell, "--loss", "ce", "--dtype", dtype, "--bias", "--h0"]
     assert main(args) == 0
     out = capsys.readouterr().out
-XX
+    assert ", ce, " in out.splitlines()[0] and "(16, 2)" in out  # W_hy: O = 2 outputs
     from rnn_manual.cells import losses
 
     def no_target(z: Any, p: Any, y: Any) -> Any:

@@ -8,4 +8,10 @@ stopping.py    when a run is done: which sums, evaluated when
 loop.py        the loop itself: one update after another, checkpoints, Ctrl-C
 progress.py    how far long work has got, on stderr
 tutorial.py    the replay of the tutorial's exact run
+
+and the character task (min-char-rnn's), one module per question too:
+
+corpus.py      the text as numbers: vocabulary, held-out tail, chunks of B streams
+language.py    a run on a text: its config, state, update and loop
+sampling.py    what a character model says: samples, and its held-out loss
 """

@@ -81,12 +81,11 @@ def sample(
     x = one_hot(indices[:, None], size, model.dtype)  # (P, 1, V)
     states = model.zero_states(1)
     drawn: list[str] = []
-    while True:
-        trace = model.run(x, *states)
+    while len(drawn) < length:
+        trace = model.run(x, *states)  # the prime, then each character drawn
         check_outputs(trace.z)
-        if len(drawn) == length:
-            return "".join(drawn)
-        states = model.final_states(trace)
         k = int(rng.choice(size, p=next_distribution(trace.z[-1, 0], temperature)))
         drawn.append(vocabulary[k])
+        states = model.final_states(trace)
         x = one_hot(np.array([[k]]), size, model.dtype)
+    return "".join(drawn)
