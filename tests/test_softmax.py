@@ -27,6 +27,7 @@ from rnn_manual.cells import CELLS, Cell
 from rnn_manual.cells.losses import LOSSES, ce
 from rnn_manual.cells.outputs import OUTPUTS, Output, softmax, softmax_backward
 from rnn_manual.core.backend import namespace
+from rnn_manual.training.state import TrainConfig
 from rnn_torch.check import gradient_rows
 from rnn_torch.compare import FLOAT64_BOUND
 from rnn_torch.twin import Twin
@@ -178,7 +179,8 @@ def test_planted_softmax_without_the_max_is_caught(
     cell: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Right for small logits (the properties' draws cannot see it), caught at +-1000."""
-    monkeypatch.setitem(OUTPUTS, "softmax", Output(softmax_without_the_max, softmax_backward))
+    broken = Output(softmax_without_the_max, softmax_backward, distributions=True)
+    monkeypatch.setitem(OUTPUTS, "softmax", broken)
     assert not fails(lambda: check_against_autograd(cell, 1.0))
     assert fails(lambda: check_against_autograd(cell, 1000.0))
 
@@ -209,6 +211,8 @@ def test_a_loss_must_fit_the_output_layer() -> None:
     assert sigmoid.loss_and_grads(x, y)[0] == sigmoid.loss_and_grads(x, y, "mse")[0]
     with pytest.raises(ValueError, match="output must be one of"):
         CELLS["rnn"](I, H, O, output="tanh")
+    with pytest.raises(ValueError, match=r"loss must be one of \['bce', 'mse'\], got 'ce'"):
+        TrainConfig(loss="ce")  # the adder has one sigmoid output
 
 
 def test_the_softmax_backward_is_the_jacobians_transpose() -> None:

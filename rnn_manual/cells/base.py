@@ -285,7 +285,7 @@ class Cell:
         x, initial = self.checked_inputs(x, h0, c0)
         T, B, _ = x.shape
         shape, like = (T, B, self.output_size), self.params["W_hy"]
-        y = check_targets(y, shape, self.dtype, like, distributions=self.output == "softmax")
+        y = check_targets(y, shape, self.dtype, like, OUTPUTS[self.output].distributions)
         split = threads.parts(B, self.state_width) if backend.is_numpy(x) else [slice(0, B)]
 
         def part(rows: slice) -> tuple[float, Grads]:

@@ -59,10 +59,13 @@ class Output:
 
     forward: Callable[[Array], Array]
     backward: Callable[[Array, Array], Array]
+    #: Must each y_t sum to 1 over the outputs? (A softmax's p_t does, so its targets do:
+    #: a distribution over the outputs, one-hot or not.)
+    distributions: bool
 
 
 #: name -> output layer; a model's `output` is one of these names
 OUTPUTS: dict[str, Output] = {
-    "sigmoid": Output(sigmoid, sigmoid_backward),
-    "softmax": Output(softmax, softmax_backward),
+    "sigmoid": Output(sigmoid, sigmoid_backward, distributions=False),
+    "softmax": Output(softmax, softmax_backward, distributions=True),
 }

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..cells import CELLS, Cell
 from ..cells.activations import ACTIVATIONS
-from ..cells.losses import LOSSES
+from ..cells.losses import losses_of
 from ..core.limits import MAX_HIDDEN, check_elements
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .bits import MAX_ALL_PAIRS_BITS
@@ -72,7 +72,7 @@ class TrainConfig:
         for name, choices in (
             ("cell", CELLS),
             ("activation", ACTIVATIONS),
-            ("loss", LOSSES),
+            ("loss", losses_of("sigmoid")),  # the adder's one output bit
             ("optimizer", OPTIMIZERS),
             ("dtype", DTYPE_NAMES),
         ):
