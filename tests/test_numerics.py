@@ -55,12 +55,32 @@ def test_derivative_from_output_matches_central_difference(name: str, a: np.ndar
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_losses_are_finite_and_silent_at_extreme_logits(name: str, dtype: type) -> None:
-    z = EXTREMES.astype(dtype).reshape(-1, 1, 1)
-    for target in (0.0, 1.0):
-        y = np.full_like(z, target)
+    """Every loss on its own output layer, under errstate(all="raise"): the sigmoid's on
+    each extreme logit, the softmax's on pairs of them and on the dtype's largest logit
+    beside its smallest (z - max z overflows to -inf there: exactly 0 after exp), each with
+    either target (but the widest pair's smallest: its loss, 3.6e308 in float64, is not a
+    float64)."""
+    z, y = extreme_logits(name, dtype)
+    output = OUTPUTS[OUTPUT_OF[name]].forward
+    mirrored = 1.0 - y
+    mirrored[-1] = y[-1]
+    for target in (y, mirrored):
         with np.errstate(all="raise"):
-            loss, dz = LOSSES[name](z, sigmoid(z.copy()), y)
+            loss, dz = LOSSES[name](z, output(z.copy()), target)
         assert np.isfinite(loss) and np.isfinite(dz).all()
+
+
+def extreme_logits(name: str, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Logits z and 0/1 targets (the larger logit's output) for the loss `name`: (n, 1, 1)
+    for a sigmoid, each EXTREMES value; (n + 1, 1, 2) for a softmax, each value beside its
+    negation, then the dtype's largest beside its smallest."""
+    if OUTPUT_OF[name] == "sigmoid":
+        z = EXTREMES.astype(dtype).reshape(-1, 1, 1)
+        return z, (z > 0).astype(dtype)
+    info = np.finfo(dtype)
+    pairs = np.stack([EXTREMES, -EXTREMES], axis=-1)
+    z = np.concatenate([pairs, [[info.max, info.min]]]).astype(dtype).reshape(-1, 1, 2)
+    return z, np.eye(2, dtype=dtype)[(z[..., 0] < z[..., 1]).astype(int)]
 
 
 def test_bce_value_at_extreme_logits_is_exact() -> None:
@@ -126,12 +146,12 @@ def test_activations_on_torch_equal_numpys_and_stay_finite(name: str, dtype: typ
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_losses_on_torch_equal_numpys_at_extreme_logits(name: str, dtype: type) -> None:
-    z = EXTREMES.astype(dtype).reshape(-1, 1, 1)
-    y = np.zeros_like(z)
-    y[::2] = 1.0
-    loss, dz = LOSSES[name](z, sigmoid(z.copy()), y)
+    z, y = extreme_logits(name, dtype)
+    y[:-1:2] = 1.0 - y[:-1:2]  # the other target on every other step (the widest pair aside)
+    output = OUTPUTS[OUTPUT_OF[name]].forward
+    loss, dz = LOSSES[name](z, output(z.copy()), y)
     z_t, y_t = torch.from_numpy(z), torch.from_numpy(y)
-    loss_t, dz_t = LOSSES[name](z_t, sigmoid(z_t.clone()), y_t)
+    loss_t, dz_t = LOSSES[name](z_t, output(z_t.clone()), y_t)
     assert isinstance(loss, float) and loss.dtype == np.float64  # a NumPy float64
     assert isinstance(loss_t, torch.Tensor) and loss_t.dtype == torch.float64
     assert loss_t.shape == () and np.isfinite(float(loss_t))

@@ -203,14 +203,23 @@ def test_a_loss_must_fit_the_output_layer() -> None:
     sigmoid, softmaxed = CELLS["gru"](I, H, O), CELLS["gru"](I, H, O, output="softmax")
     x = np.zeros((T, B, I))
     y = distributions(np.random.default_rng(0), (T, B, O), one_hot=True)
-    with pytest.raises(ValueError, match="loss 'ce' is for a softmax output"):
+    with pytest.raises(
+        ValueError,
+        match=r"loss 'ce' is for a softmax output; this model's "
+        r"output is sigmoid, whose losses are mse, bce$",
+    ):
         sigmoid.loss_and_grads(x, y, "ce")
-    with pytest.raises(ValueError, match="loss 'mse' is for a sigmoid output"):
+    with pytest.raises(
+        ValueError,
+        match=r"loss 'mse' is for a sigmoid output; this model's "
+        r"output is softmax, whose losses are ce$",
+    ):
         softmaxed.loss_and_grads(x, y, "mse")
     assert softmaxed.loss_and_grads(x, y)[0] == softmaxed.loss_and_grads(x, y, "ce")[0]
     assert sigmoid.loss_and_grads(x, y)[0] == sigmoid.loss_and_grads(x, y, "mse")[0]
     with pytest.raises(ValueError, match="output must be one of"):
         CELLS["rnn"](I, H, O, output="tanh")
+    assert softmaxed.fresh(seed=3).output == "softmax"  # a fresh model of the same kind
     with pytest.raises(ValueError, match=r"loss must be one of \['bce', 'mse'\], got 'ce'"):
         TrainConfig(loss="ce")  # the adder has one sigmoid output
 

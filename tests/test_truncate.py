@@ -134,3 +134,25 @@ def test_cut_one_step_late_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
         f"{name} {cell}" for name in ("reference", "fast") for cell in ("rnn", "lstm", "gru")
     }
     assert caught == expected, f"a cut one step late passed for {sorted(expected - caught)}"
+
+
+@pytest.mark.parametrize("cell", [RNN, LSTM, GRU], ids=lambda c: c.name)
+def test_a_pass_from_the_final_states_continues_the_sequence(cell: type) -> None:
+    """The state runs on across a cut: a pass over x[k:] from the states a pass over x[:k]
+    ended in (Cell.final_states) computes the same states and outputs as one pass over x,
+    as `text` carries the state from chunk to chunk."""
+    rng = np.random.default_rng(4)
+    model = cell(3, 5, 2, bias=True, seed=rng)
+    x = rng.normal(size=(9, 4, 3))
+    h0 = rng.normal(size=(4, 5))
+    c0 = rng.normal(size=(4, 5)) if cell is LSTM else None
+    whole, first = model.run(x, h0, c0), model.run(x[:4], h0, c0)
+    ends = model.final_states(first)
+    assert len(ends) == len(model.states)
+    second = model.run(x[4:], *ends)
+    np.testing.assert_array_equal(ends[0], whole.h[4])
+    np.testing.assert_allclose(second.h, whole.h[4:], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(second.z, whole.z[4:], rtol=1e-13, atol=1e-15)
+    if cell is LSTM:
+        np.testing.assert_array_equal(ends[1], whole.c[4])
+        np.testing.assert_allclose(second.c, whole.c[4:], rtol=1e-13, atol=1e-15)

@@ -94,7 +94,7 @@ def write_doc_figures(model: Cell, run: docruns.AdderRun, out: Path, log: Log = 
     flow = docruns.cells_flow()
     write("gradient_flow_cells.png", docfigures.plot_gradient_flow_cells(flow))
     write("carry_emerging.png", docfigures.plot_carry_emerging(run))
-    log("training an RNN, an LSTM and a GRU on the default text (a few minutes)")
+    log("training an RNN, an LSTM and a GRU on the default text (under a minute)")
     text = docruns.text_runs()
     write("text_cells.png", textfigure.plot_text_cells(text))
     return DocData(steps, flow, run, text)

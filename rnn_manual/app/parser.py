@@ -150,9 +150,9 @@ def build_parser() -> Parser:
         "--docs",
         action="store_true",
         help="also draw the walkthrough's figures into DIR (unrolled.png, backward.gif, "
-        "gradient_flow_cells.png, carry_emerging.png): the model must be the walkthrough's "
-        "adder (train --loss mse --long-bits 0 --save adder.npz); trains an RNN, an LSTM and "
-        "a GRU (under a minute)",
+        "gradient_flow_cells.png, carry_emerging.png, text_cells.png): the model must be the "
+        "walkthrough's adder (train --loss mse --long-bits 0 --save adder.npz); trains an "
+        "RNN, an LSTM and a GRU on sums and on the default text (about a minute)",
     )
     add_text_parsers(commands)
     return parser

@@ -70,7 +70,7 @@ def ce(z: Array, p: Array, y: Array) -> tuple[Array, Array]:
     m = xp.max(logits, axis=-1, keepdims=True)
     with np.errstate(over="ignore", under="ignore"):  # exp(-large) -> 0 is exact enough
         log_p = logits - (m + xp.log(xp.sum(xp.exp(logits - m), axis=-1, keepdims=True)))
-        loss = -xp.sum(xp.where(y > 0, y * log_p, 0.0)) / batch
+        loss = -xp.sum(y * xp.where(y > 0, log_p, 0.0)) / batch  # 0 * -inf never made
     dz = p - y
     dz /= batch
     return loss, dz

@@ -35,7 +35,7 @@ import torch
 from numpy.typing import NDArray
 
 from rnn_manual.cells import CELLS, Cell
-from rnn_manual.cells.losses import OUTPUT_OF
+from rnn_manual.cells.losses import LOSSES, OUTPUT_OF, losses_of
 
 from ..twin import Twin
 
@@ -47,10 +47,10 @@ SCALE = 0.5  # of the weights, biases and initial states
 LENGTHS = tuple(range(1, T))  # the shorter sequences; the base has T
 TARGETS = (T - 1, T // 2 - 1)  # the steps s that alone send a gradient back
 CELL_NAMES = ("rnn", "lstm", "gru")
-LOSS_NAMES = ("mse", "bce", "ce")
+LOSS_NAMES = tuple(LOSSES)  # mse, bce, ce
 #: The losses diagnose judges unless told otherwise ("both"): the sigmoid output's, which
 #: every file written to the reference's protocol handles; ce asks for a softmax output.
-SIGMOID_LOSSES = ("mse", "bce")
+SIGMOID_LOSSES = losses_of("sigmoid")
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 #: The factors a probe differs in from its setting's base, as they are reported.
 FACTORS = ("loss", "bias", "activation", "batch", "initial_state")
