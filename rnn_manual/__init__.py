@@ -3,7 +3,7 @@
 from . import reference
 from .cells import CELLS
 from .cells.gru import GRU
-from .cells.losses import bce, mse
+from .cells.losses import bce, ce, mse
 from .cells.lstm import LSTM
 from .cells.rnn import RNN, Trace
 from .training.bits import (
@@ -29,6 +29,7 @@ __all__ = [
     "addition_examples",
     "all_pairs",
     "bce",
+    "ce",
     "decode",
     "encode",
     "mse",
