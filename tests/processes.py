@@ -3,6 +3,7 @@ close its output early, which a call of cli.main in this process cannot show."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,18 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
         text=True,
         cwd=ROOT,
     )
+
+
+def interrupted(*args: str, lines: int = 1) -> tuple[list[str], int, str]:
+    """Run the command line with ARGS, read `lines` lines of its output, then press Ctrl-C
+    (SIGINT) and wait for it (60 s at most, then it is killed): the lines read, its exit
+    status and its stderr."""
+    process = start_cli(*args)
+    try:
+        assert process.stdout is not None
+        read = [process.stdout.readline() for _ in range(lines)]
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return read, process.returncode, stderr

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from processes import start_cli
+from processes import interrupted, start_cli
 
 from rnn_manual.app import cli
 from rnn_manual.files import modelfile
@@ -123,16 +123,9 @@ def test_sigint_to_the_command_line_saves_a_checkpoint_that_resumes_exactly(
     # A learning rate too small to solve anything: the run lasts until interrupted.
     args = ["train", "--hidden", "4", "--lr", "1e-5", "--steps", "1000000"]
     args += ["--checkpoint", str(path), "--checkpoint-every", "1000000"]
-    process = start_cli(*args)
-    try:
-        assert process.stdout is not None
-        first_line = process.stdout.readline()  # the first progress line: training is on
-        assert first_line.startswith("step"), first_line
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130
+    (first_line,), status, stderr = interrupted(*args)  # the first progress line
+    assert first_line.startswith("step"), first_line  # training was on
+    assert status == 130
     assert stderr.startswith("interrupted at step ") and stderr.count("\n") == 1, stderr
     assert f"checkpoint saved to {path}" in stderr
     state = load_checkpoint(path)

@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 import re
 import shlex
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import start_cli
+from processes import interrupted
 
 from rnn_manual.app import cli
 from rnn_manual.cells import CELLS
@@ -261,17 +260,9 @@ def test_sigint_to_text_saves_a_checkpoint_that_resumes_exactly(tmp_path: Path) 
     text.write_text(SMALL, encoding="utf-8")
     args = ["text", "--file", str(text), "--hidden", "8", "--seq", "10", "--batch", "2"]
     args += ["--steps", "10000000", "--checkpoint", str(path), "--checkpoint-every", "10000000"]
-    process = start_cli(*args)
-    try:
-        assert process.stdout is not None
-        process.stdout.readline()  # the text's line
-        first_step = process.stdout.readline()  # the first progress line: training is on
-        assert first_step.startswith("step"), first_step
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130
+    (_, first_step), status, stderr = interrupted(*args, lines=2)  # the text's line, a step's
+    assert first_step.startswith("step"), first_step  # training was on
+    assert status == 130
     assert stderr.count("\n") == 1 and f"checkpoint saved to {path}" in stderr, stderr
     state, _, _ = load_text_checkpoint(path)
     assert stderr.startswith(f"interrupted at step {state.step},") and state.step >= 100

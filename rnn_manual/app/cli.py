@@ -31,7 +31,7 @@ from . import figures, plot
 from .docruns import NotTheAdder
 from .draw import MatplotlibMissing
 from .measures import pass_overflows
-from .output import Output, given_options, option, writable
+from .output import Output, given_options, option, run_files, writable
 from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, non_negative_int
 from .report import evaluate, progress, report
 from .textcli import cmd_sample, cmd_text
@@ -82,14 +82,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             config = TrainConfig(**chosen, steps=args.steps or TrainConfig.steps)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    checkpoint_path = args.checkpoint if args.checkpoint is not None else args.resume
-    save_to, checkpoint_to = writable(args.save), writable(checkpoint_path)
-    if save_to is not None and save_to == checkpoint_to:
-        both = "--checkpoint" if args.checkpoint is not None else "--resume"
-        raise UsageError(
-            f"--save and {both} name the same file ({args.save}): "
-            "the model would overwrite the checkpoint; give --save another path"
-        )
+    save_to, checkpoint_path, checkpoint_to = run_files(args)
     saved_steps = []
 
     def checkpoint(state: TrainState) -> None:

@@ -50,3 +50,18 @@ def given_options(args: argparse.Namespace) -> list[str]:
 
 def option(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def run_files(args: argparse.Namespace) -> tuple[Path | None, str, Path | None]:
+    """A training command's files (train, text): the model's (--save) as `writable` gives
+    it, the checkpoint's path as given ("" if none: --checkpoint, else --resume, which is
+    then written to) and as `writable` gives it; UsageError when both name one file."""
+    checkpoint_path = args.checkpoint if args.checkpoint is not None else args.resume
+    save_to, checkpoint_to = writable(args.save), writable(checkpoint_path)
+    if save_to is not None and save_to == checkpoint_to:
+        both = "--checkpoint" if args.checkpoint is not None else "--resume"
+        raise UsageError(
+            f"--save and {both} name the same file ({args.save}): "
+            "the model would overwrite the checkpoint; give --save another path"
+        )
+    return save_to, checkpoint_path or "", checkpoint_to

@@ -104,19 +104,8 @@ def build_parser() -> Parser:
         help=f"go on until {LONG_SUMS} random N-bit sums are exact too, training on longer "
         "sums once the short ones are solved; 0: stop at the short ones (default 1024)",
     )
-    t.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
-    t.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
-    t.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        metavar="N",
-        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
-        "and Ctrl-C)",
-    )
-    t.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue the run in checkpoint PATH exactly (writing to it unless --checkpoint)",
+    add_run_files(
+        t, "continue the run in checkpoint PATH exactly (writing to it unless --checkpoint)"
     )
     t.add_argument("--quiet", action="store_true", default=None, help="no progress output")
     t.add_argument(
@@ -156,6 +145,21 @@ def build_parser() -> Parser:
     )
     add_text_parsers(commands)
     return parser
+
+
+def add_run_files(command: Parser, resume: str) -> None:
+    """The options of a training command (train, text) for the files it writes and resumes:
+    --save, --checkpoint, --checkpoint-every and --resume (its help: `resume`)."""
+    command.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
+    command.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
+    command.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
+        "and Ctrl-C)",
+    )
+    command.add_argument("--resume", metavar="PATH", help=resume)
 
 
 def sample_length(text: str) -> int:
@@ -206,20 +210,7 @@ def add_text_parsers(commands: Any) -> None:
     )
     x.add_argument("--seed", type=seed, help="random seed (default 0)")
     x.add_argument("--dtype", choices=DTYPE_NAMES, help="default float64")
-    x.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
-    x.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
-    x.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        metavar="N",
-        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
-        "and Ctrl-C)",
-    )
-    x.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue the run in checkpoint PATH exactly, on the same --file",
-    )
+    add_run_files(x, "continue the run in checkpoint PATH exactly, on the same --file")
     x.add_argument("--quiet", action="store_true", default=None, help="no progress output")
 
     s = commands.add_parser("sample", help=COMMANDS["sample"][0])

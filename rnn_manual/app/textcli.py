@@ -21,7 +21,7 @@ from ..training.corpus import Corpus, TextError, read_corpus
 from ..training.language import TextConfig, TextState, check_resumable, train_text
 from ..training.loop import Diverged
 from ..training.sampling import held_out_loss, sample, uniform_loss
-from .output import Output, given_options, option, writable
+from .output import Output, given_options, option, run_files
 from .parser import CHECKPOINT_EVERY
 
 #: The text options that decide the weights: a resumed run takes them from its checkpoint.
@@ -63,10 +63,7 @@ def cmd_text(args: argparse.Namespace, out: Output) -> int:
             corpus.check_fits(config.seq, config.batch)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    checkpoint_path = args.checkpoint if args.checkpoint is not None else args.resume
-    save_to, checkpoint_to = writable(args.save), writable(checkpoint_path)
-    if save_to is not None and save_to == checkpoint_to:
-        raise UsageError(f"--save and the checkpoint name the same file ({args.save})")
+    save_to, checkpoint_path, checkpoint_to = run_files(args)
     saved_steps = []
 
     def checkpoint(state: TextState) -> None:

@@ -26,10 +26,9 @@ from numpy.typing import NDArray
 
 from ..cells import CELLS, Cell
 from ..core.limits import MAX_HIDDEN, check_elements
-from ..core.validate import DTYPE_NAMES, Overflow, check_choice, check_size
+from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .corpus import Corpus
-from .loop import Diverged, stop_on_ctrl_c
-from .optim import clip_grad_norm
+from .loop import descend, stop_on_ctrl_c
 from .progress import EVERY
 from .sampling import sample
 from .state import OPTIMIZERS, Optimizer, optimizer_for
@@ -157,20 +156,14 @@ def update(state: TextState, corpus: Corpus) -> float:
     character. Diverged on a non-finite loss, gradient or weight (the state is then spent)."""
     config, model = state.config, state.model
     x, y = corpus.chunk(state.position, config.seq, config.batch, config.dtype)
-    try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            done = model.loss_pass(x, state.states, y, "ce")
-            loss = float(done.loss) / config.seq  # ce sums over the chunk's steps
-            grads = {name: g for name, g in done.grads.items() if name in model.params}
-            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
-                raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
-            if config.clip is not None:
-                clip_grad_norm(grads, config.clip)
-            state.optimizer.step(model.params, grads)
-            if not all(np.isfinite(w).all() for w in model.params.values()):
-                raise FloatingPointError("a weight is not finite")
-    except (FloatingPointError, Overflow) as e:
-        raise Diverged(f"training diverged at step {state.step + 1} ({e})") from None
+    done = descend(
+        model,
+        state.optimizer,
+        config.clip,
+        state.step + 1,
+        lambda: model.loss_pass(x, state.states, y, "ce"),
+    )
+    loss = float(done.loss) / config.seq  # ce sums over the chunk's steps
     state.step += 1
     state.losses.append(loss)
     state.position = corpus.next_position(state.position, config.seq, config.batch)

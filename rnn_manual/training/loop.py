@@ -21,12 +21,22 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from ..cells.base import Pass
 from ..core.validate import Overflow
 from .bits import random_addition_batch
 from .evaluation import exact_match
 from .optim import clip_grad_norm
 from .progress import EVERY
-from .state import TrainConfig, TrainResult, TrainState, default_lr, make_model, make_optimizer
+from .state import (
+    Model,
+    Optimizer,
+    TrainConfig,
+    TrainResult,
+    TrainState,
+    default_lr,
+    make_model,
+    make_optimizer,
+)
 from .stopping import Validation, evaluate_if_due, validation_for
 
 Log = Callable[[str], None]
@@ -141,28 +151,46 @@ def update(state: TrainState) -> tuple[float, NDArray[np.bool_]]:
     # A long batch counts as a short one: its loss (a sum over bits) per bit, times
     # config.bits, so that its gradient keeps the short batches' scale.
     weight = config.bits / bits if bits != config.bits else None
-    try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            # The batch is made here in the model's dtype and shapes, so the pass takes it
-            # as it is, without loss_and_grads's input checks.
-            zeros = model.zero_states(config.batch)
-            done = model.loss_pass(x, zeros, y, config.loss, config.truncate, weight)
-            loss = float(done.loss)
-            grads = {name: g for name, g in done.grads.items() if name in model.params}
-            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
-                raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
-            if config.clip is not None:
-                clip_grad_norm(grads, config.clip)
-            state.optimizer.step(model.params, grads)
-            if not all(np.isfinite(w).all() for w in model.params.values()):
-                raise FloatingPointError("a weight is not finite")
-    except (FloatingPointError, Overflow) as e:
-        raise Diverged(f"training diverged at step {state.step + 1} ({e})") from None
+    # The batch is made here in the model's dtype and shapes, so the pass takes it as it
+    # is, without loss_and_grads's input checks.
+    zeros = model.zero_states(config.batch)
+    done = descend(
+        model,
+        state.optimizer,
+        config.clip,
+        state.step + 1,
+        lambda: model.loss_pass(x, zeros, y, config.loss, config.truncate, weight),
+    )
+    loss = float(done.loss)
     state.step += 1
     batch_right = exact_match(done.trace.p, y)
     state.history.loss.append(loss)
     state.history.batch_accuracy.append(float(batch_right.mean()))
     return loss, batch_right
+
+
+def descend(
+    model: Model, optimizer: Optimizer, clip: float | None, step: int, make_pass: Callable[[], Pass]
+) -> Pass:
+    """One gradient step: make_pass() (a Cell.loss_pass), its weight gradients clipped to
+    norm `clip` (None: not clipped), then optimizer.step. The one update of every training
+    loop (this one and training/language.py's). Diverged, naming `step`, on an overflow or a
+    non-finite loss, gradient or weight (the weights may then be spent)."""
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            done = make_pass()
+            loss = float(done.loss)
+            grads = {name: g for name, g in done.grads.items() if name in model.params}
+            if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
+                raise FloatingPointError(f"loss {loss:.4g} or a gradient is not finite")
+            if clip is not None:
+                clip_grad_norm(grads, clip)
+            optimizer.step(model.params, grads)
+            if not all(np.isfinite(w).all() for w in model.params.values()):
+                raise FloatingPointError("a weight is not finite")
+    except (FloatingPointError, Overflow) as e:
+        raise Diverged(f"training diverged at step {step} ({e})") from None
+    return done
 
 
 def stall(state: TrainState) -> Stall | None:

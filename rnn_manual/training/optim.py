@@ -103,9 +103,7 @@ class Adam:
     def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
         """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
         _check_state(self.state_arrays(params), arrays)
-        steps = int(arrays["steps"])
-        if steps < 0:
-            raise ValueError(f"optimizer step count must not be negative, got {steps}")
+        steps = _step_count(arrays)
         self.steps = steps
         self.state = _placed({key: a for key, a in arrays.items() if key != "steps"}, params)
 
@@ -168,9 +166,7 @@ class Adagrad:
     def load_state_arrays(self, arrays: dict[str, NDArray[np.generic]], params: Params) -> None:
         """Continue from `arrays` as state_arrays gave them, or ValueError if they do not fit."""
         _check_state(self.state_arrays(params), arrays)
-        steps = int(arrays["steps"])
-        if steps < 0:
-            raise ValueError(f"optimizer step count must not be negative, got {steps}")
+        steps = _step_count(arrays)
         sums = {key: a for key, a in arrays.items() if key != "steps"}
         for key, a in sums.items():
             if np.less(a, 0).any():  # a sum of squares; its square root would be NaN
@@ -242,6 +238,15 @@ def _placed(arrays: dict[str, NDArray[np.generic]], params: Params) -> dict[str,
     """Copies of the state arrays `arrays`, each in the library and on the device of the
     parameter it belongs to ("m/W_hh" goes where "W_hh" is)."""
     return {key: _like(np.array(a), params[key.split("/", 1)[1]]) for key, a in arrays.items()}
+
+
+def _step_count(arrays: dict[str, NDArray[np.generic]]) -> int:
+    """The step count k saved beside an optimizer's state (Adam's, Adagrad's), or ValueError
+    for a negative one."""
+    steps = int(arrays["steps"])
+    if steps < 0:
+        raise ValueError(f"optimizer step count must not be negative, got {steps}")
+    return steps
 
 
 def _check_state(
