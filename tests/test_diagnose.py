@@ -465,3 +465,18 @@ def test_a_report_is_plain_json() -> None:
     text = json.dumps(report.to_json())  # no NumPy numbers, no NaN
     assert "NaN" not in text and json.loads(text)["likely_bugs"] == ["loss: mse without its 0.5"]
     assert np.isfinite(report.loss.relative_error or 0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_an_unnamed_cross_entropy_bug_points_at_where_ce_is_derived(cell: str) -> None:
+    """A wrong dL/dz of ce that no catalogue entry names (one held out) is pointed at the
+    walkthrough's derivation of ce (section 15), not at mse's and bce's (section 3); with the
+    sigmoid's losses probed the pointer stays section 3."""
+    bug = "loss: ce's dL/dz through a sigmoid's derivative"
+    report = diagnose(catalogue.mutant(bug), cell, loss="ce", hold_out=(bug,))
+    pointer = report.findings[-1]
+    assert report.exit_code == 1 and "look first at dL/dz_t" in pointer, report.text()
+    assert 'section 15 "From bits to characters' in pointer and "section 3" not in pointer
+    mse_bug = "loss: mse's dL/dz with 2 (p - y)"
+    report = diagnose(catalogue.mutant(mse_bug), cell, loss="mse", hold_out=(mse_bug,))
+    assert 'section 3 "The loss"' in report.findings[-1], report.text()

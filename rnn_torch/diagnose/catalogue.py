@@ -82,6 +82,8 @@ S4 = walkthrough(4, 'step 4 "Pass it on"')
 SUM = walkthrough(4, '"Unroll, then sum"')
 LOSS = walkthrough(3)
 CROSS_ENTROPY = walkthrough(15, '"Why p - y"')
+#: Where each loss and its dL/dz are derived.
+LOSS_DERIVED = {"mse": LOSS, "bce": LOSS, "ce": CROSS_ENTROPY}
 LSTM = walkthrough(11)
 LSTM_CELL = walkthrough(11, 'step 2 "Into the cell"')
 LSTM_GATES = walkthrough(11, 'step 3 "Into the gates"')

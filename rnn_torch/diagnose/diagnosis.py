@@ -465,5 +465,5 @@ def report_on(
         for key in changed:
             target = report.loss if key == "loss" else report.gradients[key]
             target.explained_by.append(bug.name)
-    report.findings = findings(report, wrong, keys, pairs_by_key, named)
+    report.findings = findings(report, wrong, keys, pairs_by_key, named, settings.losses)
     return report

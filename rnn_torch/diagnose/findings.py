@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from . import catalogue
 from .catalogue import Bug, walkthrough
-from .probes import FACTORS, B
+from .probes import FACTORS, SIGMOID_LOSSES, B
 from .report import Report
 
 #: Each gate's parameters, for "which gate's parameters are wrong".
@@ -33,13 +33,14 @@ def listing(keys: list[str], the: bool = True) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def derivative(cell: str, key: str) -> str:
-    """The derivative behind a key, and where it is derived: what to look at."""
+def derivative(cell: str, key: str, losses: tuple[str, ...] = SIGMOID_LOSSES) -> str:
+    """The derivative behind a key, and where it is derived: what to look at (for the loss
+    and dL/dz, where the `losses` probed are)."""
     step3, step4 = catalogue.S3, catalogue.S4
     if key == "loss":
         return (
             f"the loss L itself: the forward pass or the loss's formula ({walkthrough(2)}; "
-            f"{walkthrough(3)})"
+            f"{loss_derived(losses)})"
         )
     if key == "W_hy":
         return f"dL/dW_hy = sum_t h_t^T dL/dz_t ({step3})"
@@ -147,10 +148,12 @@ def findings(
     keys: list[str],
     pairs_by_key: dict[str, dict[str, set[tuple[object, object]]]],
     named: list[tuple[Bug, list[str]]],
+    losses: tuple[str, ...],
 ) -> list[str]:
     """The report's findings, in words, one line each: what is wrong and what is right, how
-    the wrong ones go wrong, the bugs they equal, and where to look for the rest. Sets
-    report.wrong_gates on the way."""
+    the wrong ones go wrong, the bugs they equal, and where to look for the rest (for the
+    loss and dL/dz: where the `losses` probed are derived). Sets report.wrong_gates on the
+    way."""
     cell = report.cell
     verdicts = {"loss": report.loss, **report.gradients}
     never = [k for k in verdicts if verdicts[k].relative_error is None]
@@ -189,7 +192,8 @@ def findings(
         )
     rest = [k for k in wrong if k not in explained]
     if rest:
-        lines += where_to_look(cell, rest, wrong, report.first_bad_distance, bool(named))
+        distance = report.first_bad_distance
+        lines += where_to_look(cell, rest, wrong, distance, bool(named), losses)
     return lines
 
 
@@ -248,8 +252,18 @@ def how_wrong(
     return lines
 
 
+def loss_derived(losses: tuple[str, ...]) -> str:
+    """Where the losses probed, and their dL/dz, are derived (each place once)."""
+    return "; ".join(dict.fromkeys(catalogue.LOSS_DERIVED[loss] for loss in losses))
+
+
 def where_to_look(
-    cell: str, rest: list[str], wrong: list[str], distance: int | None, named: bool
+    cell: str,
+    rest: list[str],
+    wrong: list[str],
+    distance: int | None,
+    named: bool,
+    losses: tuple[str, ...],
 ) -> list[str]:
     """Pointers for the wrong keys no known bug explains: the shared term they are computed
     from when the localization points at one, else each key's own derivative."""
@@ -257,12 +271,13 @@ def where_to_look(
     if "loss" in rest:
         return [
             f"{head}; the loss value is wrong: fix the forward pass or the loss first, every "
-            f"gradient is computed from them; look at {derivative(cell, 'loss')}"
+            f"gradient is computed from them; look at {derivative(cell, 'loss', losses)}"
         ]
     if "W_hy" in rest and len(set(wrong) - {"W_hy", "b_y"}) > 0:
         return [
             f"{head}; the output layer's dW_hy is wrong with the rest while the loss is right: "
-            f"look first at dL/dz_t, which every gradient is computed from ({walkthrough(3)})"
+            "look first at dL/dz_t, which every gradient is computed from "
+            f"({loss_derived(losses)})"
         ]
     if distance is not None and "x" in rest:
         return [
