@@ -18,8 +18,18 @@ names the known bug it equals, if any. See diagnosis.py for the method.
     print(report.text()); report.to_json(); report.exit_code
 """
 
+from .api import diagnose
 from .cli import add_parser, main, run
-from .diagnosis import DEFAULT_TIMEOUT, diagnose
-from .report import Report, Verdict
+from .diagnosis import DEFAULT_TIMEOUT
+from .report import Report, StyleReport, Verdict
 
-__all__ = ["DEFAULT_TIMEOUT", "Report", "Verdict", "add_parser", "diagnose", "main", "run"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Report",
+    "StyleReport",
+    "Verdict",
+    "add_parser",
+    "diagnose",
+    "main",
+    "run",
+]

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 from rnn_manual import reference
 
 from ..planting import Plant, PlantError, plant
+from .probes import UPSTREAM
 
 LossAndGrads = Callable[..., tuple[float, dict[str, Any]]]
 
@@ -83,7 +86,14 @@ SUM = walkthrough(4, '"Unroll, then sum"')
 LOSS = walkthrough(3)
 CROSS_ENTROPY = walkthrough(15, '"Why p - y"')
 #: Where each loss and its dL/dz are derived.
-LOSS_DERIVED = {"mse": LOSS, "bce": LOSS, "ce": CROSS_ENTROPY}
+LOSS_DERIVED = {
+    "mse": LOSS,
+    "bce": LOSS,
+    "ce": CROSS_ENTROPY,
+    # the course styles' objective sum_t G_t . h_t, which is wrong only where an h_t is
+    UPSTREAM: "the forward function's hidden states h_t, from which the objective "
+    "sum_t G_t . h_t is computed",
+}
 LSTM = walkthrough(11)
 LSTM_CELL = walkthrough(11, 'step 2 "Into the cell"')
 LSTM_GATES = walkthrough(11, 'step 3 "Into the gates"')
@@ -638,10 +648,47 @@ def source(bug: Bug) -> str:
 
 
 @cache
+def planted(name: str) -> dict[str, Any]:
+    """The namespace of reference.py with the catalogue entry `name` planted."""
+    namespace: dict[str, Any] = {"__name__": f"rnn_torch.diagnose.catalogue[{name}]"}
+    exec(compile(source(BY_NAME[name]), f"<catalogue: {name}>", "exec"), namespace)
+    return namespace
+
+
 def mutant(name: str) -> LossAndGrads:
     """The catalogue entry `name`'s loss_and_grads: the reference with the bug planted."""
-    bug = BY_NAME[name]
-    namespace: dict[str, Any] = {"__name__": f"rnn_torch.diagnose.catalogue[{name}]"}
-    exec(compile(source(bug), f"<catalogue: {name}>", "exec"), namespace)
-    function: LossAndGrads = namespace["loss_and_grads"]
+    function: LossAndGrads = planted(name)["loss_and_grads"]
     return function
+
+
+def upstream_pass(namespace: dict[str, Any]) -> LossAndGrads:
+    """loss_and_grads for the upstream objective of the course styles (probes.UPSTREAM):
+    y is G (T, B, H), L = sum_t sum(G_t * h_t), run by a reference module's (or a planted
+    one's) forward and backward with an output layer that passes h_t through (W_hy = I, so
+    dL/dh_t through z_t is G_t)."""
+
+    def loss_and_grads(
+        params: dict[str, Any],
+        x: Any,
+        y: Any,
+        *,
+        loss: str,
+        h0: Any = None,
+        c0: Any = None,
+        activation: str = "tanh",
+    ) -> tuple[float, dict[str, Any]]:
+        cell = namespace["cell_of"](params)
+        B, H = x.shape[1], y.shape[2]
+        full = {**params, "W_hy": np.eye(H)}
+        if any(k.startswith("b_") for k in params):
+            full["b_y"] = np.zeros(H)
+        zeros = np.zeros((B, H))
+        states = (zeros if h0 is None else h0, zeros if c0 is None else c0)
+        extra = (activation,) if cell == "rnn" else ()  # the RNN's f; the gated cells have theirs
+        cache = namespace[f"{cell}_forward"](full, x, *states[: 2 if cell == "lstm" else 1], *extra)
+        grads = namespace[f"{cell}_backward"](full, cache, y, *extra)
+        grads.pop("W_hy")
+        grads.pop("b_y", None)
+        return float(np.sum(y * cache["h"][1:])), grads
+
+    return loss_and_grads

@@ -22,6 +22,8 @@ diagnosis down with it.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 import sys
@@ -152,8 +154,20 @@ def call(
     return status, arrays
 
 
-def load(path: str) -> Callable[..., object]:
-    """The learner's loss_and_grads; raises what loading the file raises, or TypeError.
+def load_styles() -> types.ModuleType:
+    """styles.py, beside this file, by its path (this runs as a script, outside its package)."""
+    name = "rnn_diagnose_styles"
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("styles.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look a module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_module(path: str, styles: types.ModuleType, definitions_only: bool) -> types.ModuleType:
+    """The learner's file as a module; raises what loading it raises. definitions_only: its
+    imports and definitions alone (styles.definitions), for the course styles.
 
     The file is compiled from its text each time, never from (or into) a __pycache__: a
     cached .pyc is trusted when the source's size and modification second are unchanged,
@@ -163,10 +177,26 @@ def load(path: str) -> Callable[..., object]:
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = path
     sys.modules[MODULE_NAME] = module  # dataclasses and pickle look a module up by name
-    exec(compile(source, path, "exec"), module.__dict__)
+    code: Any = source
+    if definitions_only:
+        code = styles.definitions(ast.parse(source, path))
+    beside = os.path.join(os.path.dirname(path), "rnn_utils.py")
+    if "rnn_utils" not in sys.modules and not os.path.exists(beside):
+        sys.modules["rnn_utils"] = styles.rnn_utils()  # the Coursera notebook's helpers
+    exec(compile(code, path, "exec"), module.__dict__)
+    return module
+
+
+def load(path: str, styles: types.ModuleType) -> Callable[..., object]:
+    """The learner's loss_and_grads; raises what loading the file raises, or TypeError."""
+    module = load_module(path, styles, definitions_only=False)
     function = getattr(module, FUNCTION, None)
     if function is None:
-        raise TypeError(f"the file defines no function {FUNCTION}")
+        raise TypeError(
+            f"the file defines no function {FUNCTION}, nor a course's functions (CS231n's "
+            "rnn_forward ..., the Coursera notebook's rnn_cell_forward ..., min-char-rnn's "
+            "lossFun): see --style"
+        )
     if not callable(function):
         raise TypeError(f"{FUNCTION} is {kind_of(function)}, not a function")
     return function
@@ -210,8 +240,13 @@ def main(job_dir: str) -> None:
         log.flush()
 
     sys.argv = [path]
+    styles = load_styles()
     try:
-        function = load(path)
+        if job["style"] == "native":
+            function = styles.native(load(path, styles))
+        else:
+            unit = styles.unit(job["style"], job["unit"])
+            function = unit.adapted(load_module(path, styles, definitions_only=True))
     except BaseException as error:
         write({"stage": "load", **failure(error, path)})
         return
@@ -226,6 +261,8 @@ def main(job_dir: str) -> None:
                     kwargs[state] = given.get(state)  # None: zeros
             args = (params, given["x"], given["y"])
             status, arrays = call(function, args, kwargs, probe["expected"], path)
+            status["changed"] = sorted(set(function.changed))
+            function.changed.clear()
             for array in arrays.values():
                 np.save(answers, array, allow_pickle=False)
             answers.flush()  # before the status line that announces them

@@ -16,8 +16,10 @@ from typing import Any
 
 from rnn_manual.core.args import Parser, UsageError, positive_float, seed
 
-from .diagnosis import DEFAULT_TIMEOUT, diagnose
+from .api import diagnose
+from .diagnosis import DEFAULT_TIMEOUT
 from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES
+from .styles import STYLES
 
 PROG = "python -m rnn_torch diagnose"
 DESCRIPTION = (
@@ -30,8 +32,20 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="the Python file that defines loss_and_grads")
-    parser.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="default rnn")
+    parser.add_argument(
+        "file",
+        help="the Python file: loss_and_grads, or a course's functions (see --style)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        help="the file's convention (default: read from the functions it defines): native "
+        "(loss_and_grads), cs231n (rnn_layers.py), dls (the Coursera step-by-step "
+        "notebook), minchar (min-char-rnn's lossFun)",
+    )
+    parser.add_argument(
+        "--cell", choices=CELL_NAMES, help="a loss_and_grads file's cell (default rnn)"
+    )
     parser.add_argument(
         "--activation",
         choices=ACTIVATION_NAMES,
@@ -84,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the diagnosis the parsed options ask for; print it; return the exit status."""
     prog = getattr(args, "diagnose_prog", PROG)
     try:
-        if args.activation is not None and args.cell != "rnn":
+        if args.activation is not None and args.cell not in (None, "rnn"):
             raise UsageError(f"--activation is for --cell rnn; the {args.cell} has its own")
         report = diagnose(
             args.file,
             args.cell,
+            style=args.style,
             activation=args.activation,
             loss=args.loss,
             bias=args.bias,

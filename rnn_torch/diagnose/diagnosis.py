@@ -34,7 +34,7 @@ import math
 import os
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +56,7 @@ from .probes import (
     FACTORS,
     LOSS_NAMES,
     SIGMOID_LOSSES,
+    UPSTREAM,
     Array,
     B,
     Probe,
@@ -79,8 +80,12 @@ class Settings:
     biases: tuple[bool, ...] = (True, False)
     activations: tuple[str, ...] = ACTIVATION_NAMES
     seed: int = 0
+    c0: bool = True  # the LSTM's c_{-1} goes in (False: the code judged starts at zero)
+    onehot: bool = False  # min-char-rnn's probes: one-hot characters, B = 1
 
     def describe(self) -> str:
+        if self.losses == (UPSTREAM,):
+            return f"{self.cell}, an upstream gradient on every hidden state, seed {self.seed}"
         words = [self.cell, " and ".join(self.losses)]
         biases: dict[tuple[bool, ...], str] = {(True,): "biases", (False,): "no biases"}
         words.append(biases.get(self.biases, "with and without biases"))
@@ -105,7 +110,13 @@ def probes_for(settings: Settings) -> tuple[list[Probe], list[Result]]:
     """The probes and autograd's answers (cached: callers must not change them)."""
     with one_thread():
         return make_probes(
-            settings.cell, settings.losses, settings.biases, settings.activations, settings.seed
+            settings.cell,
+            settings.losses,
+            settings.biases,
+            settings.activations,
+            settings.seed,
+            c0=settings.c0,
+            onehot=settings.onehot,
         )
 
 
@@ -114,8 +125,13 @@ def bug_answers(settings: Settings) -> dict[str, list[Result]]:
     """Every catalogue bug of the cell on the probes (cached), but for the one-step-loss ones."""
     probes, _ = probes_for(settings)
     found = {}
+    upstream = settings.losses == (UPSTREAM,)
     for bug in catalogue.for_cell(settings.cell):
+        if upstream and bug.cell == "any":
+            continue  # a bug of the loss: the upstream objective has none
         function = catalogue.mutant(bug.name)
+        if upstream:
+            function = catalogue.upstream_pass(catalogue.planted(bug.name))
         found[bug.name] = [
             function(copy(p.params), p.x.copy(), p.y.copy(), **p.keywords())
             if p.factors["target"] == "all"
@@ -268,14 +284,20 @@ def likely_bugs(
     wrong: list[str],
     answers: list[Answer | None],
     hold_out: tuple[str, ...],
+    clip: float | None = None,
 ) -> list[tuple[Bug, list[str]]]:
-    """The catalogue bugs the learner's answers equal, each with the keys it changes."""
+    """The catalogue bugs the learner's answers equal, each with the keys it changes; clip:
+    the bound the learner's code clips its gradients to (min-char-rnn's), for the bugs' too."""
     named = []
     changes = bug_changes(settings)
     for name, results in bug_answers(settings).items():
         changed = changes[name]
         if name in hold_out:
             continue
+        if clip is not None:
+            results = [
+                (v, {k: np.clip(g, -clip, clip) for k, g in gs.items()}) for v, gs in results
+            ]
         if changed and set(changed) <= set(wrong):
             if all(equal_on_every_probe(k, answers, results, probes) for k in changed):
                 named.append((catalogue.BY_NAME[name], changed))
@@ -417,8 +439,9 @@ def report_on(
     truths: list[Result],
     run: Run,
     hold_out: tuple[str, ...] = (),
+    clip: float | None = None,
 ) -> Report:
-    """The report on a run of the learner's code over the probes."""
+    """The report on a run of the learner's code over the probes (clip: see likely_bugs)."""
     cell = settings.cell
     keys = list(probes[0].expected())
     answers = run.answers
@@ -443,6 +466,11 @@ def report_on(
             depends_on=[f for f in FACTORS if f in pairs],
         )
     runnable = run.fatal is None and any(judged(row) for row in table.values())
+    changed = Counter(c for answer in answers if answer is not None for c in answer.changed)
+    changed_inputs = [
+        f"{what} ({'on every probe' if n == len(probes) else f'on {n} of {len(probes)} probes'})"
+        for what, n in changed.items()
+    ]
     report = Report(
         file=name,
         cell=cell,
@@ -453,16 +481,17 @@ def report_on(
         gradients=verdicts,
         errors=errors,
         notes=notes,
+        changed_inputs=changed_inputs,
     )
     if not runnable:
         return report
     wrong = [k for k in ["loss", *keys] if any(e > FLOAT64_BOUND for e in judged(table[k]))]
     if "loss" not in wrong:  # the one-step probes need the right outputs p_t
         report.first_bad_distance = first_bad_distance(probes, answers, truths)
-    named = likely_bugs(settings, probes, wrong, answers, hold_out)
+    named = likely_bugs(settings, probes, wrong, answers, hold_out, clip)
     report.likely_bugs = [bug.name for bug, _ in named]
-    for bug, changed in named:
-        for key in changed:
+    for bug, keys_changed in named:
+        for key in keys_changed:
             target = report.loss if key == "loss" else report.gradients[key]
             target.explained_by.append(bug.name)
     report.findings = findings(report, wrong, keys, pairs_by_key, named, settings.losses)

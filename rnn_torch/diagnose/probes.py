@@ -22,11 +22,21 @@ Sizes: T 6, B 4, I 3, H 5, O 2, all different, so that a transposed product cann
 having the right shape. Weights and biases ~ N(0, 0.5^2) (non-zero biases, or a misplaced
 bias would not show), x ~ N(0, 1), y ~ U(0, 1), and for ce (a softmax output) the same
 y divided by its sum over the O outputs, so that each y_t is a distribution.
+
+Two objectives serve the course styles (styles.py). "dh": L = sum_t sum(G_t * h_t) for an
+upstream gradient G (T, B, H) ~ N(0, 1) given as y, what CS231n's rnn_backward(dh, cache)
+and the Coursera notebook's rnn_backward(da, caches) take; no output layer (the probes'
+params have no W_hy, b_y), and the one-step probes put G on step s alone, exactly. One-hot
+probes (min-char-rnn's lossFun, which reads character indices): B = 1, x and y one-hot
+over V = I = O = 4 characters at random, ce, and no target-s probes (a one-hot target
+cannot equal p_t), but one more: T = 12, one character over and over, whose dL/db_y
+passes 5, where min-char-rnn clips its gradients.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -43,6 +53,9 @@ Array = NDArray[np.floating]
 Result = tuple[float, dict[str, Array]]  # a loss and its gradients
 
 T, B, I, H, O = 6, 4, 3, 5, 2
+V = 4  # the one-hot probes' characters: I = O = V
+#: The length of a one-hot probe whose true gradient exceeds min-char-rnn's clip of 5.
+CLIPPED = 12
 SCALE = 0.5  # of the weights, biases and initial states
 LENGTHS = tuple(range(1, T))  # the shorter sequences; the base has T
 TARGETS = (T - 1, T // 2 - 1)  # the steps s that alone send a gradient back
@@ -52,6 +65,8 @@ LOSS_NAMES = tuple(LOSSES)  # mse, bce, ce
 #: every file written to the reference's protocol handles; ce asks for a softmax output.
 SIGMOID_LOSSES = losses_of("sigmoid")
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
+#: The objective of the course styles' backward functions: upstream gradients of every h_t.
+UPSTREAM = "dh"
 #: The factors a probe differs in from its setting's base, as they are reported.
 FACTORS = ("loss", "bias", "activation", "batch", "initial_state")
 
@@ -69,6 +84,11 @@ class Probe:
     c0: Array | None  # the LSTM's
     # factor -> value: loss, bias, activation, batch, initial_state, length, target
     factors: dict[str, object] = field(default_factory=dict)
+    # the initial states that go in, and whose gradients come back: h0, and the LSTM's c0
+    # but where the code judged starts its cell state at zero
+    states: tuple[str, ...] = ("h0",)
+    # the gradients the code judged does not give (min-char-rnn's lossFun: x, h0)
+    without: tuple[str, ...] = ()
 
     def keywords(self) -> dict[str, object]:
         """The keyword arguments of loss_and_grads: activation for the RNN only, c0 for the
@@ -76,7 +96,7 @@ class Probe:
         kwargs: dict[str, object] = {"loss": self.loss, "h0": self.h0}
         if self.activation is not None:
             kwargs["activation"] = self.activation
-        if "W_xi" in self.params:
+        if "c0" in self.states:
             kwargs["c0"] = self.c0
         return kwargs
 
@@ -85,9 +105,9 @@ class Probe:
         shapes = {name: w.shape for name, w in self.params.items()}
         shapes["x"] = self.x.shape
         shapes["h0"] = (self.x.shape[1], H)
-        if "W_xi" in self.params:
+        if "c0" in self.states:
             shapes["c0"] = (self.x.shape[1], H)
-        return shapes
+        return {k: v for k, v in shapes.items() if k not in self.without}
 
     def describe(self) -> str:
         """The probe in words, e.g. 'mse, bias, sigmoid, T 6, B 4, random h0'."""
@@ -101,13 +121,20 @@ class Probe:
         return ", ".join(words)
 
 
-def model(cell: str, bias: bool, activation: str | None, output: str = "sigmoid") -> Cell:
-    """A float64 fast cell of the probe sizes: its parameter names and shapes, and the
-    network the twins are built from."""
+def model(
+    cell: str,
+    bias: bool,
+    activation: str | None,
+    output: str = "sigmoid",
+    sizes: tuple[int, int] = (I, O),
+) -> Cell:
+    """A float64 fast cell of the probe sizes (inputs, outputs): its parameter names and
+    shapes, and the network the twins are built from."""
     options: dict[str, Any] = {}
     if CELLS[cell].activations:
         options["activation"] = activation or "sigmoid"
-    return CELLS[cell](I, H, O, bias=bias, dtype=np.float64, output=output, **options)
+    inputs, outputs = sizes
+    return CELLS[cell](inputs, H, outputs, bias=bias, dtype=np.float64, output=output, **options)
 
 
 class Oracle:
@@ -115,15 +142,27 @@ class Oracle:
 
     def __init__(self, cell: str, params: dict[str, Array]) -> None:
         self.cell, self.params = cell, params
-        self.bias = "b_y" in params
+        self.bias = any(name.startswith("b_") for name in params)
         self.twins: dict[tuple[str | None, str], Twin] = {}
 
     def twin(self, activation: str | None, loss: str) -> Twin:
-        """The twin of the network with this activation and the output layer `loss` judges."""
-        key = (activation, OUTPUT_OF[loss])
+        """The twin of the network with this activation and the output layer `loss` judges;
+        for the upstream objective, an output layer that passes h_t through: z_t = h_t."""
+        params = dict(self.params)
+        if loss == UPSTREAM:
+            params.update(W_hy=np.eye(H))
+            if self.bias:
+                params.update(b_y=np.zeros(H))
+            key: tuple[str | None, str] = (activation, UPSTREAM)
+            output = "sigmoid"
+        else:
+            key = (activation, OUTPUT_OF[loss])
+            output = key[1]
         if key not in self.twins:
-            network = model(self.cell, self.bias, *key)
-            for name, w in self.params.items():
+            inputs = next(w for k, w in params.items() if k.startswith("W_x")).shape[0]
+            outputs = params["W_hy"].shape[1]
+            network = model(self.cell, self.bias, activation, output, (inputs, outputs))
+            for name, w in params.items():
                 network.params[name][...] = w
             self.twins[key] = Twin.from_manual(network)
         return self.twins[key]
@@ -138,12 +177,22 @@ class Oracle:
     def answer(self, probe: Probe) -> Result:
         """The probe's loss and gradients by autograd."""
         twin = self.twin(probe.activation, probe.loss)
-        return twin.loss_and_grads(probe.x, probe.y, loss=probe.loss, h0=probe.h0, c0=probe.c0)
+        if probe.loss == UPSTREAM:
+            upstream = torch.as_tensor(probe.y)
+            value, grads = twin.gradients(
+                probe.x, lambda z, p: (upstream * z).sum(), h0=probe.h0, c0=probe.c0
+            )
+        else:
+            kwargs = {"loss": probe.loss, "h0": probe.h0, "c0": probe.c0}
+            value, grads = twin.loss_and_grads(probe.x, probe.y, **kwargs)  # type: ignore[arg-type]
+        return value, {k: g for k, g in grads.items() if k in probe.expected()}
 
 
-def random_params(cell: str, rng: np.random.Generator) -> dict[str, Array]:
+def random_params(
+    cell: str, rng: np.random.Generator, sizes: tuple[int, int] = (I, O)
+) -> dict[str, Array]:
     """Random parameters, with biases, keyed and shaped as the fast cell's."""
-    shapes = {name: w.shape for name, w in model(cell, True, "sigmoid").params.items()}
+    shapes = {name: w.shape for name, w in model(cell, True, "sigmoid", sizes=sizes).params.items()}
     return {name: rng.normal(0.0, SCALE, shape) for name, shape in shapes.items()}
 
 
@@ -156,6 +205,8 @@ def probe(
     c0: Array | None,
     target: object = "all",
     state: str = "random",
+    states: tuple[str, ...] = ("h0",),
+    without: tuple[str, ...] = (),
 ) -> Probe:
     """A probe of one setting (loss, bias, activation) on the oracle's network."""
     factors = {**setting, "length": len(x), "batch": x.shape[1]}
@@ -163,7 +214,12 @@ def probe(
     params = {k: w.copy() for k, w in oracle.params.items()}
     loss, activation = setting["loss"], setting["activation"]
     assert isinstance(loss, str) and (activation is None or isinstance(activation, str))
-    return Probe(params, x, y, loss, activation, h0, c0, factors)
+    return Probe(params, x, y, loss, activation, h0, c0, factors, states, without)
+
+
+def one_hot(rng: np.random.Generator, shape: tuple[int, int]) -> Array:
+    """(T, B, V): a random character at every step of every sequence, one-hot."""
+    return np.eye(V)[rng.integers(0, V, shape)]
 
 
 def make_probes(
@@ -172,36 +228,64 @@ def make_probes(
     biases: tuple[bool, ...],
     activations: tuple[str, ...],
     seed: int,
+    *,
+    c0: bool = True,
+    onehot: bool = False,
 ) -> tuple[list[Probe], list[Result]]:
-    """Every probe for the chosen settings, and autograd's answer to each."""
+    """Every probe for the chosen settings, and autograd's answer to each. c0: whether the
+    LSTM's initial cell state goes in (False: the code judged starts it at zero); onehot:
+    min-char-rnn's probes (B = 1, one-hot characters, no gradients of x and h0)."""
     rng = np.random.default_rng(seed)
-    with_bias = random_params(cell, rng)
-    x = rng.normal(0.0, 1.0, (T, B, I))
+    sizes = (V, V) if onehot else (I, O)
+    with_bias = random_params(cell, rng, sizes)
+    batch = 1 if onehot else B
+    x = one_hot(rng, (T, batch)) if onehot else rng.normal(0.0, 1.0, (T, B, I))
     uniform = rng.uniform(0.0, 1.0, (T, B, O))
-    targets = {loss: uniform for loss in losses}
+    targets: dict[str, Array] = {loss: uniform for loss in losses}
     if "ce" in targets:  # a softmax's targets: a distribution over the outputs at each step
-        targets["ce"] = uniform / uniform.sum(axis=-1, keepdims=True)
-    h0 = rng.normal(0.0, SCALE, (B, H))
-    c0 = rng.normal(0.0, SCALE, (B, H)) if cell == "lstm" else None
-    oracles = {
-        bias: Oracle(cell, {k: w for k, w in with_bias.items() if bias or not k.startswith("b_")})
-        for bias in biases
-    }
+        targets["ce"] = one_hot(rng, (T, 1)) if onehot else uniform / uniform.sum(-1, keepdims=True)
+    if UPSTREAM in targets:  # the upstream gradient of every hidden state
+        targets[UPSTREAM] = rng.normal(0.0, 1.0, (T, B, H))
+    h0 = rng.normal(0.0, SCALE, (batch, H))
+    c0_ = rng.normal(0.0, SCALE, (batch, H)) if cell == "lstm" and c0 else None
+    without = ("x", "h0") if onehot else ()
+    states = ("h0", "c0") if c0_ is not None else ("h0",)
+
+    def keep(name: str, loss: str) -> bool:
+        return (bias or not name.startswith("b_")) and not (
+            loss == UPSTREAM and name in ("W_hy", "b_y")
+        )
+
     acts: tuple[str | None, ...] = activations if cell == "rnn" else (None,)
     probes: list[Probe] = []
+    oracles: dict[tuple[bool, str], Oracle] = {}
     for loss, bias, activation in product(losses, biases, acts):
-        oracle, y = oracles[bias], targets[loss]
+        if (bias, loss) not in oracles:
+            kept = {k: w for k, w in with_bias.items() if keep(k, loss)}
+            oracles[bias, loss] = Oracle(cell, kept)
+        oracle, y = oracles[bias, loss], targets[loss]
         setting = {"loss": loss, "bias": bias, "activation": activation}
-        base = probe(oracle, setting, x, y, h0, c0)
+        made = partial(probe, oracle, setting, states=states, without=without)
+
+        base = made(x, y, h0, c0_)
         probes.append(base)
-        probes += [probe(oracle, setting, x[:n], y[:n], h0, c0) for n in LENGTHS]
-        first = None if c0 is None else c0[:1]
-        probes.append(probe(oracle, setting, x[:, :1], y[:, :1], h0[:1], first))
-        probes.append(probe(oracle, setting, x, y, None, None, state="zero"))
-        p = oracle.probabilities(base)
-        for s in TARGETS:
-            target = p.copy()  # y_t = p_t: no gradient from step t ...
-            target[s] = y[s]  # ... but from s
-            probes.append(probe(oracle, setting, x, target, h0, c0, target=s))
-    answers = [oracles[bool(p.factors["bias"])].answer(p) for p in probes]
+        probes += [made(x[:n], y[:n], h0, c0_) for n in LENGTHS]
+        if batch > 1:
+            probes.append(made(x[:, :1], y[:, :1], h0[:1], None if c0_ is None else c0_[:1]))
+        probes.append(made(x, y, None, None, state="zero"))
+        if onehot:  # one character over and over: dL/db_y sums the same -(1 - p) at every step
+            same = np.repeat(one_hot(rng, (1, 1)), CLIPPED, axis=0)
+            probes.append(made(same, np.roll(same, 1, axis=-1), h0, None))
+            continue
+        if loss == UPSTREAM:
+            ones = [np.where(np.arange(T)[:, None, None] == s, y, 0.0) for s in TARGETS]
+        else:
+            p = oracle.probabilities(base)
+            ones = []
+            for s in TARGETS:
+                target = p.copy()  # y_t = p_t: no gradient from step t ...
+                target[s] = y[s]  # ... but from s
+                ones.append(target)
+        probes += [made(x, one, h0, c0_, target=s) for s, one in zip(TARGETS, ones, strict=True)]
+    answers = [oracles[bool(p.factors["bias"]), p.loss].answer(p) for p in probes]
     return probes, answers

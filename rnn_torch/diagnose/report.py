@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +56,31 @@ class Report:
     findings: list[str] = field(default_factory=list)  # in words, one line each
     errors: list[str] = field(default_factory=list)  # what could not be judged, and why
     notes: list[str] = field(default_factory=list)  # what did not stop the judging
+    # "function: argument" for each array the code changed in place, and on how many probes
+    changed_inputs: list[str] = field(default_factory=list)
+    # our key -> the learner's name for its gradient, for a course style ("W_xh": "dWx")
+    names: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         verdicts = [self.loss, *self.gradients.values()]
-        return self.runnable and not self.errors and all(v.ok for v in verdicts)
+        clean = not self.errors and not self.changed_inputs
+        return self.runnable and clean and all(v.ok for v in verdicts)
+
+    def label(self, key: str) -> str:
+        """A gradient as the learner's code names it, ours beside it: 'dWx (dW_xh)'."""
+        if key == "loss":
+            return "loss"
+        ours, theirs = f"d{key}", self.names.get(key)
+        return ours if theirs in (None, ours) else f"{theirs} ({ours})"
+
+    def in_their_names(self, text: str) -> str:
+        """A finding with each of our gradient names (dW_xh, dh0) also in the learner's."""
+        if not self.names:
+            return text
+        keys = "|".join(sorted(map(re.escape, self.names), key=len, reverse=True))
+        return re.sub(rf"(?<![\w/])d({keys})\b", lambda m: self.label(m.group(1)), text)
 
     @property
     def exit_code(self) -> int:
@@ -88,17 +108,18 @@ class Report:
             "findings": self.findings,
             "errors": self.errors,
             "notes": self.notes,
+            "changed_inputs": self.changed_inputs,
             "seconds": round(self.seconds, 3),
         }
 
     def table(self) -> list[str]:
         """One line per gradient: ok, largest relative error, first bad T, what it depends on."""
-        head = (
-            f"{'gradient':<10} {'verdict':<8} {'rel. error':>10}  {'wrong from T':>12}  depends on"
-        )
-        lines = [head]
+        width = max(10, *(len(self.label(k)) for k in self.gradients))
+        head = "gradient" if not self.names else "gradient (ours)"
+        lines = [
+            f"{head:<{width}} {'verdict':<8} {'rel. error':>10}  {'wrong from T':>12}  depends on"
+        ]
         for name, v in {"loss": self.loss, **self.gradients}.items():
-            label = name if name == "loss" else f"d{name}"
             error = v.relative_error
             shown = "-" if error is None else "nan" if not math.isfinite(error) else f"{error:.1e}"
             # PARTIAL: right where judged, but not judged on every probe
@@ -106,21 +127,21 @@ class Report:
             verdict = "ok" if v.ok else "WRONG" if v.wrong else "PARTIAL" if judged else "UNJUDGED"
             length = "-" if v.first_bad_length is None else str(v.first_bad_length)
             depends = ", ".join(v.depends_on) or "-"
-            lines.append(f"{label:<10} {verdict:<8} {shown:>10}  {length:>12}  {depends}")
+            label = self.label(name)
+            lines.append(f"{label:<{width}} {verdict:<8} {shown:>10}  {length:>12}  {depends}")
         return lines
 
-    def text(self) -> str:
-        """The report for a person: what was run, the table, findings, errors, the verdict."""
-        lines = [
-            f"diagnose {self.file}: {self.settings} ({self.probes} probes, {self.seconds:.1f} s)"
-        ]
+    def body(self) -> list[str]:
+        """The report but its first line: the table, findings, errors, notes, the verdict."""
+        lines = []
         if self.runnable:
             lines.append(
                 f"every gradient judged against PyTorch autograd, normwise relative error "
                 f"<= {FLOAT64_BOUND:g}"
             )
             lines += self.table()
-        lines += [f"- {line}" for line in self.findings]
+        lines += [f"- {self.in_their_names(line)}" for line in self.findings]
+        lines += [f"- changed in place: {line}" for line in self.changed_inputs]
         lines += [f"error: {line}" for line in self.errors]
         lines += [f"note: {line}" for line in self.notes]
         if self.exit_code == 0:
@@ -129,10 +150,115 @@ class Report:
             lines.append("NOT RUN: nothing could be judged")
         else:
             verdicts = {"loss": self.loss, **self.gradients}
-            names = {n: n if n == "loss" else f"d{n}" for n in verdicts}
+            names = {n: self.label(n) for n in verdicts}
             wrong = ", ".join(names[n] for n in self.wrong())
             unjudged = ", ".join(names[n] for n, v in verdicts.items() if not v.ok and not v.wrong)
             verdict = [f"MISMATCH in {wrong}"] if wrong else []
             verdict += [f"NOT JUDGED on every probe: {unjudged}"] if unjudged else []
+            verdict += ["INPUTS CHANGED in place"] if self.changed_inputs else []
             lines.append("; ".join(verdict) or "NOT FULLY JUDGED: see the errors")
+        return lines
+
+    def text(self) -> str:
+        """The report for a person: what was run, the table, findings, errors, the verdict."""
+        first = (
+            f"diagnose {self.file}: {self.settings} ({self.probes} probes, {self.seconds:.1f} s)"
+        )
+        return "\n".join([first, *self.body()])
+
+
+@dataclass
+class Judged:
+    """One function of a course style, judged with its forward: the unit's report."""
+
+    functions: tuple[str, str]  # forward, backward
+    report: Report
+
+    @property
+    def name(self) -> str:
+        return self.functions[1]
+
+
+@dataclass
+class StyleReport:
+    """A file in a course's style: each of the style's functions it defines judged, the
+    others listed as not defined. `exit_code` as Report's, over every function judged."""
+
+    file: str
+    style: str  # cs231n, dls, minchar
+    title: str  # the course's file, in words
+    judged: list[Judged]
+    absent: list[str]  # the style's functions the file does not define
+    unjudged: list[str]  # defined, but not judged, and why (one line each)
+    seconds: float = 0.0
+
+    @property
+    def runnable(self) -> bool:
+        return any(j.report.runnable for j in self.judged)
+
+    @property
+    def ok(self) -> bool:
+        return self.runnable and all(j.report.ok for j in self.judged)
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if not self.runnable else 0 if self.ok else 1
+
+    def text(self) -> str:
+        names = ", ".join(j.name for j in self.judged) or "nothing"
+        lines = [
+            f"diagnose {self.file}: {self.style} style ({self.title}); judged: {names} "
+            f"({self.seconds:.1f} s)"
+        ]
+        for j in self.judged:
+            r = j.report
+            verdict = "ok" if r.ok else "NOT RUN" if not r.runnable else "WRONG"
+            lines.append("")
+            forward, backward = j.functions
+            together = "" if forward == backward else f" (with {forward})"
+            lines.append(f"== {backward}{together}: {verdict}; {r.settings}, {r.probes} probes")
+            lines += r.body()
+        lines.append("")
+        lines += [f"not judged: {line}" for line in self.unjudged]
+        if self.absent:
+            lines.append(f"not defined in the file (not judged): {', '.join(self.absent)}")
+        if self.exit_code == 0:
+            lines.append(f"OK: every function judged equals autograd ({names})")
+        elif self.exit_code == 2:
+            lines.append("NOT RUN: nothing could be judged")
+        else:
+            wrong = ", ".join(j.name for j in self.judged if not j.report.ok)
+            lines.append(f"MISMATCH in {wrong}")
         return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        functions = {}
+        for j in self.judged:
+            r = j.report
+            gradients = {
+                r.names.get(key, f"d{key}"): {"ours": f"d{key}", **v.to_json()}
+                for key, v in r.gradients.items()
+            }
+            functions[j.name] = {
+                "with": j.functions[0],
+                "ok": r.ok,
+                "gradients": gradients,
+                "outputs": {"loss": r.loss.to_json()},
+                "report": r.to_json(),
+            }
+        changed = [
+            {"function": line.split(":")[0], "array": line.split(": ", 1)[1]}
+            for j in self.judged
+            for line in j.report.changed_inputs
+        ]
+        return {
+            "file": self.file,
+            "style": self.style,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "functions": functions,
+            "not_defined": self.absent,
+            "not_judged": self.unjudged,
+            "changed_inputs": changed,
+            "seconds": round(self.seconds, 3),
+        }

@@ -29,8 +29,9 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import child
+from . import child, styles
 from .probes import Probe
+from .styles import Unit
 
 Array = NDArray[np.floating]
 
@@ -51,6 +52,7 @@ class Answer:
     grads: dict[str, Array] = field(default_factory=dict)  # the keys usable
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # kind, key, text
     group: str = ""  # answers whose failures share a group are alike: one line for them
+    changed: list[str] = field(default_factory=list)  # "function: argument" changed in place
 
 
 @dataclass
@@ -71,20 +73,24 @@ def answer(status: dict[str, Any], arrays: dict[str, Array]) -> Answer:
     problems = [(str(a), str(b), str(c)) for a, b, c in status.get("problems", [])]
     message = status.get("message", "")
     group = status.get("group", message)
-    return Answer(status["status"], message, loss, grads, problems, group)
+    changed = [str(c) for c in status.get("changed", [])]
+    return Answer(status["status"], message, loss, grads, problems, group, changed)
 
 
 def run_function(function: Callable[..., object], probes: list[Probe]) -> Run:
     """`function` on every probe, in this process: no time limit and no sandbox (it is the
     caller's own code), but every exception it raises is one answer's message."""
     path = getattr(getattr(function, "__code__", None), "co_filename", "")
+    watched = styles.native(function)
     answers: list[Answer | None] = []
     for probe in probes:
         args = (copy(probe.params), probe.x.copy(), probe.y.copy())
         kwargs = {
             k: v.copy() if isinstance(v, np.ndarray) else v for k, v in probe.keywords().items()
         }
-        status, arrays = child.call(function, args, kwargs, probe.expected(), path)
+        status, arrays = child.call(watched, args, kwargs, probe.expected(), path)
+        status["changed"] = sorted(set(watched.changed))
+        watched.changed.clear()
         answers.append(answer(status, arrays))
     return Run(answers)
 
@@ -110,8 +116,11 @@ class Drain(threading.Thread):
             pass
 
 
-def write_job(folder: Path, path: Path, probes: list[Probe], seconds: float) -> None:
-    """job.json and probes.bin for the child (see child.py)."""
+def write_job(
+    folder: Path, path: Path, probes: list[Probe], seconds: float, unit: Unit | None
+) -> None:
+    """job.json and probes.bin for the child (see child.py): the file's loss_and_grads on
+    the probes, or the functions of a course style's unit (styles.py)."""
     entries = []
     with open(folder / "probes.bin", "wb") as data:
         for probe in probes:
@@ -136,6 +145,7 @@ def write_job(folder: Path, path: Path, probes: list[Probe], seconds: float) -> 
             )
     sys_path = [p for p in sys.path if p and Path(p).is_dir()]
     job = {"file": str(path), "sys_path": sys_path, "seconds": seconds, "probes": entries}
+    job["style"], job["unit"] = ("native", None) if unit is None else (unit.style, unit.name)
     (folder / "job.json").write_text(json.dumps(job))
 
 
@@ -199,6 +209,7 @@ def run_file(
     probes: list[Probe],
     seconds: float,
     meanwhile: Callable[[], object] | None = None,
+    unit: Unit | None = None,
 ) -> Run:
     """The learner's file on every probe in one child process, for at most `seconds`;
     `meanwhile` is called while the child runs (other work, done in parallel)."""
@@ -210,7 +221,7 @@ def run_file(
         (folder / "out").mkdir()
         work = folder / "work"
         work.mkdir()
-        write_job(folder, path.resolve(), probes, seconds)
+        write_job(folder, path.resolve(), probes, seconds, unit)
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         env["MKL_NUM_THREADS"] = "1"
         process = subprocess.Popen(

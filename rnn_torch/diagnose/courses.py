@@ -1,0 +1,98 @@
+"""The diagnosis of a file written in a course's style (styles.py): each of the style's
+units the file defines (a backward function and its forward) judged as a diagnosis of its
+own, on the probes of its objective, and reported in the learner's names."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..compare import FLOAT64_BOUND
+from .detect import Found
+from .diagnosis import Settings, bug_changes, error, probes_for, report_on, value
+from .probes import UPSTREAM, Probe, Result
+from .report import Judged, StyleReport
+from .sandbox import Answer, run_file
+from .styles import MINCHAR_CLIP, MINCHAR_NAMES, TITLES, UNITS, Unit
+
+
+def settings_for(unit: Unit, seed: int) -> Settings:
+    """The probes of a unit: upstream gradients on every hidden state for CS231n's and the
+    notebook's backward functions (with biases, tanh: theirs always have them), min-char-rnn's
+    one-hot characters and cross-entropy for lossFun."""
+    if unit.objective == UPSTREAM:
+        return Settings(unit.cell, (UPSTREAM,), (True,), ("tanh",), seed, c0=unit.c0)
+    return Settings(unit.cell, (unit.objective,), (True,), ("tanh",), seed, onehot=True)
+
+
+def clip_of(
+    probes: list[Probe], truths: list[Result], answers: list[Answer | None]
+) -> tuple[list[Result], str | None]:
+    """min-char-rnn clips the gradients lossFun returns to [-5, 5]. Where some gradient whose
+    true value passes 5 comes back equal to autograd's clipped so, that is the clip, not a
+    wrong derivative: the truths to judge every gradient by are then the clipped ones, and
+    a note says so (they equal autograd's own where no true gradient passes 5)."""
+    bound = MINCHAR_CLIP
+    clipped = [(v, {k: np.clip(g, -bound, bound) for k, g in grads.items()}) for v, grads in truths]
+    shown = []  # (the true value past the clip, the key), where the learner's is clipped
+    for answer, (_, grads), (_, cut) in zip(answers, truths, clipped, strict=True):
+        for key, g in grads.items():
+            mine = value(answer, key)
+            size = float(np.abs(g).max())
+            if size > bound and mine is not None and mine.shape == g.shape:
+                if error(mine, cut[key]) <= FLOAT64_BOUND:
+                    shown.append((size, key))
+    if not shown:
+        return truths, None
+    size, key = max(shown)
+    note = (
+        f"lossFun clips the gradients it returns to [-{bound:g}, {bound:g}] (np.clip(dparam, "
+        f"-5, 5, out=dparam)): that is gradient clipping, not a wrong derivative. Every "
+        f"gradient is judged against autograd's clipped the same way, which is autograd's own "
+        f"where no true gradient passes {bound:g}; the clip shows where the true "
+        f"{MINCHAR_NAMES[key]} reaches {size:.1f}"
+    )
+    return clipped, note
+
+
+def diagnose_style(
+    path: Path, found: Found, seed: int, timeout: float, hold_out: tuple[str, ...]
+) -> StyleReport:
+    """Every unit of the file's style whose functions it defines, judged in a child process
+    of its own (at most `timeout` seconds each)."""
+    start = time.perf_counter()
+    defined = set(found.functions)
+    judged, unjudged = [], []
+    for unit in UNITS[found.style]:
+        present = [f for f in dict.fromkeys(unit.functions) if f in defined]
+        if len(present) < len(set(unit.functions)):
+            if present:
+                missing = next(f for f in unit.functions if f not in defined)
+                unjudged.append(f"{present[0]}: judged only together with {missing}")
+            continue
+        settings = settings_for(unit, seed)
+        probes, truths = probes_for(settings)
+        meanwhile = partial(bug_changes, settings)  # the catalogue, while the child runs
+        run = run_file(path, probes, timeout, meanwhile=meanwhile, unit=unit)
+        note = None
+        if settings.onehot:
+            truths, note = clip_of(probes, truths, run.answers)
+        clip = None if note is None else MINCHAR_CLIP
+        report = report_on(settings, str(path), probes, truths, run, hold_out, clip)
+        report.notes += [note] if note else []
+        report.names = dict(unit.names)
+        judged.append(Judged(unit.functions, report))
+    for name in found.other_signature:
+        unjudged.append(f"{name}: defined with other parameters than the course's")
+    units = {f for unit in UNITS[found.style] for f in unit.functions}
+    others = [f for f in found.functions if f not in units]
+    unjudged += [f"{name}: this version does not judge it yet" for name in others]
+    absent = [f for unit in UNITS[found.style] for f in dict.fromkeys(unit.functions)]
+    absent = [f for f in absent if f not in defined]
+    title = TITLES[found.style]
+    style_report = StyleReport(str(path), found.style, title, judged, absent, unjudged)
+    style_report.seconds = time.perf_counter() - start
+    return style_report
