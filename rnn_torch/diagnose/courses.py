@@ -84,6 +84,8 @@ def diagnose_style(
         report = report_on(settings, str(path), probes, truths, run, hold_out, clip)
         report.notes += [note] if note else []
         report.names = dict(unit.names)
+        called = " or ".join(dict.fromkeys(unit.functions))  # not loss_and_grads: theirs
+        report.errors = [e.replace("loss_and_grads ", f"{called} ", 1) for e in report.errors]
         judged.append(Judged(unit.functions, report))
     for name in found.other_signature:
         unjudged.append(f"{name}: defined with other parameters than the course's")
@@ -91,7 +93,7 @@ def diagnose_style(
     others = [f for f in found.functions if f not in units]
     unjudged += [f"{name}: this version does not judge it yet" for name in others]
     absent = [f for unit in UNITS[found.style] for f in dict.fromkeys(unit.functions)]
-    absent = [f for f in absent if f not in defined]
+    absent = [f for f in absent if f not in defined and f not in found.other_signature]
     title = TITLES[found.style]
     style_report = StyleReport(str(path), found.style, title, judged, absent, unjudged)
     style_report.seconds = time.perf_counter() - start

@@ -65,12 +65,19 @@ def parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
     return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args])
 
 
-def defined(tree: ast.Module) -> dict[str, tuple[str, ...]]:
-    """Top-level functions (and those inside `if` blocks) -> their positional parameters."""
+def defined(body: list[ast.stmt]) -> dict[str, tuple[str, ...]]:
+    """The module's functions (top level, and inside if and try blocks, not in classes or
+    other functions) -> their positional parameters."""
     found: dict[str, tuple[str, ...]] = {}
-    for node in ast.walk(tree):
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found.setdefault(node.name, parameters(node))
+        elif isinstance(node, (ast.If, ast.Try)):
+            inner = [*node.body, *node.orelse]
+            if isinstance(node, ast.Try):
+                inner += [*node.finalbody, *(s for h in node.handlers for s in h.body)]
+            for name, given in defined(inner).items():
+                found.setdefault(name, given)
     return found
 
 
@@ -78,12 +85,12 @@ PYTHON2 = "{name} is Python 2 ({what}): port it to Python 3 (print(...), range) 
 
 
 def python2_names(tree: ast.Module) -> list[str]:
-    """Python 2's builtins a parsed file uses: xrange, raw_input, unicode, .iteritems()."""
-    found = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & {
-        "xrange",
-        "raw_input",
-        "unicode",
-    }
+    """Python 2's builtins a parsed file reads and never assigns (a shim such as
+    `xrange = range` is Python 3): xrange, raw_input, unicode, and .iteritems()."""
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    assigned = {n.id for n in names if isinstance(n.ctx, ast.Store)}
+    found = {n.id for n in names if isinstance(n.ctx, ast.Load)} - assigned
+    found &= {"xrange", "raw_input", "unicode"}
     if any(isinstance(n, ast.Attribute) and n.attr == "iteritems" for n in ast.walk(tree)):
         found.add("iteritems")
     return sorted(found)
@@ -120,7 +127,7 @@ def detect(source: str, name: str, style: str | None = None) -> Found:
     tree = read_tree(source, name)
     if tree is None:
         return Found("native")
-    functions = defined(tree)
+    functions = defined(tree.body)
     if style is not None:
         right, other = matches(style, functions)
         return Found(style, right, other)

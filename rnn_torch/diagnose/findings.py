@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from . import catalogue
 from .catalogue import Bug, walkthrough
-from .probes import FACTORS, SIGMOID_LOSSES, B
+from .probes import FACTORS, SIGMOID_LOSSES, UPSTREAM, B
 from .report import Report
 
 #: Each gate's parameters, for "which gate's parameters are wrong".
@@ -37,6 +37,8 @@ def derivative(cell: str, key: str, losses: tuple[str, ...] = SIGMOID_LOSSES) ->
     """The derivative behind a key, and where it is derived: what to look at (for the loss
     and dL/dz, where the `losses` probed are)."""
     step3, step4 = catalogue.S3, catalogue.S4
+    if key == "loss" and losses == (UPSTREAM,):
+        return f"the forward function: {loss_derived(losses)}"
     if key == "loss":
         return (
             f"the loss L itself: the forward pass or the loss's formula ({walkthrough(2)}; "
@@ -177,7 +179,8 @@ def findings(
             "the distance back in time cannot be measured while the loss is wrong (the "
             "one-step probes need the right outputs)"
         )
-    elif "x" not in wrong and any(k in wrong for k in keys):
+    elif "x" in keys and "x" not in wrong and any(k in wrong for k in keys):
+        # (min-char-rnn's lossFun returns no dL/dx, and its probes have no one-step losses)
         lines.append(
             "dL/dx_t is right at every distance from the step with the loss: the path back "
             "through time is right; the wrong terms are in the sums for the weights"

@@ -80,7 +80,8 @@ class Report:
         if not self.names:
             return text
         keys = "|".join(sorted(map(re.escape, self.names), key=len, reverse=True))
-        return re.sub(rf"(?<![\w/])d({keys})\b", lambda m: self.label(m.group(1)), text)
+        pattern = rf"grads\['({keys})'\]|(?<![\w/])d({keys})\b"  # one pass: no label twice
+        return re.sub(pattern, lambda m: self.label(m.group(1) or m.group(2)), text)
 
     @property
     def exit_code(self) -> int:
@@ -142,7 +143,7 @@ class Report:
             lines += self.table()
         lines += [f"- {self.in_their_names(line)}" for line in self.findings]
         lines += [f"- changed in place: {line}" for line in self.changed_inputs]
-        lines += [f"error: {line}" for line in self.errors]
+        lines += [f"error: {self.in_their_names(line)}" for line in self.errors]
         lines += [f"note: {line}" for line in self.notes]
         if self.exit_code == 0:
             lines.append("OK: every gradient and the loss equal autograd's")
@@ -212,11 +213,11 @@ class StyleReport:
         ]
         for j in self.judged:
             r = j.report
-            verdict = "ok" if r.ok else "NOT RUN" if not r.runnable else "WRONG"
+            state = "ok" if r.ok else "NOT RUN" if not r.runnable else "WRONG"
             lines.append("")
             forward, backward = j.functions
             together = "" if forward == backward else f" (with {forward})"
-            lines.append(f"== {backward}{together}: {verdict}; {r.settings}, {r.probes} probes")
+            lines.append(f"== {backward}{together}: {state}; {r.settings}, {r.probes} probes")
             lines += r.body()
         lines.append("")
         lines += [f"not judged: {line}" for line in self.unjudged]
@@ -227,8 +228,11 @@ class StyleReport:
         elif self.exit_code == 2:
             lines.append("NOT RUN: nothing could be judged")
         else:
-            wrong = ", ".join(j.name for j in self.judged if not j.report.ok)
-            lines.append(f"MISMATCH in {wrong}")
+            unrun = [j.name for j in self.judged if not j.report.runnable]
+            wrong = [j.name for j in self.judged if j.report.runnable and not j.report.ok]
+            summary = [f"MISMATCH in {', '.join(wrong)}"] if wrong else []
+            summary += [f"NOT RUN: {', '.join(unrun)}"] if unrun else []
+            lines.append("; ".join(summary))
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -246,11 +250,11 @@ class StyleReport:
                 "outputs": {"loss": r.loss.to_json()},
                 "report": r.to_json(),
             }
-        changed = [
-            {"function": line.split(":")[0], "array": line.split(": ", 1)[1]}
-            for j in self.judged
-            for line in j.report.changed_inputs
-        ]
+        changed = []
+        for j in self.judged:
+            for line in j.report.changed_inputs:  # "rnn_backward: dh (on 9 of 10 probes)"
+                function, array, share = re.fullmatch(r"(.*?): (.*) \((.*)\)", line).groups()  # type: ignore[union-attr]
+                changed.append({"function": function, "array": array, "probes": share})
         return {
             "file": self.file,
             "style": self.style,

@@ -161,11 +161,11 @@ def takes_tensors(module: ModuleType) -> bool:
 
 
 def converter(module: ModuleType) -> Callable[[Array], Any]:
-    """What turns our float64 arrays into the learner's kind (contiguous copies)."""
+    """What turns our float64 arrays into the learner's kind (copies)."""
     if takes_tensors(module):
         torch = vars(module)["torch"]
-        return lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    return lambda a: np.ascontiguousarray(a)
+        return lambda a: torch.from_numpy(np.array(a, copy=True))
+    return lambda a: np.array(a, copy=True)
 
 
 def zeros_like_state(params: dict[str, Array], x: Array, hidden: str) -> Array:
@@ -475,7 +475,7 @@ def minchar(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
             "by": params["b_y"][:, None],
         }
         for name, w in weights.items():
-            setattr(module, name, np.ascontiguousarray(w))
+            setattr(module, name, np.array(w, copy=True))  # a copy: w stays to compare with
         vars(module).update(vocab_size=V, hidden_size=H)
         inputs = [int(i) for i in np.argmax(x[:, 0], axis=-1)]
         targets = [int(i) for i in np.argmax(y[:, 0], axis=-1)]
@@ -614,12 +614,37 @@ def unit(style: str, name: str) -> Unit:
 # ---- loading a course file ----------------------------------------------------------------
 
 
+def calls(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) for n in ast.walk(node))
+
+
+def kept(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements that define: imports, functions, classes, assignments that call
+    nothing (constants, lambdas), and the same inside if and try blocks."""
+    defining = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    found: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, defining):
+            found.append(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and not calls(node):
+            found.append(node)
+        elif isinstance(node, (ast.If, ast.Try)):
+            node.body = kept(node.body) or [ast.Pass()]
+            if isinstance(node, ast.If):
+                node.orelse = kept(node.orelse)
+            else:
+                node.orelse, node.finalbody = kept(node.orelse), kept(node.finalbody)
+                for handler in node.handlers:
+                    handler.body = kept(handler.body) or [ast.Pass()]
+            found.append(node)
+    return found
+
+
 def definitions(tree: ast.Module) -> ast.Module:
-    """The module's imports and definitions only: a course file may train forever at module
+    """The module's definitions only (see kept): a course file may train forever at module
     level (min-char-rnn opens input.txt and loops), or run a notebook's test cells."""
-    kept = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    tree.body = [node for node in tree.body if isinstance(node, kept)]
-    return tree
+    tree.body = kept(tree.body)
+    return ast.fix_missing_locations(tree)
 
 
 def softmax(x: Array) -> Array:

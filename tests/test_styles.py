@@ -1,0 +1,350 @@
+"""diagnose on the BPTT learners write: CS231n's rnn_layers.py (NumPy, and EECS 498's torch
+tensors), the Coursera notebook's step by step, min-char-rnn's lossFun.
+
+- a correct file in each course's own idiom (tests/learners/) passes, every unit judged;
+- each bug variant of those files (tests/learners/variants.py, bugs seen in learners' code)
+  is flagged, in the learner's own names, and localized to exactly the gradients it changes
+  (found here by running the variant against the correct file, not by autograd);
+- the style is read from names and signatures; options of the native protocol are refused
+  for a course file; a Python 2 file is one line, exit 2;
+- arrays a function changes in place are a finding of their own, in every style;
+- min-char-rnn's module-level training loop never runs, and its clip is reported as a clip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from learners.variants import CS231N, DLS, HERE, MINCHAR, names, variant
+
+from rnn_torch.diagnose import StyleReport, diagnose, main
+from rnn_torch.diagnose.courses import settings_for
+from rnn_torch.diagnose.detect import detect
+from rnn_torch.diagnose.diagnosis import error, probes_for, value
+from rnn_torch.diagnose.report import Report
+from rnn_torch.diagnose.sandbox import Answer, run_file
+from rnn_torch.diagnose.styles import UNITS
+from rnn_torch.diagnose.styles import unit as unit_named
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH = "cs231n_torch.py"
+
+
+def style_report(path: Path, **options: object) -> StyleReport:
+    report = diagnose(path, **options)  # type: ignore[arg-type]
+    assert isinstance(report, StyleReport)
+    return report
+
+
+@pytest.mark.parametrize(
+    ("file", "style", "judged"),
+    [
+        (CS231N, "cs231n", 4),
+        (TORCH, "cs231n", 2),
+        (DLS, "dls", 4),
+        (MINCHAR, "minchar", 1),
+    ],
+)
+def test_a_correct_file_in_its_course_idiom_passes(file: str, style: str, judged: int) -> None:
+    report = style_report(HERE / file)
+    assert report.style == style
+    assert [j.name for j in report.judged] == [
+        u.name for u in UNITS[style] if u.name in {j.name for j in report.judged}
+    ]
+    assert len(report.judged) == judged
+    assert report.exit_code == 0, report.text()
+    for j in report.judged:
+        assert j.report.probes > 0 and not j.report.changed_inputs
+    assert f"diagnose {HERE / file}: {style} style" in report.text().splitlines()[0]
+
+
+def wrong_keys(path: Path) -> dict[str, set[str]]:
+    report = style_report(path)
+    return {j.name: set(j.report.wrong()) for j in report.judged if j.report.wrong()}
+
+
+@cache
+def correct_answers(file: str, unit_name: str) -> list[Answer | None]:
+    """The correct file's answers to a unit's probes (the same for every variant)."""
+    style = detect((HERE / file).read_text(), file).style
+    found = unit_named(style, unit_name)
+    probes, _ = probes_for(settings_for(found, 0))
+    return run_file(HERE / file, probes, 60.0, unit=found).answers
+
+
+def changed_against_correct(file: str, bug: str, tmp_path: Path) -> dict[str, set[str]]:
+    """unit -> the keys (ours, and "loss") the variant's answers differ in from the correct
+    file's, on the diagnosis's own probes: what the bug changes, without autograd."""
+    path = tmp_path / file
+    path.write_text(variant(file, bug), encoding="utf-8")
+    style = detect(path.read_text(), file).style
+    found: dict[str, set[str]] = {}
+    for unit in UNITS[style]:
+        probes, _ = probes_for(settings_for(unit, 0))
+        mine = run_file(path, probes, 60.0, unit=unit).answers
+        right = correct_answers(file, unit.name)
+        keys = ["loss", *probes[0].expected()]
+        differ = set()
+        for m, r in zip(mine, right, strict=True):
+            for key in keys:
+                a, b = value(m, key), value(r, key)
+                if b is not None and (a is None or a.shape != b.shape or error(a, b) > 1e-10):
+                    differ.add(key)
+        if differ:
+            found[unit.name] = differ
+    return found
+
+
+VARIANT_CASES = [
+    (file, bug)
+    for file in (CS231N, DLS, MINCHAR)
+    for bug in names(file)
+    # one raises a broadcasting error, one changes its argument alone, one is in a
+    # function this version does not judge: each has a test of its own below
+    if bug not in ("dba_not_summed_over_m", "dh_written_in_place", "embedding_fancy_index_add")
+]
+
+
+@pytest.mark.parametrize(("file", "bug"), VARIANT_CASES)
+def test_a_learner_bug_is_flagged_and_localized_exactly(
+    file: str, bug: str, tmp_path: Path
+) -> None:
+    """Held out of nothing: the catalogue names what it can, but the keys listed wrong must
+    be exactly those the bug changes, in every unit it reaches and in no other."""
+    expected = changed_against_correct(file, bug, tmp_path)
+    assert expected, f"{bug} changes nothing on the probes"
+    path = tmp_path / file
+    report = style_report(path)
+    assert report.exit_code == 1
+    assert wrong_keys(path) == expected
+
+
+def test_the_loop_writing_into_the_callers_dh_is_named_by_its_argument(tmp_path: Path) -> None:
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "dh_written_in_place"))
+    report = style_report(path)
+    assert report.exit_code == 1
+    by_name = {j.name: j.report for j in report.judged}
+    # every probe but T = 1, where the one step carries nothing back into dh
+    assert by_name["rnn_backward"].changed_inputs == ["rnn_backward: dh (on 9 of 10 probes)"]
+    assert by_name["rnn_backward"].wrong() == []  # its gradients are right
+    others = [j for j in report.judged if j.name != "rnn_backward"]
+    assert all(j.report.ok for j in others)
+    text = report.text()
+    assert "changed in place: rnn_backward: dh" in text and "MISMATCH in rnn_backward" in text
+    assert report.to_json()["changed_inputs"] == [
+        {"function": "rnn_backward", "array": "dh", "probes": "on 9 of 10 probes"}
+    ]
+
+
+def test_a_native_loss_and_grads_that_updates_its_params_is_a_finding(tmp_path: Path) -> None:
+    path = tmp_path / "learner.py"
+    path.write_text(
+        "from rnn_manual.reference import loss_and_grads as right\n"
+        "def loss_and_grads(params, x, y, **kw):\n"
+        "    loss, grads = right(params, x, y, **kw)\n"
+        "    params['W_hh'] -= 0.1 * grads['W_hh']  # a training step, in place\n"
+        "    return loss, grads\n"
+    )
+    report = diagnose(path, "rnn", activation="tanh", loss="mse", bias=True)
+    assert isinstance(report, Report)
+    assert report.changed_inputs == ["loss_and_grads: params['W_hh'] (on every probe)"]
+    assert report.exit_code == 1 and report.wrong() == []
+
+
+def test_a_failing_step_function_is_reported_as_an_error(tmp_path: Path) -> None:
+    path = tmp_path / DLS
+    path.write_text(variant(DLS, "dba_not_summed_over_m"))
+    report = style_report(path)
+    assert report.exit_code == 1
+    errors = {j.name: j.report.errors for j in report.judged}
+    assert errors["rnn_cell_backward"] == [
+        "grads['b_h'] has shape (5, 4), expected (5,) (on 9 of 10 probes)"  # dba's column
+    ]
+    assert errors["rnn_backward"][0].startswith("rnn_forward or rnn_backward raised ValueError")
+    assert "dba (db_h) has shape (5, 4)" in report.text() and "(dba (" not in report.text()
+    assert errors["lstm_cell_backward"] == errors["lstm_backward"] == []
+
+
+def test_the_torch_tensor_functions_fail_as_the_numpy_ones_do(tmp_path: Path) -> None:
+    text = (HERE / TORCH).read_text()
+    old = "dh[:, t] + dprev_h"
+    assert text.count(old) == 1
+    path = tmp_path / TORCH
+    path.write_text(text.replace(old, "dh[:, t]"))  # dprev_h not carried
+    assert wrong_keys(path) == {"rnn_backward": {"W_xh", "W_hh", "b_h", "x", "h0"}}
+    report = style_report(path)
+    assert report.judged[1].report.likely_bugs == ["rnn: recurrent term of dL/dh_t dropped"]
+
+
+def test_a_step_right_and_a_sequence_wrong_are_told_apart(tmp_path: Path) -> None:
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "lstm_dnext_c_not_carried"))
+    report = style_report(path)
+    verdicts = {j.name: j.report.ok for j in report.judged}
+    assert verdicts == {
+        "rnn_step_backward": True,
+        "rnn_backward": True,
+        "lstm_step_backward": True,
+        "lstm_backward": False,
+    }
+    lstm = report.judged[3].report
+    assert lstm.gradients["W_xi"].first_bad_length == 2  # the carry starts at T = 2
+    assert "dWx[:, H:2H] (dW_xf)" in report.text()
+
+
+def test_a_wrong_forward_is_reported_as_the_loss(tmp_path: Path) -> None:
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "lstm_gates_pytorch_order"))
+    report = style_report(path)
+    lstm = {j.name: j.report for j in report.judged}["lstm_backward"]
+    assert lstm.loss.wrong
+    assert "the forward function's hidden states h_t" in "\n".join(lstm.findings)
+
+
+def test_min_char_rnn_is_checked_without_running_its_training_loop(tmp_path: Path) -> None:
+    """Its module level opens input.txt (absent here) and trains forever."""
+    report = style_report(HERE / MINCHAR, timeout=20.0)
+    assert report.exit_code == 0 and report.seconds < 20
+    notes = report.judged[0].report.notes
+    assert len(notes) == 1 and "clips the gradients it returns to [-5, 5]" in notes[0]
+    assert "the clip shows where the true dby reaches" in notes[0]
+
+
+def test_without_the_clip_min_char_rnn_is_judged_against_autograd_itself(tmp_path: Path) -> None:
+    text = (HERE / MINCHAR).read_text()
+    old = "np.clip(dparam, -5, 5, out=dparam)"
+    assert text.count(old) == 1
+    path = tmp_path / MINCHAR
+    path.write_text(text.replace(old, "pass"))
+    report = style_report(path)
+    assert report.exit_code == 0 and report.judged[0].report.notes == []
+
+
+def test_a_clip_at_another_bound_is_wrong(tmp_path: Path) -> None:
+    text = (HERE / MINCHAR).read_text().replace("np.clip(dparam, -5, 5,", "np.clip(dparam, -3, 3,")
+    path = tmp_path / MINCHAR
+    path.write_text(text)
+    report = style_report(path)
+    assert report.exit_code == 1 and not report.judged[0].report.notes
+
+
+def test_python_2_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(HERE / "minchar_py2.py")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is Python 2 (print statements)" in err
+
+
+def test_the_style_is_read_from_signatures_not_names_alone() -> None:
+    cs231n = "def rnn_forward(x, h0, Wx, Wh, b): pass\ndef rnn_backward(dh, cache): pass\n"
+    dls = "def rnn_forward(x, a0, parameters): pass\ndef rnn_backward(da, caches): pass\n"
+    assert detect(cs231n, "f.py").style == "cs231n"
+    assert detect(dls, "f.py").style == "dls"
+    other = "def rnn_forward(x, h0, params): pass\n"
+    assert detect(other, "f.py").style == "native"  # nothing of any course: loss_and_grads?
+    forced = detect(other, "f.py", style="cs231n")
+    assert forced.functions == [] and forced.other_signature == ["rnn_forward"]
+
+
+def test_options_of_the_native_protocol_are_refused_for_a_course_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([str(HERE / CS231N), "--cell", "lstm"]) == 2
+    err = capsys.readouterr().err
+    assert "cell: for loss_and_grads files; cs231n_rnn_layers.py is in the cs231n style" in err
+    with pytest.raises(ValueError, match="a function is judged as loss_and_grads"):
+        diagnose(lambda *a, **k: None, style="minchar")
+
+
+def test_json_names_each_function_and_gradient_as_the_learner_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([str(HERE / DLS), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["style"] == "dls" and data["exit_code"] == 0 and data["changed_inputs"] == []
+    lstm = data["functions"]["lstm_backward"]
+    assert lstm["with"] == "lstm_forward" and lstm["ok"] is True
+    assert lstm["gradients"]["dWc[:, n_a:]"]["ours"] == "dW_xg"
+    assert lstm["outputs"]["loss"]["ok"] is True
+    assert set(data["functions"]) == {
+        "rnn_cell_backward",
+        "rnn_backward",
+        "lstm_cell_backward",
+        "lstm_backward",
+    }
+
+
+def test_the_command_end_to_end_on_a_course_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rnn_torch", "diagnose", str(HERE / TORCH)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not defined in the file (not judged): lstm_step_forward" in done.stdout
+    assert done.stdout.strip().endswith("(rnn_step_backward, rnn_backward)")
+
+
+def test_the_unit_tables_cover_every_gradient_they_return() -> None:
+    """Each unit names every key its probes expect, in the learner's words."""
+    for units in UNITS.values():
+        for unit in units:
+            probes, _ = probes_for(settings_for(unit, 0))
+            assert set(probes[0].expected()) == set(unit.names), unit.name
+            assert np.all([p.loss == unit.objective for p in probes])
+
+
+def test_python_3_with_a_python_2_shim_is_read_and_methods_are_not_functions() -> None:
+    shim = "try:\n    xrange\nexcept NameError:\n    xrange = range\n"
+    cs231n = "def rnn_step_forward(x, prev_h, Wx, Wh, b): pass\n"
+    assert detect(shim + cs231n, "f.py").style == "cs231n"
+    method = "class Net:\n    def loss_and_grads(self, params, x, y): pass\n"
+    assert detect(method + cs231n, "f.py").style == "cs231n"
+
+
+def test_constants_and_helpers_at_module_level_are_kept(tmp_path: Path) -> None:
+    """Only what calls something is left out at module level (opening input.txt, training);
+    constants, lambdas and definitions inside if blocks stay."""
+    text = (HERE / CS231N).read_text()
+    old = "def rnn_step_forward("
+    helper = "GAIN = 1.0\nscale = lambda a: GAIN * a\nif True:\n    def unused(): pass\n\n\n"
+    path = tmp_path / CS231N
+    text = text.replace(old, helper + old, 1)
+    text = text.replace("next_h = np.tanh(affine)", "next_h = scale(np.tanh(affine))")
+    path.write_text(text)
+    assert style_report(path).exit_code == 0
+
+
+def test_the_readme_runs_are_what_the_command_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each README block marked `styles-run: NAME BUG` is a run of the command on the learner
+    file with that bug (or none), shortened where `...` stands: every other line is printed,
+    in order, timings aside."""
+    readme = (ROOT / "README.md").read_text()
+    runs = re.findall(r"<!-- styles-run: (\S+) (\S+) -->\n```\n(.*?)\n```", readme, re.S)
+    assert len(runs) == 3
+    monkeypatch.chdir(tmp_path)
+    files = {"rnn_layers.py": CS231N, "rnn_step_by_step.py": DLS, "min_char_rnn.py": MINCHAR}
+    for name, bug, block in runs:
+        file = files[name]
+        text = (HERE / file).read_text() if bug == "correct" else variant(file, bug)
+        (tmp_path / name).write_text(text)
+        main([name])
+        printed = iter(untimed(capsys.readouterr().out).splitlines())
+        for line in untimed(block).splitlines():
+            if line != "...":
+                assert line in printed, f"{name}: {line!r} not printed (in this order)"
+
+
+def untimed(text: str) -> str:
+    return re.sub(r"\(\d+\.\d s\)", "(s)", text)
