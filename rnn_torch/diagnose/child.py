@@ -10,9 +10,13 @@ the expected keys and shapes), appends the arrays it keeps to JOB_DIR/out/answer
 then a line naming them to JOB_DIR/out/status.jsonl, so that the parent keeps every answer
 given before a time-out. No file is ever unpickled.
 
+For a course style (job.json's "style" and "unit"), the function called is the learner's
+functions wrapped into the same protocol by styles.py, on the file's definitions only.
+
 This module imports only the standard library and NumPy (no torch: it starts in a tenth of
-a second) and nothing of its package, so that it runs as a script; the parent also imports
-it, to judge a function given in-process with the same checks (`call`).
+a second), and of its package only styles.py, by path (itself NumPy-only), so that it runs
+as a script; the parent also imports it, to judge a function given in-process with the
+same checks (`call`).
 
 It limits its own memory, file sizes and CPU time where the platform allows (resource).
 None of this is a security boundary: a learner's file is the learner's own code, and the
