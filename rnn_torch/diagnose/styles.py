@@ -168,8 +168,9 @@ def converter(module: ModuleType) -> Callable[[Array], Any]:
     return lambda a: np.array(a, copy=True)
 
 
-def zeros_like_state(params: dict[str, Array], x: Array, hidden: str) -> Array:
-    return np.zeros((x.shape[1], params[hidden].shape[0]))
+def hidden_size(params: dict[str, Array]) -> int:
+    """H, from the recurrent weight of any cell."""
+    return int(next(w for name, w in params.items() if name.startswith("W_h")).shape[0])
 
 
 def column(g: Any) -> np.ndarray:
@@ -217,103 +218,6 @@ def cs231n_grads(cell: str, dWx: Any, dWh: Any, db: Any) -> Grads:
     return grads
 
 
-def cs231n_sequence(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
-    """rnn_forward/rnn_backward (or lstm_*): the sequence functions, batch-first."""
-
-    def adapt(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
-        forward, backward = getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")
-        theirs = converter(module)
-
-        def loss_and_grads(
-            params: Params,
-            x: Array,
-            y: Array,
-            *,
-            loss: str,
-            h0: Array | None = None,
-            c0: Array | None = None,
-            activation: str | None = None,
-        ) -> tuple[float, Grads]:
-            h0 = (
-                zeros_like_state(params, x, "W_hh" if cell == "rnn" else "W_hi")
-                if h0 is None
-                else h0
-            )
-            weights = [theirs(w) for w in cs231n_weights(params, cell)]
-            result = watched(changed, forward, theirs(x.transpose(1, 0, 2)), theirs(h0), *weights)
-            h, cache = unpacked(result, forward.__name__, "h, cache")
-            value = float(np.sum(y * numpy(h).transpose(1, 0, 2)))  # L = sum_t G_t . h_t
-            result = watched(changed, backward, theirs(y.transpose(1, 0, 2)), cache)
-            dx, dh0, dWx, dWh, db = unpacked(result, backward.__name__, "dx, dh0, dWx, dWh, db")
-            grads = cs231n_grads(cell, dWx, dWh, db)
-            grads.update(x=numpy(dx).transpose(1, 0, 2), h0=numpy(dh0))
-            return value, grads
-
-        return loss_and_grads
-
-    return adapt
-
-
-def cs231n_steps(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
-    """rnn_step_forward/rnn_step_backward (or lstm_step_*), run over the sequence by a loop
-    that carries dprev_h (and dprev_c) from each step to the one before."""
-
-    def adapt(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
-        forward = getattr(module, f"{cell}_step_forward")
-        backward = getattr(module, f"{cell}_step_backward")
-        theirs = converter(module)
-        lstm = cell == "lstm"
-
-        def loss_and_grads(
-            params: Params,
-            x: Array,
-            y: Array,
-            *,
-            loss: str,
-            h0: Array | None = None,
-            c0: Array | None = None,
-            activation: str | None = None,
-        ) -> tuple[float, Grads]:
-            hidden = "W_hi" if lstm else "W_hh"
-            h = zeros_like_state(params, x, hidden) if h0 is None else h0
-            c = zeros_like_state(params, x, hidden) if c0 is None else c0
-            weights = [theirs(w) for w in cs231n_weights(params, cell)]
-            caches: list[Any] = []
-            value = 0.0
-            for t in range(len(x)):
-                state = (theirs(h), theirs(c)) if lstm else (theirs(h),)
-                result = watched(changed, forward, theirs(x[t]), *state, *weights)
-                names = "next_h, next_c, cache" if lstm else "next_h, cache"
-                out = unpacked(result, forward.__name__, names)
-                h, caches = numpy(out[0]), [*caches, out[-1]]
-                c = numpy(out[1]) if lstm else c
-                value += float(np.sum(y[t] * h))  # L = sum_t G_t . h_t
-            dx = np.zeros_like(x)
-            dh_next, dc_next = np.zeros_like(h), np.zeros_like(h)
-            sums: dict[str, Array] = {}
-            for t in reversed(range(len(x))):
-                upstream = [theirs(y[t] + dh_next)]  # dL/dh_t: G_t plus what step t + 1 sent
-                if lstm:
-                    upstream.append(theirs(dc_next))
-                result = watched(changed, backward, *upstream, caches[t])
-                names = (
-                    "dx, dprev_h, dprev_c, dWx, dWh, db" if lstm else "dx, dprev_h, dWx, dWh, db"
-                )
-                out = unpacked(result, backward.__name__, names)
-                dx[t], dh_next = numpy(out[0]), numpy(out[1])
-                dc_next = numpy(out[2]) if lstm else dc_next
-                for name, g in cs231n_grads(cell, *out[-3:]).items():
-                    sums[name] = sums[name] + g if name in sums else g
-            grads = {**sums, "x": dx, "h0": dh_next}
-            if lstm:
-                grads["c0"] = dc_next
-            return value, grads
-
-        return loss_and_grads
-
-    return adapt
-
-
 # ---- dls ---------------------------------------------------------------------------------
 
 
@@ -353,12 +257,89 @@ DLS_WEIGHT_GRADS = {
 }
 
 
-def dls_sequence(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
-    """rnn_forward/rnn_backward (or lstm_*): x (n_x, m, T_x), caches (list, x), and the
-    gradients dict."""
+# ---- the two courses' step and sequence functions, in one loop ---------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A course's arrays against ours, and what its functions take and return.
+
+    sequence: the axes of its (T, B, .) sequences from ours (each transposition its own
+    inverse); columns: its states are ours transposed, (H, B); step: the word in its step
+    functions' names ("step": rnn_step_forward, "cell": rnn_cell_forward); weights(params,
+    cell): the arguments that follow the states; grads(cell, given, H): the weights'
+    gradients by our names, from those it returns after dx and the states'; read(result,
+    function, names): a backward's result as a tuple (returned so, or a dict's entries);
+    returns[kind, cell, "forward" or "backward"]: its functions' results, named."""
+
+    sequence: tuple[int, int, int]
+    columns: bool
+    step: str
+    weights: Callable[[Params, str], list[Any]]
+    grads: Callable[[str, tuple[Any, ...], int], Grads]
+    read: Callable[[object, str, str], tuple[Any, ...]]
+    returns: dict[tuple[str, str, str], str]
+
+    def state(self, a: Array) -> Array:
+        """A state (B, H) of ours as theirs, or theirs as ours."""
+        return a.T if self.columns else a
+
+
+CS231N = Layout(
+    sequence=(1, 0, 2),
+    columns=False,
+    step="step",
+    weights=lambda params, cell: list(cs231n_weights(params, cell)),
+    grads=lambda cell, given, H: cs231n_grads(cell, *given),
+    read=unpacked,
+    returns={
+        ("step", "rnn", "forward"): "next_h, cache",
+        ("step", "rnn", "backward"): "dx, dprev_h, dWx, dWh, db",
+        ("step", "lstm", "forward"): "next_h, next_c, cache",
+        ("step", "lstm", "backward"): "dx, dprev_h, dprev_c, dWx, dWh, db",
+        ("sequence", "rnn", "forward"): "h, cache",
+        ("sequence", "rnn", "backward"): "dx, dh0, dWx, dWh, db",
+        ("sequence", "lstm", "forward"): "h, cache",
+        ("sequence", "lstm", "backward"): "dx, dh0, dWx, dWh, db",
+    },
+)
+DLS = Layout(
+    sequence=(2, 1, 0),
+    columns=True,
+    step="cell",
+    weights=lambda params, cell: [dls_parameters(params, cell)],
+    grads=dls_grads,
+    read=entries,
+    returns={
+        ("step", "rnn", "forward"): "a_next, yt_pred, cache",
+        ("step", "rnn", "backward"): f"dxt, da_prev, {DLS_WEIGHT_GRADS['rnn']}",
+        ("step", "lstm", "forward"): "a_next, c_next, yt_pred, cache",
+        ("step", "lstm", "backward"): f"dxt, da_prev, dc_prev, {DLS_WEIGHT_GRADS['lstm']}",
+        ("sequence", "rnn", "forward"): "a, y_pred, caches",
+        ("sequence", "rnn", "backward"): f"dx, da0, {DLS_WEIGHT_GRADS['rnn']}",
+        ("sequence", "lstm", "forward"): "a, y, c, caches",
+        ("sequence", "lstm", "backward"): f"dx, da0, {DLS_WEIGHT_GRADS['lstm']}",
+    },
+)
+
+
+def copied(value: Any, theirs: Callable[[Array], Any]) -> Any:
+    """The learner's kind of our array, or of each array of a dict (dls's parameters)."""
+    if isinstance(value, dict):
+        return {k: theirs(w) for k, w in value.items()}
+    return theirs(value)
+
+
+def sequence_functions(
+    layout: Layout, cell: str
+) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
+    """rnn_forward/rnn_backward (or lstm_*): the sequence functions, in the layout's arrays;
+    the LSTM's cell state starts at zero (they take no c0)."""
 
     def adapt(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
         forward, backward = getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")
+        theirs = converter(module)
+        returns = {f: layout.returns["sequence", cell, f] for f in ("forward", "backward")}
 
         def loss_and_grads(
             params: Params,
@@ -370,20 +351,17 @@ def dls_sequence(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., A
             c0: Array | None = None,
             activation: str | None = None,
         ) -> tuple[float, Grads]:
-            H = params["W_hh" if cell == "rnn" else "W_hf"].shape[0]
-            a0 = np.zeros((H, x.shape[1])) if h0 is None else h0.T.copy()
-            parameters = {
-                k: np.ascontiguousarray(w) for k, w in dls_parameters(params, cell).items()
-            }
-            result = watched(changed, forward, x.transpose(2, 1, 0).copy(), a0, parameters)
-            names = "a, y_pred, caches" if cell == "rnn" else "a, y, c, caches"
-            out = unpacked(result, forward.__name__, names)
-            value = float(np.sum(y * numpy(out[0]).transpose(2, 1, 0)))  # L = sum_t G_t . a_t
-            gradients = watched(changed, backward, y.transpose(2, 1, 0).copy(), out[-1])
-            names = f"dx, da0, {DLS_WEIGHT_GRADS[cell]}"
-            got = entries(gradients, backward.__name__, names)
-            grads = dls_grads(cell, got[2:], H)
-            grads.update(x=numpy(got[0]).transpose(2, 1, 0), h0=numpy(got[1]).T)
+            H = hidden_size(params)
+            h0 = np.zeros((x.shape[1], H)) if h0 is None else h0
+            weights = [copied(w, theirs) for w in layout.weights(params, cell)]
+            args = theirs(x.transpose(layout.sequence)), theirs(layout.state(h0)), *weights
+            out = unpacked(watched(changed, forward, *args), forward.__name__, returns["forward"])
+            h = numpy(out[0]).transpose(layout.sequence)
+            value = float(np.sum(y * h))  # L = sum_t G_t . h_t
+            result = watched(changed, backward, theirs(y.transpose(layout.sequence)), out[-1])
+            got = layout.read(result, backward.__name__, returns["backward"])
+            grads = layout.grads(cell, got[2:], H)
+            grads.update(x=numpy(got[0]).transpose(layout.sequence), h0=layout.state(numpy(got[1])))
             return value, grads
 
         return loss_and_grads
@@ -391,14 +369,18 @@ def dls_sequence(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., A
     return adapt
 
 
-def dls_cells(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
-    """rnn_cell_forward/rnn_cell_backward (or lstm_cell_*), run over the sequence by a loop
-    that carries da_prev (and dc_prev) from each step to the one before."""
+def step_functions(
+    layout: Layout, cell: str
+) -> Callable[[ModuleType, list[str]], Callable[..., Any]]:
+    """rnn_step_forward/rnn_step_backward (rnn_cell_*; or the LSTM's), run over the sequence
+    by a loop that carries dprev_h (and dprev_c) from each step to the one before."""
 
     def adapt(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
-        forward = getattr(module, f"{cell}_cell_forward")
-        backward = getattr(module, f"{cell}_cell_backward")
-        lstm = cell == "lstm"
+        forward = getattr(module, f"{cell}_{layout.step}_forward")
+        backward = getattr(module, f"{cell}_{layout.step}_backward")
+        theirs = converter(module)
+        returns = {f: layout.returns["step", cell, f] for f in ("forward", "backward")}
+        carried = 2 if cell == "rnn" else 3  # h (and c), then the cache; dx, dh (and dc)
 
         def loss_and_grads(
             params: Params,
@@ -410,37 +392,36 @@ def dls_cells(cell: str) -> Callable[[ModuleType, list[str]], Callable[..., Any]
             c0: Array | None = None,
             activation: str | None = None,
         ) -> tuple[float, Grads]:
-            H = params["W_hh" if cell == "rnn" else "W_hf"].shape[0]
-            a = np.zeros((H, x.shape[1])) if h0 is None else h0.T.copy()
-            c = np.zeros((H, x.shape[1])) if c0 is None else c0.T.copy()
-            parameters = {
-                k: np.ascontiguousarray(w) for k, w in dls_parameters(params, cell).items()
-            }
+            H = hidden_size(params)
+            zeros: Array = np.zeros((x.shape[1], H))
+            state: list[Array] = [zeros if h0 is None else h0, zeros if c0 is None else c0][
+                : carried - 1
+            ]
+            weights = [copied(w, theirs) for w in layout.weights(params, cell)]
             caches: list[Any] = []
             value = 0.0
             for t in range(len(x)):
-                state = (a, c) if lstm else (a,)
-                result = watched(changed, forward, x[t].T.copy(), *state, parameters)
-                names = "a_next, c_next, yt_pred, cache" if lstm else "a_next, yt_pred, cache"
-                out = unpacked(result, forward.__name__, names)
-                a, caches = numpy(out[0]), [*caches, out[-1]]
-                c = numpy(out[1]) if lstm else c
-                value += float(np.sum(y[t].T * a))  # L = sum_t G_t . a_t
+                args = [theirs(layout.state(a)) for a in (x[t], *state)]
+                result = watched(changed, forward, *args, *weights)
+                out = unpacked(result, forward.__name__, returns["forward"])
+                state = [layout.state(numpy(a)) for a in out[: carried - 1]]
+                caches.append(out[-1])
+                value += float(np.sum(y[t] * state[0]))  # L = sum_t G_t . h_t
             dx = np.zeros_like(x)
-            da_next, dc_next = np.zeros_like(a), np.zeros_like(a)
+            upstream: list[Array] = [zeros, zeros][: carried - 1]  # from step t + 1: none
             sums: dict[str, Array] = {}
             for t in reversed(range(len(x))):
-                upstream = (y[t].T + da_next, dc_next) if lstm else (y[t].T + da_next,)
-                gradients = watched(changed, backward, *upstream, caches[t])
-                carried = "dxt, da_prev, dc_prev" if lstm else "dxt, da_prev"
-                got = entries(gradients, backward.__name__, f"{carried}, {DLS_WEIGHT_GRADS[cell]}")
-                dx[t], da_next = numpy(got[0]).T, numpy(got[1])
-                dc_next = numpy(got[2]) if lstm else dc_next
-                for name, g in dls_grads(cell, got[len(carried.split(", ")) :], H).items():
+                upstream[0] = y[t] + upstream[0]  # dL/dh_t: G_t plus what step t + 1 sent
+                args = [theirs(layout.state(a)) for a in upstream]
+                result = watched(changed, backward, *args, caches[t])
+                got = layout.read(result, backward.__name__, returns["backward"])
+                dx[t] = layout.state(numpy(got[0]))
+                upstream = [layout.state(numpy(a)) for a in got[1:carried]]
+                for name, g in layout.grads(cell, got[carried:], H).items():
                     sums[name] = sums[name] + g if name in sums else g
-            grads = {**sums, "x": dx, "h0": da_next.T}
-            if lstm:
-                grads["c0"] = dc_next.T
+            grads = {**sums, "x": dx, "h0": upstream[0]}
+            if cell == "lstm":
+                grads["c0"] = upstream[1]
             return value, grads
 
         return loss_and_grads
@@ -553,49 +534,17 @@ MINCHAR_NAMES = {"W_xh": "dWxh", "W_hh": "dWhh", "W_hy": "dWhy", "b_h": "dbh", "
 
 def style_units() -> dict[str, tuple[Unit, ...]]:
     units: dict[str, tuple[Unit, ...]] = {"native": ()}
-    cs231n, dls = [], []
-    for cell in ("rnn", "lstm"):
-        cs231n += [
-            Unit(
-                "cs231n",
-                (f"{cell}_step_forward", f"{cell}_step_backward"),
-                cell,
-                "dh",
-                cell == "lstm",
-                cs231n_names(cell, True),
-                cs231n_steps(cell),
-            ),
-            Unit(
-                "cs231n",
-                (f"{cell}_forward", f"{cell}_backward"),
-                cell,
-                "dh",
-                False,
-                cs231n_names(cell, False),
-                cs231n_sequence(cell),
-            ),
-        ]
-        dls += [
-            Unit(
-                "dls",
-                (f"{cell}_cell_forward", f"{cell}_cell_backward"),
-                cell,
-                "dh",
-                cell == "lstm",
-                dls_names(cell, True),
-                dls_cells(cell),
-            ),
-            Unit(
-                "dls",
-                (f"{cell}_forward", f"{cell}_backward"),
-                cell,
-                "dh",
-                False,
-                dls_names(cell, False),
-                dls_sequence(cell),
-            ),
-        ]
-    units.update(cs231n=tuple(cs231n), dls=tuple(dls))
+    courses = (("cs231n", CS231N, cs231n_names), ("dls", DLS, dls_names))
+    for style, layout, names in courses:
+        found = []
+        for cell in ("rnn", "lstm"):
+            step = (f"{cell}_{layout.step}_forward", f"{cell}_{layout.step}_backward")
+            steps = step_functions(layout, cell)
+            found.append(Unit(style, step, cell, "dh", cell == "lstm", names(cell, True), steps))
+            sequence = (f"{cell}_forward", f"{cell}_backward")
+            whole = sequence_functions(layout, cell)
+            found.append(Unit(style, sequence, cell, "dh", False, names(cell, False), whole))
+        units[style] = tuple(found)
     units["minchar"] = (
         Unit("minchar", ("lossFun", "lossFun"), "rnn", "ce", False, MINCHAR_NAMES, minchar),
     )
