@@ -26,11 +26,11 @@ from learners.variants import CS231N, DLS, HERE, MINCHAR, names, variant
 
 from rnn_torch.diagnose import StyleReport, diagnose, main
 from rnn_torch.diagnose.courses import settings_for
-from rnn_torch.diagnose.detect import detect
+from rnn_torch.diagnose.detect import SIGNATURES, detect
 from rnn_torch.diagnose.diagnosis import error, probes_for, value
 from rnn_torch.diagnose.report import Report
 from rnn_torch.diagnose.sandbox import Answer, run_file
-from rnn_torch.diagnose.styles import UNITS
+from rnn_torch.diagnose.styles import STYLES, UNITS
 from rnn_torch.diagnose.styles import unit as unit_named
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_the_loop_writing_into_the_callers_dh_is_named_by_its_argument(tmp_path:
     text = report.text()
     assert "changed in place: rnn_backward: dh" in text and "MISMATCH in rnn_backward" in text
     assert report.to_json()["changed_inputs"] == [
-        {"function": "rnn_backward", "array": "dh", "probes": "on 9 of 10 probes"}
+        {"function": "rnn_backward", "array": "dh", "probes": 9}
     ]
 
 
@@ -240,6 +240,10 @@ def test_python_2_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert main([str(HERE / "minchar_py2.py")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is Python 2 (print statements)" in err
+
+
+def test_the_styles_detected_are_the_styles_adapted() -> None:
+    assert tuple(SIGNATURES) == STYLES == tuple(UNITS)
 
 
 def test_the_style_is_read_from_signatures_not_names_alone() -> None:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .courses import diagnose_style
-from .detect import STYLE_NAMES, StyleError, detect
+from .detect import StyleError, detect
 from .diagnosis import DEFAULT_TIMEOUT
 from .diagnosis import diagnose as diagnose_native
 from .report import Report, StyleReport
+from .styles import STYLES
 
 
 def read_source(path: Path) -> str | None:
@@ -51,8 +52,8 @@ def diagnose(
     giving them for one is a ValueError. seed, timeout, hold_out: for every style (timeout
     per function judged). Raises ValueError for what makes no sense, in one line.
     """
-    if style is not None and style not in STYLE_NAMES:
-        raise ValueError(f"style must be one of {', '.join(STYLE_NAMES)}, got {style!r}")
+    if style is not None and style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if callable(fn):
         if style not in (None, "native"):
             raise ValueError("a function is judged as loss_and_grads (native); give a file")

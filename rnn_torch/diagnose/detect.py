@@ -45,7 +45,6 @@ SIGNATURES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "minchar": {"lossFun": ("inputs", "targets", "hprev")},
 }
-STYLE_NAMES = tuple(SIGNATURES)
 
 
 class StyleError(ValueError):
@@ -133,7 +132,7 @@ def detect(source: str, name: str, style: str | None = None) -> Found:
         return Found(style, right, other)
     if "loss_and_grads" in functions:
         return Found("native", ["loss_and_grads"])
-    scores = {s: matches(s, functions) for s in STYLE_NAMES if s != "native"}
+    scores = {s: matches(s, functions) for s in SIGNATURES if s != "native"}
     best = max(scores, key=lambda s: len(scores[s][0]))
     if not scores[best][0]:  # loss_and_grads imported or assigned, or nothing: as ours
         return Found("native", [])

@@ -64,7 +64,7 @@ from .probes import (
     make_probes,
     model,
 )
-from .report import Report, Verdict
+from .report import Report, Verdict, share
 from .sandbox import Answer, Run, run_file, run_function
 
 #: Seconds a learner's file may take for all the probes together.
@@ -315,9 +315,7 @@ def grouped(messages: list[tuple[str, str, int]], total: int, limit: int = 5) ->
         groups[group].append((message, i))
     lines = []
     for members in list(groups.values())[:limit]:
-        n = len({i for _, i in members})
-        share = "on every probe" if n == total else f"on {n} of {total} probes"
-        lines.append(f"{members[0][0]} ({share})")
+        lines.append(f"{members[0][0]} ({share(len({i for _, i in members}), total)})")
     if len(groups) > limit:
         lines.append(f"and {len(groups) - limit} more different messages")
     return lines
@@ -467,10 +465,6 @@ def report_on(
         )
     runnable = run.fatal is None and any(judged(row) for row in table.values())
     changed = Counter(c for answer in answers if answer is not None for c in answer.changed)
-    changed_inputs = [
-        f"{what} ({'on every probe' if n == len(probes) else f'on {n} of {len(probes)} probes'})"
-        for what, n in changed.items()
-    ]
     report = Report(
         file=name,
         cell=cell,
@@ -481,7 +475,7 @@ def report_on(
         gradients=verdicts,
         errors=errors,
         notes=notes,
-        changed_inputs=changed_inputs,
+        changed=dict(changed),
     )
     if not runnable:
         return report

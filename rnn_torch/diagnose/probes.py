@@ -148,17 +148,15 @@ class Oracle:
     def twin(self, activation: str | None, loss: str) -> Twin:
         """The twin of the network with this activation and the output layer `loss` judges;
         for the upstream objective, an output layer that passes h_t through: z_t = h_t."""
-        params = dict(self.params)
-        if loss == UPSTREAM:
-            params.update(W_hy=np.eye(H))
-            if self.bias:
-                params.update(b_y=np.zeros(H))
-            key: tuple[str | None, str] = (activation, UPSTREAM)
-            output = "sigmoid"
-        else:
-            key = (activation, OUTPUT_OF[loss])
-            output = key[1]
+        upstream = loss == UPSTREAM
+        key = (activation, UPSTREAM if upstream else OUTPUT_OF[loss])
         if key not in self.twins:
+            params = dict(self.params)
+            if upstream:
+                params.update(W_hy=np.eye(H))
+                if self.bias:
+                    params.update(b_y=np.zeros(H))
+            output = "sigmoid" if upstream else key[1]
             inputs = next(w for k, w in params.items() if k.startswith("W_x")).shape[0]
             outputs = params["W_hy"].shape[1]
             network = model(self.cell, self.bias, activation, output, (inputs, outputs))

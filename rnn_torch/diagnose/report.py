@@ -10,6 +10,11 @@ from typing import Any
 from ..compare import FLOAT64_BOUND
 
 
+def share(n: int, total: int) -> str:
+    """'on every probe', or 'on 9 of 10 probes'."""
+    return "on every probe" if n == total else f"on {n} of {total} probes"
+
+
 @dataclass
 class Verdict:
     """One gradient (or the loss) against autograd over every probe it could be judged on."""
@@ -56,11 +61,16 @@ class Report:
     findings: list[str] = field(default_factory=list)  # in words, one line each
     errors: list[str] = field(default_factory=list)  # what could not be judged, and why
     notes: list[str] = field(default_factory=list)  # what did not stop the judging
-    # "function: argument" for each array the code changed in place, and on how many probes
-    changed_inputs: list[str] = field(default_factory=list)
+    # "function: argument" -> on how many probes the code changed that array in place
+    changed: dict[str, int] = field(default_factory=dict)
     # our key -> the learner's name for its gradient, for a course style ("W_xh": "dWx")
     names: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def changed_inputs(self) -> list[str]:
+        """'rnn_backward: dh (on 9 of 10 probes)': each array changed in place, in words."""
+        return [f"{what} ({share(n, self.probes)})" for what, n in self.changed.items()]
 
     @property
     def ok(self) -> bool:
@@ -250,11 +260,11 @@ class StyleReport:
                 "outputs": {"loss": r.loss.to_json()},
                 "report": r.to_json(),
             }
-        changed = []
-        for j in self.judged:
-            for line in j.report.changed_inputs:  # "rnn_backward: dh (on 9 of 10 probes)"
-                function, array, share = re.fullmatch(r"(.*?): (.*) \((.*)\)", line).groups()  # type: ignore[union-attr]
-                changed.append({"function": function, "array": array, "probes": share})
+        changed = [
+            {"function": what.split(": ", 1)[0], "array": what.split(": ", 1)[1], "probes": n}
+            for j in self.judged
+            for what, n in j.report.changed.items()
+        ]
         return {
             "file": self.file,
             "style": self.style,
