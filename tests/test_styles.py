@@ -352,3 +352,28 @@ def test_the_readme_runs_are_what_the_command_prints(
 
 def untimed(text: str) -> str:
     return re.sub(r"\(\d+\.\d s\)", "(s)", text)
+
+
+def test_a_catalogue_name_is_quoted_as_it_is_and_the_learners_names_around_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / MINCHAR
+    path.write_text(variant(MINCHAR, "dWhy_uses_previous_h"))
+    text = style_report(path).text()
+    assert "your dWhy (dW_hy) equals what you get when" in text
+    assert "likely bug 'rnn: h_{t-1} for h_t in dW_hy'" in text
+
+
+def test_only_the_state_left_after_the_loop_wrong_points_there(tmp_path: Path) -> None:
+    path = tmp_path / DLS
+    path.write_text(variant(DLS, "da0_is_the_upstream"))
+    report = style_report(path)
+    rnn = {j.name: j.report for j in report.judged}["rnn_backward"]
+    assert rnn.wrong() == ["h0"]
+    findings = [rnn.in_their_names(line) for line in rnn.findings]
+    assert any(
+        "the path back through time is right; what is wrong is what the loop leaves for "
+        "da0 (dh0), after its last step" in line
+        for line in findings
+    )
+    assert not any("sums for the weights" in line for line in findings)

@@ -23,6 +23,10 @@ GATES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+#: The initial states, whose gradients a backward pass returns after its loop.
+STATES = ("h0", "c0")
+
+
 def label(key: str) -> str:
     return "the loss" if key == "loss" else f"d{key}"
 
@@ -181,9 +185,15 @@ def findings(
         )
     elif "x" in keys and "x" not in wrong and any(k in wrong for k in keys):
         # (min-char-rnn's lossFun returns no dL/dx, and its probes have no one-step losses)
+        weights = [k for k in wrong if k in keys and k not in STATES]
+        where = (
+            "the wrong terms are in the sums for the weights"
+            if weights
+            else f"what is wrong is what the loop leaves for {listing(wrong)}, after its last step"
+        )
         lines.append(
             "dL/dx_t is right at every distance from the step with the loss: the path back "
-            "through time is right; the wrong terms are in the sums for the weights"
+            f"through time is right; {where}"
         )
     explained: set[str] = set()
     for bug, changed in named:

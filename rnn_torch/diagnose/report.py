@@ -90,8 +90,14 @@ class Report:
         if not self.names:
             return text
         keys = "|".join(sorted(map(re.escape, self.names), key=len, reverse=True))
-        pattern = rf"grads\['({keys})'\]|(?<![\w/])d({keys})\b"  # one pass: no label twice
-        return re.sub(pattern, lambda m: self.label(m.group(1) or m.group(2)), text)
+        # one pass, so that no label is put in twice; a quoted catalogue name stays as it is
+        pattern = rf"grads\['({keys})'\]|'[^']*'|(?<![\w/])d({keys})\b"
+
+        def named(m: re.Match[str]) -> str:
+            key = m.group(1) or m.group(2)
+            return m.group(0) if key is None else self.label(key)
+
+        return re.sub(pattern, named, text)
 
     @property
     def exit_code(self) -> int:

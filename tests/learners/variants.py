@@ -95,6 +95,8 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
         ("embedding_fancy_index_add", "np.add.at(dW, x, dout)", "dW[x] += dout"),
     ],
     DLS: [
+        # da0 returned as the upstream da of step 0, not what the loop carried back
+        ("da0_is_the_upstream", "    da0 = da_prevt\n", "    da0 = da[:, :, 0].copy()\n"),
         # the split of dconcat as [xt; a_prev] while the forward stacks [a_prev; xt]
         (
             "lstm_dconcat_split_x_first",
@@ -138,6 +140,8 @@ VARIANTS: dict[str, list[tuple[str, str, str]]] = {
         ),
     ],
     MINCHAR: [
+        # dWhy paired with h_{t-1} instead of h_t (a catalogue entry of the reference's)
+        ("dWhy_uses_previous_h", "dWhy += np.dot(dy, hs[t].T)", "dWhy += np.dot(dy, hs[t - 1].T)"),
         # dy = p instead of p - onehot(target)
         (
             "dy_minus_one_forgotten",
