@@ -18,16 +18,17 @@ import re
 import subprocess
 import sys
 from functools import cache
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pytest
 from learners.variants import CS231N, DLS, HERE, MINCHAR, names, variant
 
-from rnn_torch.diagnose import StyleReport, diagnose, main
+from rnn_torch.diagnose import StyleReport, catalogue, diagnose, main
 from rnn_torch.diagnose.courses import settings_for
 from rnn_torch.diagnose.detect import SIGNATURES, detect
-from rnn_torch.diagnose.diagnosis import error, probes_for, value
+from rnn_torch.diagnose.diagnosis import Settings, error, probes_for, value
 from rnn_torch.diagnose.report import Report
 from rnn_torch.diagnose.sandbox import Answer, run_file
 from rnn_torch.diagnose.styles import STYLES, UNITS
@@ -202,11 +203,23 @@ def test_a_step_right_and_a_sequence_wrong_are_told_apart(tmp_path: Path) -> Non
 
 def test_a_wrong_forward_is_reported_as_the_loss(tmp_path: Path) -> None:
     path = tmp_path / CS231N
-    path.write_text(variant(CS231N, "lstm_gates_pytorch_order"))
+    path.write_text(variant(CS231N, "lstm_no_tanh_on_cell"))  # h = o * c, both passes
     report = style_report(path)
     lstm = {j.name: j.report for j in report.judged}["lstm_backward"]
     assert lstm.loss.wrong
     assert "the forward function's hidden states h_t" in "\n".join(lstm.findings)
+
+
+def test_the_gates_in_pytorchs_order_name_themselves(tmp_path: Path) -> None:
+    """The catalogue's entry swaps g and o on the way into the reference's one pass, so
+    under the upstream objective too it is what a CS231n file in PyTorch's order gives."""
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "lstm_gates_pytorch_order"))
+    report = style_report(path)
+    for name in ("lstm_step_backward", "lstm_backward"):
+        lstm = {j.name: j.report for j in report.judged}[name]
+        assert lstm.loss.wrong
+        assert lstm.likely_bugs == ["lstm: gates g and o swapped (CS231n's order i, f, o, g)"]
 
 
 def test_min_char_rnn_is_checked_without_running_its_training_loop(tmp_path: Path) -> None:
@@ -377,3 +390,83 @@ def test_only_the_state_left_after_the_loop_wrong_points_there(tmp_path: Path) -
         for line in findings
     )
     assert not any("sums for the weights" in line for line in findings)
+
+
+def test_two_catalogue_bugs_at_once_are_named_as_a_pair() -> None:
+    """Neither entry alone gives the gradients of both planted together (they interact on
+    the same keys); held out, the pair is not named, and a lone entry of it is no near miss
+    either (its gradients differ everywhere)."""
+    pair = ("lstm: recurrent term dh_next dropped", "lstm: cell path dropped")
+    function = catalogue.mutant(*pair)
+    report = diagnose(function, "lstm", loss="mse", bias=True)
+    assert isinstance(report, Report)
+    assert report.likely_bugs == list(pair)
+    assert all(v.explained_by == list(pair) for v in report.gradients.values() if v.wrong)
+    text = report.text()
+    assert "equal what you get with two known bugs at once" in text
+    held = diagnose(function, "lstm", loss="mse", bias=True, hold_out=pair[:1])
+    assert isinstance(held, Report) and held.likely_bugs == []
+
+
+def test_a_near_miss_names_the_closest_entry_and_what_still_differs(tmp_path: Path) -> None:
+    """dWx alone kept from the last step (= for += in its sum only): the catalogue's entry
+    does it to dWx, dWh and db."""
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "dWx_assigned_not_summed"))
+    rnn = {j.name: j.report for j in style_report(path).judged}["rnn_backward"]
+    assert rnn.likely_bugs == []
+    assert rnn.closest_bug == {
+        "names": ["rnn: gradients not summed over time (= for +=)"],
+        "equal_in": ["W_xh"],
+        "differs_in": ["W_hh", "b_h"],
+    }
+    line = next(f for f in rnn.findings if f.startswith("closest known bug"))
+    assert "your dW_xh equal what it gives, but dW_hh and db_h still differ" in line
+
+
+def test_the_notebooks_own_wrong_lstm_loop_is_said_in_words(tmp_path: Path) -> None:
+    path = tmp_path / DLS
+    path.write_text(variant(DLS, "lstm_backward_no_carry"))
+    lstm = {j.name: j.report for j in style_report(path).judged}["lstm_backward"]
+    assert lstm.closest_bug is not None and set(lstm.closest_bug["names"]) == {
+        "lstm: recurrent term dh_next dropped",
+        "lstm: cell path dropped",
+    }
+    assert lstm.closest_bug["differs_in"] == ["h0"]  # da0: step 0's da_prev, not carried
+    assert any("the notebook's own expected output for lstm_backward" in f for f in lstm.findings)
+    right = {j.name: j.report for j in style_report(HERE / DLS).judged}["lstm_backward"]
+    assert not any("expected output" in f for f in right.findings)
+
+
+def test_pairs_combined_from_their_namespaces_equal_pairs_planted_together() -> None:
+    """catalogue.planted builds a pair of entries that edit different functions from their
+    own namespaces; it must give what planting both in one source gives, bit for bit (every
+    tenth such pair of every cell, on one probe each)."""
+    tried = 0
+    for cell, losses in (("rnn", ("bce",)), ("lstm", ("mse",)), ("gru", ("ce",))):
+        probe = probes_for(Settings(cell, losses, (True,), ("tanh",)))[0][0]
+        names = [bug.name for bug in catalogue.for_cell(cell)]
+        pairs = [
+            (a, b)
+            for a, b in combinations(names, 2)
+            if not catalogue.edited(catalogue.BY_NAME[a]) & catalogue.edited(catalogue.BY_NAME[b])
+        ]
+        for a, b in pairs[::10]:
+            together: dict[str, object] = {"__name__": "together"}
+            tree = catalogue.planted_tree(catalogue.BY_NAME[a], catalogue.BY_NAME[b])
+            exec(compile(tree, "<together>", "exec"), together)
+            results = [
+                function(
+                    {k: w.copy() for k, w in probe.params.items()},
+                    probe.x,
+                    probe.y,
+                    **probe.keywords(),
+                )  # type: ignore[operator]
+                for function in (catalogue.mutant(a, b), together["loss_and_grads"])
+            ]
+            (v1, g1), (v2, g2) = results
+            assert np.array_equal(v1, v2, equal_nan=True), (a, b)
+            assert g1.keys() == g2.keys()
+            assert all(np.array_equal(g1[k], g2[k], equal_nan=True) for k in g2), (a, b)
+            tried += 1
+    assert tried >= 30

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,7 @@ import numpy as np
 
 from rnn_manual import reference
 
-from ..planting import Plant, PlantError, plant
+from ..planting import Plant, PlantError, definition, plant
 from .probes import UPSTREAM
 
 LossAndGrads = Callable[..., tuple[float, dict[str, Any]]]
@@ -616,8 +617,9 @@ def for_cell(cell: str) -> list[Bug]:
 
 
 def _absolute_imports(tree: ast.Module) -> None:
-    """`from .cells.losses import LOSSES` -> `from rnn_manual.cells.losses import LOSSES`."""
-    for node in ast.walk(tree):
+    """`from .cells.losses import LOSSES` -> `from rnn_manual.cells.losses import LOSSES`
+    (reference.py imports at its top level only)."""
+    for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level:
             relative = "." * node.level + (node.module or "")
             node.module = importlib.util.resolve_name(relative, reference.__package__)
@@ -629,66 +631,110 @@ def _reference_source() -> str:
     return inspect.getsource(reference)
 
 
-def source(bug: Bug) -> str:
-    """reference.py with `bug` planted, as the text of a standalone module (absolute
-    imports) that defines loss_and_grads."""
+def source(*bugs: Bug) -> str:
+    """reference.py with every one of `bugs` planted, in order, as the text of a standalone
+    module (absolute imports) that defines loss_and_grads. Two bugs that edit the same
+    statement cannot both be planted: CatalogueError."""
+    return ast.unparse(planted_tree(*bugs)) + "\n"
+
+
+def planted_tree(*bugs: Bug) -> ast.Module:
+    """source's module as a syntax tree, to compile without writing it out and reading it
+    back (a pair of bugs is planted and compiled for every pair the diagnosis tries)."""
     tree = ast.parse(_reference_source())
-    for change in bug.edits:
-        try:
-            plant(tree, change)
-        except PlantError as error:
-            raise CatalogueError(
-                f"catalogue bug {bug.name!r}: in rnn_manual/reference.py, {error}: update "
-                "rnn_torch/diagnose/catalogue.py to the reference's source"
-            ) from None
+    for bug in bugs:
+        for change in bug.edits:
+            try:
+                plant(tree, change)
+            except PlantError as error:
+                raise CatalogueError(
+                    f"catalogue bug {bug.name!r}: in rnn_manual/reference.py, {error}: update "
+                    "rnn_torch/diagnose/catalogue.py to the reference's source"
+                ) from None
     _absolute_imports(tree)
-    docstring = f"rnn_manual/reference.py with a known bug planted: {bug.name}."
-    tree.body[0] = ast.Expr(ast.Constant(docstring))  # in place of the reference's own
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    names = " and ".join(bug.name for bug in bugs) or "none"
+    docstring = f"rnn_manual/reference.py with known bugs planted: {names}."
+    tree.body[0] = ast.copy_location(ast.Expr(ast.Constant(docstring)), tree.body[0])
+    for function in {f for bug in bugs for f in edited(bug)} | {"<doc>"}:
+        # the new nodes lack positions: fix only where they are (the whole tree is slow)
+        node = tree.body[0] if function == "<doc>" else definition(tree, function)
+        ast.fix_missing_locations(node)
+    return tree
 
 
-@cache
-def planted(name: str) -> dict[str, Any]:
-    """The namespace of reference.py with the catalogue entry `name` planted."""
-    namespace: dict[str, Any] = {"__name__": f"rnn_torch.diagnose.catalogue[{name}]"}
-    exec(compile(source(BY_NAME[name]), f"<catalogue: {name}>", "exec"), namespace)
+def upstream_objective(z: Any, p: Any, y: Any) -> tuple[Any, Any]:
+    """The course styles' objective (probes.UPSTREAM) as a loss of the reference's: with an
+    output layer that passes h_t through (z_t = h_t), L = sum_t sum(G_t * z_t) for G = y, and
+    dL/dz_t = G_t."""
+    return np.sum(y * z), y
+
+
+def edited(bug: Bug) -> set[str]:
+    """The functions of reference.py a bug's edits change."""
+    return {change.function for change in bug.edits}
+
+
+def combined(spaces: list[dict[str, Any]], functions: list[set[str]]) -> dict[str, Any]:
+    """One namespace from planted ones whose bugs edit different functions: the first's, with
+    each other's edited functions taken from it, every function of theirs rebound to look
+    its globals up here (so that a planted lstm_backward is the one loss_and_grads calls)."""
+    namespace = dict(spaces[0])
+    for space, names in zip(spaces[1:], functions[1:], strict=True):
+        namespace.update({name: space[name] for name in names})
+    for name, value in list(namespace.items()):
+        if isinstance(value, types.FunctionType) and any(value.__globals__ is s for s in spaces):
+            function = types.FunctionType(
+                value.__code__, namespace, value.__name__, value.__defaults__, value.__closure__
+            )
+            function.__kwdefaults__ = value.__kwdefaults__
+            namespace[name] = function
     return namespace
 
 
-def mutant(name: str) -> LossAndGrads:
-    """The catalogue entry `name`'s loss_and_grads: the reference with the bug planted."""
-    function: LossAndGrads = planted(name)["loss_and_grads"]
+@cache
+def planted(names: tuple[str, ...] = (), upstream: bool = False) -> dict[str, Any]:
+    """The namespace of reference.py with the catalogue entries `names` planted (none: the
+    reference itself). upstream: its loss_and_grads also takes loss=probes.UPSTREAM.
+
+    Entries that edit different functions (most pairs the diagnosis tries) are combined
+    from their own planted namespaces, without planting and compiling the source again."""
+    functions = [edited(BY_NAME[name]) for name in names]
+    disjoint = sum(map(len, functions)) == len(set().union(*functions))
+    if len(names) > 1 and disjoint and not any("." in f for f in set().union(*functions)):
+        return combined([planted((name,), upstream) for name in names], functions)
+    label = " + ".join(names) or "reference"
+    namespace: dict[str, Any] = {"__name__": f"rnn_torch.diagnose.catalogue[{label}]"}
+    tree = planted_tree(*(BY_NAME[name] for name in names))
+    exec(compile(tree, f"<catalogue: {label}>", "exec"), namespace)
+    if upstream:  # this namespace's own tables: the shared ones stay as they are
+        namespace["LOSSES"] = {**namespace["LOSSES"], UPSTREAM: upstream_objective}
+        namespace["OUTPUT_OF"] = {**namespace["OUTPUT_OF"], UPSTREAM: "sigmoid"}
+    return namespace
+
+
+def mutant(*names: str) -> LossAndGrads:
+    """The catalogue entries' loss_and_grads: the reference with the bugs `names` planted."""
+    function: LossAndGrads = planted(names)["loss_and_grads"]
     return function
 
 
-def upstream_pass(namespace: dict[str, Any]) -> LossAndGrads:
-    """loss_and_grads for the upstream objective of the course styles (probes.UPSTREAM):
-    y is G (T, B, H), L = sum_t sum(G_t * h_t), run by a reference module's (or a planted
-    one's) forward and backward with an output layer that passes h_t through (W_hy = I, so
-    dL/dh_t through z_t is G_t)."""
+def upstream_pass(*names: str) -> LossAndGrads:
+    """loss_and_grads for the upstream objective of the course styles (probes.UPSTREAM): y is
+    G (T, B, H), L = sum_t sum(G_t * h_t), by the reference's own pass (with `names`
+    planted) through an output layer that passes h_t through (W_hy = I, no b_y), whose
+    gradients are left out."""
+    function = planted(names, upstream=True)["loss_and_grads"]
 
     def loss_and_grads(
-        params: dict[str, Any],
-        x: Any,
-        y: Any,
-        *,
-        loss: str,
-        h0: Any = None,
-        c0: Any = None,
-        activation: str = "tanh",
+        params: dict[str, Any], x: Any, y: Any, **kwargs: Any
     ) -> tuple[float, dict[str, Any]]:
-        cell = namespace["cell_of"](params)
-        B, H = x.shape[1], y.shape[2]
+        H = y.shape[2]
         full = {**params, "W_hy": np.eye(H)}
         if any(k.startswith("b_") for k in params):
             full["b_y"] = np.zeros(H)
-        zeros = np.zeros((B, H))
-        states = (zeros if h0 is None else h0, zeros if c0 is None else c0)
-        extra = (activation,) if cell == "rnn" else ()  # the RNN's f; the gated cells have theirs
-        cache = namespace[f"{cell}_forward"](full, x, *states[: 2 if cell == "lstm" else 1], *extra)
-        grads = namespace[f"{cell}_backward"](full, cache, y, *extra)
+        value, grads = function(full, x, y, **kwargs)
         grads.pop("W_hy")
         grads.pop("b_y", None)
-        return float(np.sum(y * cache["h"][1:])), grads
+        return value, grads
 
     return loss_and_grads

@@ -14,9 +14,30 @@ from ..compare import FLOAT64_BOUND
 from .detect import Found
 from .diagnosis import Settings, bug_changes, error, probes_for, report_on, value
 from .probes import UPSTREAM, Probe, Result
-from .report import Judged, StyleReport
+from .report import Judged, Report, StyleReport
 from .sandbox import Answer, run_file
 from .styles import MINCHAR_CLIP, MINCHAR_NAMES, TITLES, UNITS, Unit
+
+#: Wrong loops a course itself spread, by (style, function): the catalogue entries the loop
+#: equals (named, or the closest pair) and what to tell a learner who wrote it.
+SPREAD = {
+    ("dls", "lstm_backward"): (
+        {"lstm: recurrent term dh_next dropped", "lstm: cell path dropped"},
+        "this is the loop behind the notebook's own expected output for lstm_backward, which "
+        "carries neither da_prevt nor dc_prevt from step t to step t - 1; that output is not "
+        "the true gradient, and learners with the true loop were told they were wrong: pass "
+        "da[:, :, t] + da_prevt and dc_prevt to lstm_cell_backward, and keep both it returns",
+    ),
+}
+
+
+def spread_loop(unit: Unit, report: Report) -> list[str]:
+    """The finding for a loop the course itself spread, where the report points at it."""
+    known = SPREAD.get((unit.style, unit.name))
+    if known is None:
+        return []
+    closest = (report.closest_bug or {}).get("names", [])
+    return [known[1]] if known[0] in (set(report.likely_bugs), set(closest)) else []
 
 
 def settings_for(unit: Unit, seed: int) -> Settings:
@@ -84,6 +105,7 @@ def diagnose_style(
         report = report_on(settings, str(path), probes, truths, run, hold_out, clip)
         report.notes += [note] if note else []
         report.names = dict(unit.names)
+        report.findings += spread_loop(unit, report)
         called = " or ".join(dict.fromkeys(unit.functions))  # not loss_and_grads: theirs
         report.errors = [e.replace("loss_and_grads ", f"{called} ", 1) for e in report.errors]
         judged.append(Judged(unit.functions, report))

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -120,25 +121,40 @@ def probes_for(settings: Settings) -> tuple[list[Probe], list[Result]]:
         )
 
 
+def planted_answers(
+    settings: Settings, names: tuple[str, ...], first: int | None = None
+) -> list[Result]:
+    """The reference with the catalogue entries `names` planted, on the probes (the `first`
+    ones only, if given), but for the one-step-loss ones."""
+    probes = probes_for(settings)[0][:first]
+    upstream = settings.losses == (UPSTREAM,)
+    function = (catalogue.upstream_pass if upstream else catalogue.mutant)(*names)
+    return [
+        function(copy(p.params), p.x.copy(), p.y.copy(), **p.keywords())
+        if p.factors["target"] == "all"
+        else (math.nan, {})  # the one-step-loss probes judge the learner's dL/dx only
+        for p in probes
+    ]
+
+
 @lru_cache(maxsize=8)
 def bug_answers(settings: Settings) -> dict[str, list[Result]]:
-    """Every catalogue bug of the cell on the probes (cached), but for the one-step-loss ones."""
-    probes, _ = probes_for(settings)
-    found = {}
+    """Every catalogue bug of the cell on the probes (cached)."""
     upstream = settings.losses == (UPSTREAM,)
-    for bug in catalogue.for_cell(settings.cell):
-        if upstream and bug.cell == "any":
-            continue  # a bug of the loss: the upstream objective has none
-        function = catalogue.mutant(bug.name)
-        if upstream:
-            function = catalogue.upstream_pass(catalogue.planted(bug.name))
-        found[bug.name] = [
-            function(copy(p.params), p.x.copy(), p.y.copy(), **p.keywords())
-            if p.factors["target"] == "all"
-            else (math.nan, {})  # the one-step-loss probes judge the learner's dL/dx only
-            for p in probes
-        ]
-    return found
+    return {
+        bug.name: planted_answers(settings, (bug.name,))
+        for bug in catalogue.for_cell(settings.cell)
+        if not (upstream and bug.cell == "any")  # a bug of the loss: this objective has none
+    }
+
+
+@lru_cache(maxsize=256)
+def pair_answers(settings: Settings, a: str, b: str) -> list[Result] | None:
+    """Two catalogue bugs planted at once (cached); None where they edit the same statement."""
+    try:
+        return planted_answers(settings, (a, b))
+    except catalogue.CatalogueError:
+        return None
 
 
 def copy(params: dict[str, Array]) -> dict[str, Array]:
@@ -294,14 +310,96 @@ def likely_bugs(
         changed = changes[name]
         if name in hold_out:
             continue
-        if clip is not None:
-            results = [
-                (v, {k: np.clip(g, -clip, clip) for k, g in gs.items()}) for v, gs in results
-            ]
+        results = clipped(results, clip)
         if changed and set(changed) <= set(wrong):
             if all(equal_on_every_probe(k, answers, results, probes) for k in changed):
                 named.append((catalogue.BY_NAME[name], changed))
     return named
+
+
+def clipped(results: list[Result], clip: float | None) -> list[Result]:
+    """Results with every gradient clipped to [-clip, clip] (min-char-rnn's), or as they are."""
+    if clip is None:
+        return results
+    return [(v, {k: np.clip(g, -clip, clip) for k, g in gs.items()}) for v, gs in results]
+
+
+Closest = tuple[tuple[Bug, ...], list[str], list[str]]  # bugs, keys equal, keys that differ
+
+
+def near(
+    bugs: tuple[Bug, ...],
+    changed: list[str],
+    results: list[Result],
+    wrong: list[str],
+    answers: list[Answer | None],
+    probes: list[Probe],
+) -> Closest:
+    """How close the learner's answers are to what `bugs` give: the wrong keys equal to
+    theirs on every probe, and the keys that still differ (wrong but not equal, or changed by
+    them but right)."""
+    equal = [k for k in wrong if k in changed and equal_on_every_probe(k, answers, results, probes)]
+    differ = [k for k in dict.fromkeys([*wrong, *changed]) if k not in equal]
+    return bugs, equal, differ
+
+
+def closer(best: Closest | None, found: Closest, wrong: list[str]) -> Closest | None:
+    """The nearer miss: equal in more wrong keys, at least half of them, fewer bugs first."""
+    _, equal, differ = found
+    if not equal or 2 * len(equal) < len(wrong) or not differ:
+        return best
+    if best is None or (len(equal), -len(found[0])) > (len(best[1]), -len(best[0])):
+        return found
+    return best
+
+
+def known_bugs(
+    settings: Settings,
+    probes: list[Probe],
+    wrong: list[str],
+    answers: list[Answer | None],
+    hold_out: tuple[str, ...],
+    clip: float | None = None,
+) -> tuple[list[tuple[Bug, Bug]], Closest | None]:
+    """Where no single catalogue bug explains every wrong key: the pairs of entries that,
+    planted together, change exactly the wrong keys and equal the learner's answers in each
+    of them on every probe (two bugs at once); and, where there is none, the nearest miss of
+    a single entry or a pair (equal in most wrong keys). Only entries that change nothing
+    but wrong keys are paired."""
+    _, truths = probes_for(settings)
+    keys = ["loss", *probes[0].expected()]
+    changes = bug_changes(settings)
+    best: Closest | None = None
+    for name, results in bug_answers(settings).items():
+        if name not in hold_out and changes[name]:
+            bug = catalogue.BY_NAME[name]
+            found = near((bug,), changes[name], clipped(results, clip), wrong, answers, probes)
+            best = closer(best, found, wrong)
+    candidates = [
+        name
+        for name, changed in changes.items()
+        if changed and set(changed) <= set(wrong) and name not in hold_out
+    ]
+    pairs = []
+    for a, b in combinations(candidates, 2):
+        try:  # first on the base probe alone, which rules out most pairs at once
+            base = clipped(planted_answers(settings, (a, b), first=1), clip)
+        except catalogue.CatalogueError:
+            continue  # the two edit the same statement
+        equal = [k for k in wrong if equal_on_every_probe(k, answers[:1], base, probes[:1])]
+        if 2 * len(equal) < len(wrong):
+            continue  # neither the pair nor a near miss
+        given = pair_answers(settings, a, b)
+        if given is None:
+            continue
+        results = clipped(given, clip)
+        changed = changed_keys(keys, results, truths, probes)
+        bugs = (catalogue.BY_NAME[a], catalogue.BY_NAME[b])
+        found = near(bugs, changed, results, wrong, answers, probes)
+        if set(changed) == set(wrong) and found[1] == wrong:
+            pairs.append(bugs)
+        best = closer(best, found, wrong)
+    return pairs, None if pairs else best
 
 
 # ---- the diagnosis -------------------------------------------------------------------
@@ -483,10 +581,28 @@ def report_on(
     if "loss" not in wrong:  # the one-step probes need the right outputs p_t
         report.first_bad_distance = first_bad_distance(probes, answers, truths)
     named = likely_bugs(settings, probes, wrong, answers, hold_out, clip)
+    both: list[tuple[Bug, Bug]] = []
+    closest = None
+    if not named and wrong:
+        both, closest = known_bugs(settings, probes, wrong, answers, hold_out, clip)
     report.likely_bugs = [bug.name for bug, _ in named]
+    report.likely_bugs += [bug.name for pair in both for bug in pair]
     for bug, keys_changed in named:
         for key in keys_changed:
             target = report.loss if key == "loss" else report.gradients[key]
             target.explained_by.append(bug.name)
-    report.findings = findings(report, wrong, keys, pairs_by_key, named, settings.losses)
+    for pair in both:
+        for key in wrong:
+            target = report.loss if key == "loss" else report.gradients[key]
+            target.explained_by += [bug.name for bug in pair]
+    if closest is not None:
+        bugs, equal, differ = closest
+        report.closest_bug = {
+            "names": [bug.name for bug in bugs],
+            "equal_in": equal,
+            "differs_in": differ,
+        }
+    report.findings = findings(
+        report, wrong, keys, pairs_by_key, named, settings.losses, both, closest
+    )
     return report

@@ -155,6 +155,8 @@ def findings(
     pairs_by_key: dict[str, dict[str, set[tuple[object, object]]]],
     named: list[tuple[Bug, list[str]]],
     losses: tuple[str, ...],
+    both: list[tuple[Bug, Bug]] | None = None,
+    closest: tuple[tuple[Bug, ...], list[str], list[str]] | None = None,
 ) -> list[str]:
     """The report's findings, in words, one line each: what is wrong and what is right, how
     the wrong ones go wrong, the bugs they equal, and where to look for the rest (for the
@@ -203,10 +205,27 @@ def findings(
             f"your {listing(changed, the=False)} {verb} what you get when {bug.what}: likely bug "
             f"{bug.name!r}; the right term is derived in {bug.see}"
         )
+    for a, b in both or []:
+        explained |= set(wrong)
+        lines.append(
+            f"your {listing(wrong, the=False)} equal what you get with two known bugs at once: "
+            f"when {a.what} ({a.name!r}; derived in {a.see}), and when {b.what} ({b.name!r}; "
+            f"derived in {b.see})"
+        )
+    if closest is not None:
+        bugs, equal, differ = closest
+        verb = "differs" if len(differ) == 1 else "differ"
+        what = " and ".join(f"{bug.name!r} ({bug.what})" for bug in bugs)
+        one = len(bugs) == 1
+        lines.append(
+            f"closest known {'bug' if one else 'pair of bugs, at once'}: {what}: your "
+            f"{listing(equal, the=False)} equal what {'it gives' if one else 'they give'}, but "
+            f"{listing(differ, the=False)} still {verb}"
+        )
     rest = [k for k in wrong if k not in explained]
     if rest:
         distance = report.first_bad_distance
-        lines += where_to_look(cell, rest, wrong, distance, bool(named), losses)
+        lines += where_to_look(cell, rest, wrong, distance, bool(named), losses, bool(closest))
     return lines
 
 
@@ -277,10 +296,17 @@ def where_to_look(
     distance: int | None,
     named: bool,
     losses: tuple[str, ...],
+    near: bool = False,
 ) -> list[str]:
     """Pointers for the wrong keys no known bug explains: the shared term they are computed
     from when the localization points at one, else each key's own derivative."""
-    head = "not explained by the bugs named above" if named else "no known bug gives these"
+    head = (
+        "not explained by the bugs named above"
+        if named
+        else "no known bug gives all of these"
+        if near
+        else "no known bug gives these"
+    )
     if "loss" in rest:
         return [
             f"{head}; the loss value is wrong: fix the forward pass or the loss first, every "

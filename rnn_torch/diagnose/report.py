@@ -57,7 +57,9 @@ class Report:
     gradients: dict[str, Verdict]  # every expected key: parameters, "x", "h0" ("c0")
     first_bad_distance: int | None = None
     wrong_gates: list[str] = field(default_factory=list)  # the gated cells' only
-    likely_bugs: list[str] = field(default_factory=list)  # catalogue names
+    likely_bugs: list[str] = field(default_factory=list)  # catalogue names (or a pair of them)
+    # the entry equal in most wrong gradients, where none is: name, equal_in, differs_in
+    closest_bug: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)  # in words, one line each
     errors: list[str] = field(default_factory=list)  # what could not be judged, and why
     notes: list[str] = field(default_factory=list)  # what did not stop the judging
@@ -122,6 +124,7 @@ class Report:
             "first_bad_distance": self.first_bad_distance,
             "wrong_gates": self.wrong_gates,
             "likely_bugs": self.likely_bugs,
+            "closest_bug": self.closest_bug,
             "findings": self.findings,
             "errors": self.errors,
             "notes": self.notes,
