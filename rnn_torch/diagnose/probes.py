@@ -9,8 +9,8 @@ factor only:
     length     T = 1 .. 5 (prefixes of the base sequence)
     batch      B = 1 (the first sequence of the batch)
     state      h_{-1} (and c_{-1}) None, that is zeros
-    target s   y_t = p_t, the network's own output, at every step but s, for s = T - 1 and
-               s = T / 2 - 1: every loss then sends no gradient back from any step but s
+    target s   y_t = p_t, the network's own output, at every step but s, for every step s
+               in turn: every loss then sends no gradient back from any step but s
                (dL/dz_t = 0 where p_t = y_t, for mse, bce and ce alike), so dL/dx_t holds
                what reaches x_t from step s, over the distance k = s - t. This puts the
                upstream gradient on one step through the protocol, which takes targets,
@@ -58,7 +58,9 @@ V = 4  # the one-hot probes' characters: I = O = V
 CLIPPED = 12
 SCALE = 0.5  # of the weights, biases and initial states
 LENGTHS = tuple(range(1, T))  # the shorter sequences; the base has T
-TARGETS = (T - 1, T // 2 - 1)  # the steps s that alone send a gradient back
+#: The steps s that alone send a gradient back, one probe each: every step in turn, so that
+#: a bug tied to one step shows at its own distances, not at an invented one.
+TARGETS = tuple(range(T))
 CELL_NAMES = ("rnn", "lstm", "gru")
 LOSS_NAMES = tuple(LOSSES)  # mse, bce, ce
 #: The losses diagnose judges unless told otherwise ("both"): the sigmoid output's, which
