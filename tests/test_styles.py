@@ -14,6 +14,7 @@ tensors), the Coursera notebook's step by step, min-char-rnn's lossFun.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -141,8 +142,8 @@ def test_the_loop_writing_into_the_callers_dh_is_named_by_its_argument(tmp_path:
     assert all(j.report.ok for j in others)
     text = report.text()
     assert "changed in place: rnn_backward: dh" in text and "MISMATCH in rnn_backward" in text
-    assert report.to_json()["changed_inputs"] == [
-        {"function": "rnn_backward", "array": "dh", "probes": 12}
+    assert report.to_json()["findings"] == [
+        {"kind": "changed in place", "function": "rnn_backward", "array": "dh", "probes": 12}
     ]
 
 
@@ -286,7 +287,7 @@ def test_json_names_each_function_and_gradient_as_the_learner_does(
 ) -> None:
     assert main([str(HERE / DLS), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["style"] == "dls" and data["exit_code"] == 0 and data["changed_inputs"] == []
+    assert data["style"] == "dls" and data["exit_code"] == 0 and data["findings"] == []
     lstm = data["functions"]["lstm_backward"]
     assert lstm["with"] == "lstm_forward" and lstm["ok"] is True
     assert lstm["gradients"]["dWc[:, n_a:]"]["ours"] == "dW_xg"
@@ -476,3 +477,62 @@ def test_pairs_combined_from_their_namespaces_equal_pairs_planted_together() -> 
             assert all(np.array_equal(g1[k], g2[k], equal_nan=True) for k in g2), (a, b)
             tried += 1
     assert tried >= 30
+
+
+AUTOGRADER = ROOT / "exercises" / "autograder"
+
+
+def graded(tmp_path: Path, name: str, text: str | None, style: str = "") -> dict[str, object]:
+    """exercises/autograder/run_autograder on one submission, in a folder standing in for
+    /autograder: the results.json it wrote."""
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    if text is not None:
+        (root / "submission" / name).write_text(text)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable, "STYLE": style}
+    done = subprocess.run(
+        ["bash", str(AUTOGRADER / "run_autograder")], env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0
+    result: dict[str, object] = json.loads((root / "results" / "results.json").read_text())
+    return result
+
+
+def test_the_gradescope_example_grades_a_correct_and_a_buggy_submission(tmp_path: Path) -> None:
+    right = graded(tmp_path / "right", "rnn_layers.py", (HERE / CS231N).read_text())
+    tests = right["tests"]
+    assert isinstance(tests, list)
+    assert [(t["name"], t["score"], t["max_score"], t["status"]) for t in tests] == [
+        (f"{backward} (with {forward})", 1.0, 1.0, "passed")
+        for forward, backward in [u.functions for u in UNITS["cs231n"]]
+    ]
+    assert "not judged: word_embedding_forward" in str(right["output"])
+    buggy = graded(tmp_path / "buggy", "rnn_layers.py", variant(CS231N, "dprev_h_not_carried"))
+    scores = {t["name"]: t["score"] for t in buggy["tests"]}  # type: ignore[attr-defined]
+    assert scores == {
+        "rnn_step_backward (with rnn_step_forward)": 1.0,
+        "rnn_backward (with rnn_forward)": 0.0,
+        "lstm_step_backward (with lstm_step_forward)": 1.0,
+        "lstm_backward (with lstm_forward)": 1.0,
+    }
+    failed = next(t for t in buggy["tests"] if t["score"] == 0.0)  # type: ignore[attr-defined]
+    assert "likely bug 'rnn: recurrent term of dL/dh_t dropped'" in failed["output"]
+
+
+def test_the_gradescope_example_scores_0_what_cannot_be_judged(tmp_path: Path) -> None:
+    python2 = graded(tmp_path / "py2", "min_char_rnn.py", (HERE / "minchar_py2.py").read_text())
+    assert python2 == {
+        "score": 0.0,
+        "output": "min_char_rnn.py is Python 2 (print statements): port it to Python 3 "
+        "(print(...), range) to diagnose it",
+        "tests": [],
+    }
+    nothing = graded(tmp_path / "none", "", None)
+    assert nothing["score"] == 0.0 and "no such file" in str(nothing["output"])
+    other = graded(tmp_path / "style", "f.py", (HERE / MINCHAR).read_text(), style="cs231n")
+    assert other["score"] == 0.0 and other["tests"] == []
+
+
+def test_the_gradescope_setup_script_is_valid_bash() -> None:
+    done = subprocess.run(["bash", "-n", str(AUTOGRADER / "setup.sh")], capture_output=True)
+    assert done.returncode == 0, done.stderr

@@ -11,17 +11,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rnn_manual.core.args import Parser, UsageError, positive_float, seed
 
 from .api import diagnose
 from .diagnosis import DEFAULT_TIMEOUT
+from .gradescope import not_judged, results
 from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES
+from .report import Report, StyleReport
 from .styles import STYLES
 
 PROG = "python -m rnn_torch diagnose"
+#: How a report is printed, by --format.
+FORMATS: dict[str, Callable[[Report | StyleReport], str]] = {
+    "text": lambda report: report.text(),
+    "json": lambda report: json.dumps(report.to_json(), indent=2),
+    "gradescope": lambda report: json.dumps(results(report), indent=2),
+}
 DESCRIPTION = (
     "Run a learner's loss_and_grads (a Python file with rnn_manual.reference's signature) on "
     "random float64 networks in a separate process, judge every gradient against PyTorch "
@@ -79,7 +87,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         help=f"seconds the file may take for all probes together (default {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (the default), json (one JSON object), or gradescope (Gradescope's "
+        "results.json: one test per function judged)",
+    )
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="--format json"
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -112,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except (UsageError, ValueError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        if args.format == "gradescope":  # the grader reads results.json, not stderr
+            print(json.dumps(not_judged(str(error)), indent=2))
         return 2
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    print(FORMATS[args.format](report))
     return report.exit_code
 
 

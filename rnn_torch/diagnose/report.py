@@ -80,6 +80,10 @@ class Report:
         clean = not self.errors and not self.changed_inputs
         return self.runnable and clean and all(v.ok for v in verdicts)
 
+    def functions(self) -> list[tuple[str, Report]]:
+        """The functions judged, each with its report: loss_and_grads, this one."""
+        return [("loss_and_grads", self)]
+
     def label(self, key: str) -> str:
         """A gradient as the learner's code names it, ours beside it: 'dWx (dW_xh)'."""
         if key == "loss":
@@ -198,6 +202,12 @@ class Judged:
     def name(self) -> str:
         return self.functions[1]
 
+    @property
+    def title(self) -> str:
+        """'rnn_backward (with rnn_forward)', or 'lossFun' where one function does both."""
+        forward, backward = self.functions
+        return backward if forward == backward else f"{backward} (with {forward})"
+
 
 @dataclass
 class StyleReport:
@@ -215,6 +225,10 @@ class StyleReport:
     @property
     def runnable(self) -> bool:
         return any(j.report.runnable for j in self.judged)
+
+    def functions(self) -> list[tuple[str, Report]]:
+        """The functions judged, each with its report: 'rnn_backward (with rnn_forward)'."""
+        return [(j.title, j.report) for j in self.judged]
 
     @property
     def ok(self) -> bool:
@@ -234,9 +248,7 @@ class StyleReport:
             r = j.report
             state = "ok" if r.ok else "NOT RUN" if not r.runnable else "WRONG"
             lines.append("")
-            forward, backward = j.functions
-            together = "" if forward == backward else f" (with {forward})"
-            lines.append(f"== {backward}{together}: {state}; {r.settings}, {r.probes} probes")
+            lines.append(f"== {j.title}: {state}; {r.settings}, {r.probes} probes")
             lines += r.body()
         lines.append("")
         lines += [f"not judged: {line}" for line in self.unjudged]
@@ -269,8 +281,13 @@ class StyleReport:
                 "outputs": {"loss": r.loss.to_json()},
                 "report": r.to_json(),
             }
-        changed = [
-            {"function": what.split(": ", 1)[0], "array": what.split(": ", 1)[1], "probes": n}
+        findings = [  # beside each function's report: what no gradient shows
+            {
+                "kind": "changed in place",
+                "function": what.split(": ", 1)[0],
+                "array": what.split(": ", 1)[1],
+                "probes": n,
+            }
             for j in self.judged
             for what, n in j.report.changed.items()
         ]
@@ -282,6 +299,6 @@ class StyleReport:
             "functions": functions,
             "not_defined": self.absent,
             "not_judged": self.unjudged,
-            "changed_inputs": changed,
+            "findings": findings,
             "seconds": round(self.seconds, 3),
         }
