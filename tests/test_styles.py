@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from learners.variants import CS231N, DLS, HERE, MINCHAR, names, variant
+from numpy.typing import NDArray
 
+from rnn_manual import reference
 from rnn_torch.diagnose import StyleReport, catalogue, diagnose, main
 from rnn_torch.diagnose.courses import settings_for
 from rnn_torch.diagnose.detect import SIGNATURES, detect
@@ -36,6 +38,7 @@ from rnn_torch.diagnose.styles import STYLES, UNITS
 from rnn_torch.diagnose.styles import unit as unit_named
 
 ROOT = Path(__file__).resolve().parents[1]
+Array = NDArray[np.floating]
 TORCH = "cs231n_torch.py"
 
 
@@ -51,7 +54,6 @@ def style_report(path: Path, **options: object) -> StyleReport:
         (CS231N, "cs231n", 4),
         (TORCH, "cs231n", 2),
         (DLS, "dls", 4),
-        (MINCHAR, "minchar", 1),
     ],
 )
 def test_a_correct_file_in_its_course_idiom_passes(file: str, style: str, judged: int) -> None:
@@ -224,9 +226,63 @@ def test_the_gates_in_pytorchs_order_name_themselves(tmp_path: Path) -> None:
         assert lstm.likely_bugs == ["lstm: gates g and o swapped (CS231n's order i, f, o, g)"]
 
 
+NAIVE_SOFTMAX = "ps[t] = np.exp(ys[t]) / np.sum(np.exp(ys[t]))"
+STABLE_SOFTMAX = "ps[t] = np.exp(ys[t] - ys[t].max()) / np.sum(np.exp(ys[t] - ys[t].max()))"
+
+
+def stable_minchar(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """min-char-rnn as copied, but with the softmax's max subtracted (and `edits`)."""
+    text = (HERE / MINCHAR).read_text()
+    for old, new in [(NAIVE_SOFTMAX, STABLE_SOFTMAX), *edits]:
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    path = tmp_path / MINCHAR
+    path.write_text(text)
+    return path
+
+
+def test_min_char_rnn_as_copied_is_right_but_for_its_softmax(tmp_path: Path) -> None:
+    """Its exp(ys) / sum(exp(ys)) overflows for logits around 800, where the true loss and
+    gradients are finite: every value is right on the ordinary probes and wrong there, which
+    is a finding of its own, and nothing else is; with the max subtracted it passes."""
+    report = style_report(HERE / MINCHAR)
+    loss_fun = report.judged[0].report
+    assert report.exit_code == 1 and loss_fun.errors == []
+    assert loss_fun.unstable == ["loss", "W_xh", "W_hh", "W_hy", "b_h", "b_y"]
+    assert set(loss_fun.wrong()) == set(loss_fun.unstable)
+    assert loss_fun.likely_bugs == [] and loss_fun.closest_bug is None
+    unstable = [f for f in loss_fun.findings if f.startswith("numerically unstable")]
+    assert len(unstable) == 1 and "lossFun gives the loss, dW_xh" in unstable[0]
+    assert "logits around 800" in unstable[0] and "subtract max(z)" in unstable[0]
+    assert "NUMERICALLY UNSTABLE in loss, dWxh (dW_xh)" in report.text()
+    assert style_report(stable_minchar(tmp_path)).exit_code == 0
+
+
+def test_a_naive_bce_is_numerically_unstable_and_nothing_else() -> None:
+    """The reference's gradients with a loss computed as -(y log p + (1 - y) log(1 - p)):
+    right on every ordinary probe, infinite where sigmoid(z) rounds to 1 (z around 45)."""
+
+    def naive(params: dict[str, Array], x: Array, y: Array, **options: object) -> object:
+        value, grads = reference.loss_and_grads(params, x, y, **options)  # type: ignore[arg-type]
+        h0 = options.get("h0")
+        start = np.zeros((x.shape[1], params["W_hh"].shape[0])) if h0 is None else h0
+        p = reference.rnn_forward(params, x, start, str(options["activation"]))["p"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)) / x.shape[1]
+        return value, grads
+
+    report = diagnose(naive, "rnn", loss="bce")
+    assert isinstance(report, Report)
+    assert report.unstable == ["loss"] and report.wrong() == ["loss"] and report.errors == []
+    assert report.first_bad_distance is None and report.loss.first_bad_length is None
+    assert any("log(1 - p) or log(p) is log 0" in f for f in report.findings)
+    right = diagnose(reference.loss_and_grads, "rnn", loss="bce")
+    assert right.exit_code == 0
+
+
 def test_min_char_rnn_is_checked_without_running_its_training_loop(tmp_path: Path) -> None:
     """Its module level opens input.txt (absent here) and trains forever."""
-    report = style_report(HERE / MINCHAR, timeout=20.0)
+    report = style_report(stable_minchar(tmp_path), timeout=20.0)
     assert report.exit_code == 0 and report.seconds < 20
     notes = report.judged[0].report.notes
     assert len(notes) == 1 and "clips the gradients it returns to [-5, 5]" in notes[0]
@@ -234,19 +290,13 @@ def test_min_char_rnn_is_checked_without_running_its_training_loop(tmp_path: Pat
 
 
 def test_without_the_clip_min_char_rnn_is_judged_against_autograd_itself(tmp_path: Path) -> None:
-    text = (HERE / MINCHAR).read_text()
-    old = "np.clip(dparam, -5, 5, out=dparam)"
-    assert text.count(old) == 1
-    path = tmp_path / MINCHAR
-    path.write_text(text.replace(old, "pass"))
+    path = stable_minchar(tmp_path, ("np.clip(dparam, -5, 5, out=dparam)", "pass"))
     report = style_report(path)
     assert report.exit_code == 0 and report.judged[0].report.notes == []
 
 
 def test_a_clip_at_another_bound_is_wrong(tmp_path: Path) -> None:
-    text = (HERE / MINCHAR).read_text().replace("np.clip(dparam, -5, 5,", "np.clip(dparam, -3, 3,")
-    path = tmp_path / MINCHAR
-    path.write_text(text)
+    path = stable_minchar(tmp_path, ("np.clip(dparam, -5, 5,", "np.clip(dparam, -3, 3,"))
     report = style_report(path)
     assert report.exit_code == 1 and not report.judged[0].report.notes
 

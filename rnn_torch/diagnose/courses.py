@@ -102,7 +102,7 @@ def diagnose_style(
         if settings.onehot:
             truths, note = clip_of(probes, truths, run.answers)
         clip = None if note is None else MINCHAR_CLIP
-        report = report_on(settings, str(path), probes, truths, run, hold_out, clip)
+        report = report_on(settings, str(path), probes, truths, run, hold_out, clip, unit.name)
         report.notes += [note] if note else []
         report.names = dict(unit.names)
         report.findings += spread_loop(unit, report)

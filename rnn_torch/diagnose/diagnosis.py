@@ -190,18 +190,23 @@ def errors_by_key(
     answers: list[Answer | None] | list[Result],
     truths: list[Result],
     probes: list[Probe],
+    large: bool = False,
 ) -> dict[str, list[float | None]]:
     """key -> each probe's relative error from autograd: None where the key is expected but
     has no usable value, NaN where it is not expected (a bias without biases), and NaN on
     the one-step-loss probes, which only first_bad_distance judges (there a gradient that
     travels far, dL/dh_{-1}, is tiny, and its normwise error is the rounding of the other
-    steps' near-zero dL/dz_t)."""
+    steps' near-zero dL/dz_t). The probes with large logits are NaN too, but with `large`:
+    they judge the stability of the loss alone (the verdicts), not what a bug is."""
     table: dict[str, list[float | None]] = {}
     for key in keys:
         row: list[float | None] = []
         for answer, truth, probe in zip(answers, truths, probes, strict=True):
             mine, right = value(answer, key), value(truth, key)
-            if right is None or probe.factors["target"] != "all":
+            skipped = probe.factors["target"] != "all" or (
+                probe.factors["logits"] == "large" and not large
+            )
+            if right is None or skipped:
                 row.append(math.nan)
             else:
                 row.append(None if mine is None else error(mine, right))
@@ -240,6 +245,7 @@ def first_bad_length(probes: list[Probe], right: list[bool | None]) -> int | Non
         for p, ok in zip(probes, right, strict=True)
         if ok is False
         and p.factors["target"] == "all"
+        and p.factors["logits"] == "ordinary"
         and p.factors["batch"] == B
         and p.factors["initial_state"] == "random"
     ]
@@ -444,7 +450,8 @@ def answer_errors(probes: list[Probe], answers: list[Answer | None]) -> tuple[li
             if kind != "missing":
                 target = notes if kind in ("extra", "dtype") else problems
                 target.append((f"{kind} {key}", text, i))
-        if answer.status == "ok":
+        if answer.status == "ok" and probes[i].factors["logits"] == "ordinary":
+            # (with large logits, a NaN is judged wrong: the finding on stability says why)
             bad = [k for k, g in answer.grads.items() if not np.all(np.isfinite(g))]
             if answer.loss is not None and not math.isfinite(answer.loss):
                 bad.insert(0, "loss")
@@ -536,8 +543,10 @@ def report_on(
     run: Run,
     hold_out: tuple[str, ...] = (),
     clip: float | None = None,
+    function: str = "loss_and_grads",
 ) -> Report:
-    """The report on a run of the learner's code over the probes (clip: see likely_bugs)."""
+    """The report on a run of the learner's code over the probes (clip: see likely_bugs;
+    function: the learner's function judged, as its code names it)."""
     cell = settings.cell
     keys = list(probes[0].expected())
     answers = run.answers
@@ -547,7 +556,7 @@ def report_on(
     if run.fatal:
         errors.insert(0, run.fatal)
     notes = run.notes + notes
-    table = errors_by_key(["loss", *keys], answers, truths, probes)
+    table = errors_by_key(["loss", *keys], answers, truths, probes, large=True)
     verdicts: dict[str, Verdict] = {}
     pairs_by_key = {}
     for key, row in table.items():
@@ -574,10 +583,15 @@ def report_on(
         errors=errors,
         notes=notes,
         changed=dict(changed),
+        function=function,
     )
     if not runnable:
         return report
-    wrong = [k for k in ["loss", *keys] if any(e > FLOAT64_BOUND for e in judged(table[k]))]
+    ordinary = errors_by_key(["loss", *keys], answers, truths, probes)
+    wrong = [k for k in ["loss", *keys] if any(e > FLOAT64_BOUND for e in judged(ordinary[k]))]
+    # wrong only where a naive loss overflows: numerically unstable, apart from the rest
+    judged_all = {"loss": report.loss, **report.gradients}
+    report.unstable = [k for k, v in judged_all.items() if v.wrong and k not in wrong]
     if "loss" not in wrong:  # the one-step probes need the right outputs p_t
         report.first_bad_distance = first_bad_distance(probes, answers, truths)
     named = likely_bugs(settings, probes, wrong, answers, hold_out, clip)

@@ -78,8 +78,35 @@ def derivative(cell: str, key: str, losses: tuple[str, ...] = SIGMOID_LOSSES) ->
     return f"dL/d{key} = the sum of {pre} over steps and the batch ({where})"
 
 
+#: What overflows where a loss is computed naively, and the stable way: by loss.
+NAIVE = {
+    "bce": (
+        "logits z around +-45, where p = sigmoid(z) rounds to 1 or 0 and a naive log(1 - p) or "
+        "log(p) is log 0",
+        "compute bce from z: max(z, 0) - y z + log(1 + exp(-|z|))",
+    ),
+    "ce": (
+        "logits around 800 (a small spread between the outputs), where a naive "
+        "exp(z) / sum(exp(z)) is inf / inf",
+        "subtract max(z) before exp, or compute log p as z - logsumexp(z)",
+    ),
+}
+
+
+def instability(report: Report, losses: tuple[str, ...]) -> str:
+    """The finding for keys wrong only where a naive loss overflows."""
+    where = "; ".join(f"{NAIVE[loss][0]}: {NAIVE[loss][1]}" for loss in losses if loss in NAIVE)
+    return (
+        f"numerically unstable: {report.function} gives {listing(report.unstable)} wrong "
+        f"only with {where} (the true values are finite there; "
+        f"{walkthrough(3) if 'bce' in losses else walkthrough(15)})"
+    )
+
+
 def shown(factor: str, value: object) -> str:
     """A factor's value in words."""
+    if factor == "logits":
+        return f"{value} logits"
     if factor == "bias":
         return "biases" if value else "no biases"
     if factor == "batch":
@@ -165,9 +192,13 @@ def findings(
     cell = report.cell
     verdicts = {"loss": report.loss, **report.gradients}
     never = [k for k in verdicts if verdicts[k].relative_error is None]
-    right = [k for k in verdicts if k not in wrong and k not in never]
+    right = [k for k in verdicts if k not in wrong and k not in never and k not in report.unstable]
     partly = " where judged" if any(not v.ok for k, v in verdicts.items() if k in right) else ""
     unjudged = f"; not judged at all: {listing(never)}" if never else ""
+    if not wrong and report.unstable:
+        also = f"; {listing(right)} on every probe" if right else ""
+        line = f"right but where a naive loss overflows: {listing(report.unstable)}{also}"
+        return [line + unjudged, instability(report, losses)]
     if not wrong:
         if partly or unjudged:
             return [f"right{partly}: {listing(right)}{unjudged}"]
@@ -177,6 +208,8 @@ def findings(
     if cell in GATES:
         lines += gate_findings(report, GATES[cell], wrong)
     lines += how_wrong(report, wrong, pairs_by_key)
+    if report.unstable:
+        lines.append(instability(report, losses))
     output_wrong = "W_hy" in wrong or "b_y" in wrong
     if report.first_bad_distance is not None:
         lines.append(distance_finding(cell, report.first_bad_distance, output_wrong))

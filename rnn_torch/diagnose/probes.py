@@ -70,7 +70,13 @@ ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 #: The objective of the course styles' backward functions: upstream gradients of every h_t.
 UPSTREAM = "dh"
 #: The factors a probe differs in from its setting's base, as they are reported.
-FACTORS = ("loss", "bias", "activation", "batch", "initial_state")
+FACTORS = ("loss", "bias", "activation", "batch", "initial_state", "logits")
+#: Output biases that make a naive loss overflow while the true one stays finite (with biases
+#: only): bce's z around +-45, where sigmoid(z) rounds to 1 or 0 and a naive log(1 - p) or
+#: log(p) is log 0; the softmax's z around 800 with the usual small spread between the
+#: outputs, where a naive exp(z) / sum(exp(z)) is inf / inf. (A wide spread of large logits
+#: would make the true loss infinite too: the offset is common.)
+LARGE_LOGITS = {"bce": 45.0, "ce": 800.0}
 
 
 @dataclass
@@ -207,10 +213,11 @@ def probe(
     state: str = "random",
     states: tuple[str, ...] = ("h0",),
     without: tuple[str, ...] = (),
+    logits: str = "ordinary",
 ) -> Probe:
     """A probe of one setting (loss, bias, activation) on the oracle's network."""
     factors = {**setting, "length": len(x), "batch": x.shape[1]}
-    factors.update(initial_state=state, target=target)
+    factors.update(initial_state=state, target=target, logits=logits)
     params = {k: w.copy() for k, w in oracle.params.items()}
     loss, activation = setting["loss"], setting["activation"]
     assert isinstance(loss, str) and (activation is None or isinstance(activation, str))
@@ -258,6 +265,7 @@ def make_probes(
 
     acts: tuple[str | None, ...] = activations if cell == "rnn" else (None,)
     probes: list[Probe] = []
+    owners: list[Oracle] = []  # whose network each probe runs
     oracles: dict[tuple[bool, str], Oracle] = {}
     for loss, bias, activation in product(losses, biases, acts):
         if (bias, loss) not in oracles:
@@ -276,16 +284,38 @@ def make_probes(
         if onehot:  # one character over and over: dL/db_y sums the same -(1 - p) at every step
             same = np.repeat(one_hot(rng, (1, 1)), CLIPPED, axis=0)
             probes.append(made(same, np.roll(same, 1, axis=-1), h0, None))
-            continue
-        if loss == UPSTREAM:
-            ones = [np.where(np.arange(T)[:, None, None] == s, y, 0.0) for s in TARGETS]
         else:
-            p = oracle.probabilities(base)
-            ones = []
-            for s in TARGETS:
-                target = p.copy()  # y_t = p_t: no gradient from step t ...
-                target[s] = y[s]  # ... but from s
-                ones.append(target)
-        probes += [made(x, one, h0, c0_, target=s) for s, one in zip(TARGETS, ones, strict=True)]
-    answers = [oracles[bool(p.factors["bias"]), p.loss].answer(p) for p in probes]
-    return probes, answers
+            probes += [made(x, one, h0, c0_, target=s) for s, one in one_step(oracle, base)]
+        owners += [oracle] * (len(probes) - len(owners))
+        if bias and loss in LARGE_LOGITS:  # a naive loss overflows; the true one does not
+            large = Oracle(cell, {**oracle.params, "b_y": large_biases(oracle.params, loss)})
+            big = probe(
+                large, setting, x, y, h0, c0_, states=states, without=without, logits="large"
+            )
+            probes.append(big)
+            owners.append(large)
+    return probes, [owner.answer(p) for owner, p in zip(owners, probes, strict=True)]
+
+
+def one_step(oracle: Oracle, base: Probe) -> list[tuple[int, Array]]:
+    """(s, the targets that send a gradient back from step s alone), for every step s: the
+    upstream gradient on step s alone, or y_t = p_t, the network's own output, but at s."""
+    if base.loss == UPSTREAM:
+        steps = np.arange(len(base.y))[:, None, None]
+        return [(s, np.where(steps == s, base.y, 0.0)) for s in TARGETS]
+    p = oracle.probabilities(base)
+    found = []
+    for s in TARGETS:
+        target = p.copy()  # y_t = p_t: no gradient from step t ...
+        target[s] = base.y[s]  # ... but from s
+        found.append((s, target))
+    return found
+
+
+def large_biases(params: dict[str, Array], loss: str) -> Array:
+    """b_y shifted by LARGE_LOGITS[loss]: every output up for the softmax (a common offset),
+    alternate outputs up and down for the sigmoid's bce (both ends of it)."""
+    offset = LARGE_LOGITS[loss] * np.ones_like(params["b_y"])
+    if loss == "bce":
+        offset[1::2] *= -1
+    return params["b_y"] + offset

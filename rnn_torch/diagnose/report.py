@@ -58,6 +58,10 @@ class Report:
     first_bad_distance: int | None = None
     wrong_gates: list[str] = field(default_factory=list)  # the gated cells' only
     likely_bugs: list[str] = field(default_factory=list)  # catalogue names (or a pair of them)
+    # wrong only with logits where a naive loss overflows (probes.LARGE_LOGITS)
+    unstable: list[str] = field(default_factory=list)
+    # the function judged, as the learner's code names it
+    function: str = "loss_and_grads"
     # the entry equal in most wrong gradients, where none is: name, equal_in, differs_in
     closest_bug: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)  # in words, one line each
@@ -129,6 +133,7 @@ class Report:
             "wrong_gates": self.wrong_gates,
             "likely_bugs": self.likely_bugs,
             "closest_bug": self.closest_bug,
+            "unstable": self.unstable,
             "findings": self.findings,
             "errors": self.errors,
             "notes": self.notes,
@@ -175,9 +180,11 @@ class Report:
         else:
             verdicts = {"loss": self.loss, **self.gradients}
             names = {n: self.label(n) for n in verdicts}
-            wrong = ", ".join(names[n] for n in self.wrong())
+            wrong = ", ".join(names[n] for n in self.wrong() if n not in self.unstable)
+            unstable = ", ".join(names[n] for n in self.unstable)
             unjudged = ", ".join(names[n] for n, v in verdicts.items() if not v.ok and not v.wrong)
             verdict = [f"MISMATCH in {wrong}"] if wrong else []
+            verdict += [f"NUMERICALLY UNSTABLE in {unstable}"] if unstable else []
             verdict += [f"NOT JUDGED on every probe: {unjudged}"] if unjudged else []
             verdict += ["INPUTS CHANGED in place"] if self.changed_inputs else []
             lines.append("; ".join(verdict) or "NOT FULLY JUDGED: see the errors")
