@@ -442,10 +442,11 @@ def test_only_the_state_left_after_the_loop_wrong_points_there(tmp_path: Path) -
     assert rnn.wrong() == ["h0"]
     findings = [rnn.in_their_names(line) for line in rnn.findings]
     assert any(
-        "the path back through time is right; what is wrong is what the loop leaves for "
-        "da0 (dh0), after its last step" in line
+        "only da0 (dh0) is wrong, and every weight's gradient is right: what is carried back "
+        "through time is right, and the error is in the line that computes it" in line
         for line in findings
     )
+    assert any(line.startswith("no known bug gives these; look at da0 (dh0)") for line in findings)
     assert not any("sums for the weights" in line for line in findings)
 
 
@@ -586,3 +587,19 @@ def test_the_gradescope_example_scores_0_what_cannot_be_judged(tmp_path: Path) -
 def test_the_gradescope_setup_script_is_valid_bash() -> None:
     done = subprocess.run(["bash", "-n", str(AUTOGRADER / "setup.sh")], capture_output=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_only_dx_wrong_points_at_its_line_not_at_the_path_back(tmp_path: Path) -> None:
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "dx_from_dnext_h"))
+    for unit in style_report(path).judged[:2]:  # rnn_step_backward, and rnn_backward with it
+        report = unit.report
+        assert report.wrong() == ["x"]
+        assert (
+            "only dx is wrong, and every weight's gradient is right: what is carried back "
+            "through time is right, and the error is in the line that computes it"
+        ) in report.findings
+        assert not any("distance" in f or "path named above" in f for f in report.findings)
+        assert any(
+            f.startswith("no known bug gives these; look at dx: dL/dx_t") for f in report.findings
+        )

@@ -27,6 +27,12 @@ GATES: dict[str, dict[str, tuple[str, ...]]] = {
 STATES = ("h0", "c0")
 
 
+def handed_back_only(wrong: list[str]) -> bool:
+    """Only dx, dh0 or dc0 wrong: what the backward hands back to its inputs, while every
+    weight's gradient and the loss are right."""
+    return bool(wrong) and set(wrong) <= {"x", *STATES}
+
+
 def label(key: str) -> str:
     return "the loss" if key == "loss" else f"d{key}"
 
@@ -211,7 +217,16 @@ def findings(
     if report.unstable:
         lines.append(instability(report, losses))
     output_wrong = "W_hy" in wrong or "b_y" in wrong
-    if report.first_bad_distance is not None:
+    if handed_back_only(wrong):
+        # the weights' gradients, all made from what is carried back, are right: the error
+        # is in the line that hands dx (or dh0, dc0) back, not on the path through time
+        verb = "is" if len(wrong) == 1 else "are"
+        lines.append(
+            f"only {listing(wrong)} {verb} wrong, and every weight's gradient is right: what "
+            "is carried back through time is right, and the error is in the line that computes "
+            f"{'it' if len(wrong) == 1 else 'each of them'}"
+        )
+    elif report.first_bad_distance is not None:
         lines.append(distance_finding(cell, report.first_bad_distance, output_wrong))
     elif "loss" in wrong:
         lines.append(
@@ -220,15 +235,9 @@ def findings(
         )
     elif "x" in keys and "x" not in wrong and any(k in wrong for k in keys):
         # (min-char-rnn's lossFun returns no dL/dx, and its probes have no one-step losses)
-        weights = [k for k in wrong if k in keys and k not in STATES]
-        where = (
-            "the wrong terms are in the sums for the weights"
-            if weights
-            else f"what is wrong is what the loop leaves for {listing(wrong)}, after its last step"
-        )
         lines.append(
             "dL/dx_t is right at every distance from the step with the loss: the path back "
-            f"through time is right; {where}"
+            "through time is right; the wrong terms are in the sums for the weights"
         )
     explained: set[str] = set()
     for bug, changed in named:
@@ -351,7 +360,7 @@ def where_to_look(
             "look first at dL/dz_t, which every gradient is computed from "
             f"({loss_derived(losses)})"
         ]
-    if distance is not None and "x" in rest:
+    if distance is not None and "x" in rest and not handed_back_only(wrong):
         return [
             f"{head}; look first at the path named above (the distance k = {distance}): every "
             "gradient below it is computed from it"

@@ -24,6 +24,8 @@ _RNN_CALL = "rnn_step_backward(dh[:, t, :] + dprev_h, cache[t])"
 
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     CS231N: [
+        # dx from the upstream dnext_h, not through the tanh: only dx goes wrong
+        ("dx_from_dnext_h", "    dx = dtanh.dot(Wx.T)\n", "    dx = dnext_h.dot(Wx.T)\n"),
         # rnn_backward adds the carried gradient into the caller's dh, then reads it back:
         # the gradients are right, the argument is changed
         (
