@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from rnn_manual import reference
 from rnn_torch.diagnose import StyleReport, catalogue, diagnose, main
-from rnn_torch.diagnose.courses import settings_for
+from rnn_torch.diagnose.courses import probes_of
 from rnn_torch.diagnose.detect import SIGNATURES, detect
 from rnn_torch.diagnose.diagnosis import Settings, error, probes_for, value
 from rnn_torch.diagnose.report import Report
@@ -51,7 +51,7 @@ def style_report(path: Path, **options: object) -> StyleReport:
 @pytest.mark.parametrize(
     ("file", "style", "judged"),
     [
-        (CS231N, "cs231n", 4),
+        (CS231N, "cs231n", 7),
         (TORCH, "cs231n", 2),
         (DLS, "dls", 4),
     ],
@@ -79,7 +79,7 @@ def correct_answers(file: str, unit_name: str) -> list[Answer | None]:
     """The correct file's answers to a unit's probes (the same for every variant)."""
     style = detect((HERE / file).read_text(), file).style
     found = unit_named(style, unit_name)
-    probes, _ = probes_for(settings_for(found, 0))
+    probes, _ = probes_of(found, 0)
     return run_file(HERE / file, probes, 60.0, unit=found).answers
 
 
@@ -91,7 +91,7 @@ def changed_against_correct(file: str, bug: str, tmp_path: Path) -> dict[str, se
     style = detect(path.read_text(), file).style
     found: dict[str, set[str]] = {}
     for unit in UNITS[style]:
-        probes, _ = probes_for(settings_for(unit, 0))
+        probes, _ = probes_of(unit, 0)
         mine = run_file(path, probes, 60.0, unit=unit).answers
         right = correct_answers(file, unit.name)
         keys = ["loss", *probes[0].expected()]
@@ -110,9 +110,9 @@ VARIANT_CASES = [
     (file, bug)
     for file in (CS231N, DLS, MINCHAR)
     for bug in names(file)
-    # one raises a broadcasting error, one changes its argument alone, one is in a
-    # function this version does not judge: each has a test of its own below
-    if bug not in ("dba_not_summed_over_m", "dh_written_in_place", "embedding_fancy_index_add")
+    # one raises a broadcasting error, one changes its argument alone: each has a test of
+    # its own below
+    if bug not in ("dba_not_summed_over_m", "dh_written_in_place")
 ]
 
 
@@ -199,6 +199,9 @@ def test_a_step_right_and_a_sequence_wrong_are_told_apart(tmp_path: Path) -> Non
         "rnn_backward": True,
         "lstm_step_backward": True,
         "lstm_backward": False,
+        "word_embedding_backward": True,
+        "temporal_affine_backward": True,
+        "temporal_softmax_loss": True,
     }
     lstm = report.judged[3].report
     assert lstm.gradients["W_xi"].first_bad_length == 2  # the carry starts at T = 2
@@ -367,7 +370,7 @@ def test_the_unit_tables_cover_every_gradient_they_return() -> None:
     """Each unit names every key its probes expect, in the learner's words."""
     for units in UNITS.values():
         for unit in units:
-            probes, _ = probes_for(settings_for(unit, 0))
+            probes, _ = probes_of(unit, 0)
             assert set(probes[0].expected()) == set(unit.names), unit.name
             assert np.all([p.loss == unit.objective for p in probes])
 
@@ -554,10 +557,10 @@ def test_the_gradescope_example_grades_a_correct_and_a_buggy_submission(tmp_path
     tests = right["tests"]
     assert isinstance(tests, list)
     assert [(t["name"], t["score"], t["max_score"], t["status"]) for t in tests] == [
-        (f"{backward} (with {forward})", 1.0, 1.0, "passed")
+        (backward if forward == backward else f"{backward} (with {forward})", 1.0, 1.0, "passed")
         for forward, backward in [u.functions for u in UNITS["cs231n"]]
     ]
-    assert "not judged: word_embedding_forward" in str(right["output"])
+    assert "not judged" not in str(right["output"])
     buggy = graded(tmp_path / "buggy", "rnn_layers.py", variant(CS231N, "dprev_h_not_carried"))
     scores = {t["name"]: t["score"] for t in buggy["tests"]}  # type: ignore[attr-defined]
     assert scores == {
@@ -565,6 +568,9 @@ def test_the_gradescope_example_grades_a_correct_and_a_buggy_submission(tmp_path
         "rnn_backward (with rnn_forward)": 0.0,
         "lstm_step_backward (with lstm_step_forward)": 1.0,
         "lstm_backward (with lstm_forward)": 1.0,
+        "word_embedding_backward (with word_embedding_forward)": 1.0,
+        "temporal_affine_backward (with temporal_affine_forward)": 1.0,
+        "temporal_softmax_loss": 1.0,
     }
     failed = next(t for t in buggy["tests"] if t["score"] == 0.0)  # type: ignore[attr-defined]
     assert "likely bug 'rnn: recurrent term of dL/dh_t dropped'" in failed["output"]
@@ -603,3 +609,19 @@ def test_only_dx_wrong_points_at_its_line_not_at_the_path_back(tmp_path: Path) -
         assert any(
             f.startswith("no known bug gives these; look at dx: dL/dx_t") for f in report.findings
         )
+
+
+def test_cs231ns_layers_around_the_rnn_are_judged_and_point_at_their_formula(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / CS231N
+    path.write_text(variant(CS231N, "softmax_dx_unmasked"))
+    report = {j.name: j.report for j in style_report(path).judged}
+    loss = report["temporal_softmax_loss"]
+    assert loss.wrong() == ["x"]
+    assert loss.findings[-1] == "look at dx: dx = mask * (softmax(x) - onehot(y)) / N"
+    assert all(r.ok for name, r in report.items() if name != "temporal_softmax_loss")
+    path.write_text(variant(CS231N, "embedding_fancy_index_add"))
+    embedding = {j.name: j.report for j in style_report(path).judged}["word_embedding_backward"]
+    assert embedding.wrong() == ["W"]  # a word twice in the batch adds once with dW[x] +=
+    assert "np.add.at" in embedding.findings[-1]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compare import FLOAT64_BOUND
+from . import layers
 from .detect import Found
 from .diagnosis import Settings, bug_changes, error, probes_for, report_on, value
 from .probes import UPSTREAM, Probe, Result
@@ -79,6 +80,40 @@ def clip_of(
     return clipped, note
 
 
+def judge_unit(
+    path: Path, unit: Unit, seed: int, timeout: float, hold_out: tuple[str, ...]
+) -> Report:
+    """An RNN's or LSTM's unit on the probes of its objective, localized and named."""
+    settings = settings_for(unit, seed)
+    probes, truths = probes_for(settings)
+    meanwhile = partial(bug_changes, settings)  # the catalogue, while the child runs
+    run = run_file(path, probes, timeout, meanwhile=meanwhile, unit=unit)
+    note = None
+    if settings.onehot:
+        truths, note = clip_of(probes, truths, run.answers)
+    clip = None if note is None else MINCHAR_CLIP
+    report = report_on(settings, str(path), probes, truths, run, hold_out, clip, unit.name)
+    report.notes += [note] if note else []
+    return report
+
+
+def probes_of(unit: Unit, seed: int) -> tuple[list[Probe], list[Result]]:
+    """A unit's probes and autograd's answers: a layer's own (layers.py), or those of its
+    settings (settings_for)."""
+    if unit.cell == "layer":
+        return layers.probes_for(unit.objective, seed)
+    return probes_for(settings_for(unit, seed))
+
+
+def judge_layer(
+    path: Path, unit: Unit, seed: int, timeout: float, hold_out: tuple[str, ...]
+) -> Report:
+    """One of CS231n's layers around the RNN (layers.py), on its own probes."""
+    probes, truths = probes_of(unit, seed)
+    run = run_file(path, probes, timeout, unit=unit)
+    return layers.report_on(unit.objective, str(path), probes, truths, run, unit.name)
+
+
 def diagnose_style(
     path: Path, found: Found, seed: int, timeout: float, hold_out: tuple[str, ...]
 ) -> StyleReport:
@@ -94,16 +129,9 @@ def diagnose_style(
                 missing = next(f for f in unit.functions if f not in defined)
                 unjudged.append(f"{present[0]}: judged only together with {missing}")
             continue
-        settings = settings_for(unit, seed)
-        probes, truths = probes_for(settings)
-        meanwhile = partial(bug_changes, settings)  # the catalogue, while the child runs
-        run = run_file(path, probes, timeout, meanwhile=meanwhile, unit=unit)
-        note = None
-        if settings.onehot:
-            truths, note = clip_of(probes, truths, run.answers)
-        clip = None if note is None else MINCHAR_CLIP
-        report = report_on(settings, str(path), probes, truths, run, hold_out, clip, unit.name)
-        report.notes += [note] if note else []
+        report = (judge_layer if unit.cell == "layer" else judge_unit)(
+            path, unit, seed, timeout, hold_out
+        )
         report.names = dict(unit.names)
         report.findings += spread_loop(unit, report)
         called = " or ".join(dict.fromkeys(unit.functions))  # not loss_and_grads: theirs

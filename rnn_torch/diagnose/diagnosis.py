@@ -535,19 +535,18 @@ def diagnose(
     return report
 
 
-def report_on(
-    settings: Settings,
+def verdicts_on(
+    cell: str,
+    described: str,
     name: str,
     probes: list[Probe],
     truths: list[Result],
     run: Run,
-    hold_out: tuple[str, ...] = (),
-    clip: float | None = None,
     function: str = "loss_and_grads",
-) -> Report:
-    """The report on a run of the learner's code over the probes (clip: see likely_bugs;
-    function: the learner's function judged, as its code names it)."""
-    cell = settings.cell
+) -> tuple[Report, dict[str, dict[str, set[tuple[object, object]]]]]:
+    """A run's report as far as every probe judges it: each key's verdict (its largest error,
+    from which length, on which factor), the errors and notes, the inputs changed in place;
+    and the factor pairs behind each key's dependences. The findings are the caller's."""
     keys = list(probes[0].expected())
     answers = run.answers
     errors, notes = answer_errors(probes, answers)
@@ -575,7 +574,7 @@ def report_on(
     report = Report(
         file=name,
         cell=cell,
-        settings=settings.describe(),
+        settings=described,
         probes=len(probes),
         runnable=runnable,
         loss=verdicts.pop("loss"),
@@ -585,7 +584,28 @@ def report_on(
         changed=dict(changed),
         function=function,
     )
-    if not runnable:
+    return report, pairs_by_key
+
+
+def report_on(
+    settings: Settings,
+    name: str,
+    probes: list[Probe],
+    truths: list[Result],
+    run: Run,
+    hold_out: tuple[str, ...] = (),
+    clip: float | None = None,
+    function: str = "loss_and_grads",
+) -> Report:
+    """The report on a run of the learner's code over the probes (clip: see likely_bugs;
+    function: the learner's function judged, as its code names it)."""
+    cell = settings.cell
+    keys = list(probes[0].expected())
+    answers = run.answers
+    report, pairs_by_key = verdicts_on(
+        cell, settings.describe(), name, probes, truths, run, function
+    )
+    if not report.runnable:
         return report
     ordinary = errors_by_key(["loss", *keys], answers, truths, probes)
     wrong = [k for k in ["loss", *keys] if any(e > FLOAT64_BOUND for e in judged(ordinary[k]))]

@@ -474,6 +474,57 @@ def minchar(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
     return loss_and_grads
 
 
+# ---- CS231n's layers around the RNN ----------------------------------------------------------
+#
+# Their probes (layers.py) hold what each takes in params, x and y; the objective is
+# sum(dout * out) for upstream dout = y (the embedding and the affine map), the loss itself
+# for temporal_softmax_loss (y holds its targets and mask side by side).
+
+
+def embedding(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
+    """word_embedding_forward(x, W) / word_embedding_backward(dout, cache) -> dW; x (N, T)
+    word indices, given as numbers."""
+    forward, backward = module.word_embedding_forward, module.word_embedding_backward
+
+    def loss_and_grads(params: Params, x: Array, y: Array, **kwargs: Any) -> tuple[float, Grads]:
+        words = x.astype(np.int64)
+        out, cache = unpacked(
+            watched(changed, forward, words, params["W"].copy()), forward.__name__, "out, cache"
+        )
+        dW = watched(changed, backward, y.copy(), cache)
+        return float(np.sum(y * numpy(out))), {"W": numpy(dW)}
+
+    return loss_and_grads
+
+
+def affine(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
+    """temporal_affine_forward(x, w, b) / temporal_affine_backward(dout, cache) -> dx, dw, db."""
+    forward, backward = module.temporal_affine_forward, module.temporal_affine_backward
+
+    def loss_and_grads(params: Params, x: Array, y: Array, **kwargs: Any) -> tuple[float, Grads]:
+        args = x.copy(), params["w"].copy(), params["b"].copy()
+        out, cache = unpacked(watched(changed, forward, *args), forward.__name__, "out, cache")
+        result = watched(changed, backward, y.copy(), cache)
+        dx, dw, db = unpacked(result, backward.__name__, "dx, dw, db")
+        return float(np.sum(y * numpy(out))), {"x": numpy(dx), "w": numpy(dw), "b": numpy(db)}
+
+    return loss_and_grads
+
+
+def softmax_loss(module: ModuleType, changed: list[str]) -> Callable[..., Any]:
+    """temporal_softmax_loss(x, y, mask) -> loss, dx; y[..., 0] the targets, y[..., 1] the
+    mask."""
+    function = module.temporal_softmax_loss
+
+    def loss_and_grads(params: Params, x: Array, y: Array, **kwargs: Any) -> tuple[float, Grads]:
+        targets, mask = y[..., 0].astype(np.int64), y[..., 1] > 0
+        result = watched(changed, function, x.copy(), targets, mask)
+        loss, dx = unpacked(result, function.__name__, "loss, dx")
+        return float(numpy(loss)), {"x": numpy(dx)}
+
+    return loss_and_grads
+
+
 # ---- the units ---------------------------------------------------------------------------
 
 
@@ -545,6 +596,35 @@ def style_units() -> dict[str, tuple[Unit, ...]]:
             whole = sequence_functions(layout, cell)
             found.append(Unit(style, sequence, cell, "dh", False, names(cell, False), whole))
         units[style] = tuple(found)
+    units["cs231n"] += (
+        Unit(
+            "cs231n",
+            ("word_embedding_forward", "word_embedding_backward"),
+            "layer",
+            "embedding",
+            False,
+            {"W": "dW"},
+            embedding,
+        ),
+        Unit(
+            "cs231n",
+            ("temporal_affine_forward", "temporal_affine_backward"),
+            "layer",
+            "affine",
+            False,
+            {"x": "dx", "w": "dw", "b": "db"},
+            affine,
+        ),
+        Unit(
+            "cs231n",
+            ("temporal_softmax_loss", "temporal_softmax_loss"),
+            "layer",
+            "softmax_loss",
+            False,
+            {"x": "dx"},
+            softmax_loss,
+        ),
+    )
     units["minchar"] = (
         Unit("minchar", ("lossFun", "lossFun"), "rnn", "ce", False, MINCHAR_NAMES, minchar),
     )

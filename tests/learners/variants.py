@@ -24,6 +24,14 @@ _RNN_CALL = "rnn_step_backward(dh[:, t, :] + dprev_h, cache[t])"
 
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
     CS231N: [
+        # the loss averaged over every step as well as the batch (CS231n sums over time)
+        (
+            "softmax_loss_mean_over_steps",
+            "/ N\n    dx_flat = probs.copy()",
+            "/ (N * T)\n    dx_flat = probs.copy()",
+        ),
+        # dx not masked: padded steps send a gradient back
+        ("softmax_dx_unmasked", "    dx_flat *= mask_flat[:, None]\n", ""),
         # dx from the upstream dnext_h, not through the tanh: only dx goes wrong
         ("dx_from_dnext_h", "    dx = dtanh.dot(Wx.T)\n", "    dx = dnext_h.dot(Wx.T)\n"),
         # rnn_backward adds the carried gradient into the caller's dh, then reads it back:
