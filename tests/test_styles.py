@@ -625,3 +625,13 @@ def test_cs231ns_layers_around_the_rnn_are_judged_and_point_at_their_formula(
     embedding = {j.name: j.report for j in style_report(path).judged}["word_embedding_backward"]
     assert embedding.wrong() == ["W"]  # a word twice in the batch adds once with dW[x] +=
     assert "np.add.at" in embedding.findings[-1]
+
+
+def test_min_char_rnns_forgotten_minus_one_names_itself_under_the_clip(tmp_path: Path) -> None:
+    """min-char-rnn's most asked line, dy[targets[t]] -= 1, forgotten: the catalogue's entry
+    for it, clipped as lossFun clips (no right gradient of this file passes 5, so the clip is
+    seen only in what the file returns)."""
+    path = tmp_path / MINCHAR
+    path.write_text(variant(MINCHAR, "dy_minus_one_forgotten"))
+    loss_fun = style_report(path).judged[0].report
+    assert loss_fun.likely_bugs == ["loss: ce's dL/dz without the -1 at the target"]

@@ -80,6 +80,13 @@ def clip_of(
     return clipped, note
 
 
+def within(answers: list[Answer | None], bound: float) -> bool:
+    """Every finite value of every gradient given lies in [-bound, bound] (a NaN is the
+    stability probe's, judged apart)."""
+    given = [g for a in answers if a is not None for g in a.grads.values()]
+    return bool(given) and all(np.all(np.abs(g[np.isfinite(g)]) <= bound) for g in given)
+
+
 def judge_unit(
     path: Path, unit: Unit, seed: int, timeout: float, hold_out: tuple[str, ...]
 ) -> Report:
@@ -88,10 +95,13 @@ def judge_unit(
     probes, truths = probes_for(settings)
     meanwhile = partial(bug_changes, settings)  # the catalogue, while the child runs
     run = run_file(path, probes, timeout, meanwhile=meanwhile, unit=unit)
-    note = None
+    note, clip = None, None
     if settings.onehot:
         truths, note = clip_of(probes, truths, run.answers)
-    clip = None if note is None else MINCHAR_CLIP
+        # a clipping file's bug is the catalogue's bug clipped, whether or not its right
+        # gradients reach the clip: compare the catalogue's clipped where every value the
+        # file returned lies within the clip
+        clip = MINCHAR_CLIP if note or within(run.answers, MINCHAR_CLIP) else None
     report = report_on(settings, str(path), probes, truths, run, hold_out, clip, unit.name)
     report.notes += [note] if note else []
     return report
