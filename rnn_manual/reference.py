@@ -182,7 +182,7 @@ def lstm_forward(params: Params, x: Array, h0: Array, c0: Array, output: str = "
         g[t] = np.tanh(x[t] @ W_xg + h[t] @ W_hg + b_g)  # g_t = tanh(a_g)
         o[t] = sigmoid(x[t] @ W_xo + h[t] @ W_ho + b_o)  # o_t = sigmoid(a_o)
         c[t + 1] = f[t] * c[t] + i[t] * g[t]  # c_t = f_t * c_{t-1} + i_t * g_t
-        h[t + 1] = o[t] * np.tanh(c[t + 1])  # h_t = o_t * tanh(c_t)
+        h[t + 1] = o[t] * np.tanh(c[t + 1])  # h_t = o_t * tanh(c_t) ⚓
         z[t] = h[t + 1] @ W_hy + b_y  # z_t = h_t @ W_hy + b_y
     p = OUTPUTS[output].forward(z)  # p_t = sigmoid(z_t), or softmax(z_t) over the outputs
     return {"x": x, "h": h, "c": c, "i": i, "f": f, "g": g, "o": o, "z": z, "p": p}
@@ -206,7 +206,7 @@ def lstm_backward(params: Params, cache: Cache, dz: Array, truncate: int | None 
             dh_next = np.zeros_like(dh_next)
             dc_next = np.zeros_like(dc_next)
         dh = dz[t] @ W_hy.T + dh_next  # dL/dh_t: dz_t/dh_t = W_hy^T, plus from step t + 1 ⚓
-        tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass
+        tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass ⚓
         dc = dc_next + dh * o[t] * (1 - tanh_c**2)  # dh_t/dc_t = o_t (1 - tanh(c_t)^2) ⚓
         do = dh * tanh_c  # dh_t/do_t = tanh(c_t) ⚓
         di = dc * g[t]  # dc_t/di_t = g_t ⚓

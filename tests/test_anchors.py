@@ -118,9 +118,13 @@ def test_a_clarifying_edit_of_a_catalogue_statement_names_the_bug_and_the_statem
         "rnn_backward", "dh = dz[t] @ W_hy.T + dh_next", "dh = dh_next + dz[t] @ W_hy.T"
     )
     assert problems(broken) == [
-        "rnn_torch/diagnose/catalogue.py, bug 'rnn: recurrent term of dL/dh_t dropped' edits "
+        f"rnn_torch/diagnose/catalogue.py, bug {name!r} edits "
         "`dh = dz[t] @ W_hy.T + dh_next` in reference.rnn_backward: found 0 times, not once; "
         "restore the statement or update the bug's edit to it"
+        for name in (
+            "rnn: recurrent term of dL/dh_t dropped",
+            "rnn: only the last step's output term (dz_t dropped inside the loop)",
+        )
     ]
 
 

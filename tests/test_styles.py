@@ -211,9 +211,12 @@ def test_a_step_right_and_a_sequence_wrong_are_told_apart(tmp_path: Path) -> Non
 def test_a_wrong_forward_is_reported_as_the_loss(tmp_path: Path) -> None:
     path = tmp_path / CS231N
     path.write_text(variant(CS231N, "lstm_no_tanh_on_cell"))  # h = o * c, both passes
-    report = style_report(path)
-    lstm = {j.name: j.report for j in report.judged}["lstm_backward"]
-    assert lstm.loss.wrong
+    entry = "lstm: tanh(c_t) dropped from h_t (h_t = o_t c_t)"
+    lstm = {j.name: j.report for j in style_report(path).judged}["lstm_backward"]
+    assert lstm.loss.wrong and lstm.likely_bugs == [entry]
+    held = style_report(path, hold_out=(entry,))  # as an unknown forward bug
+    lstm = {j.name: j.report for j in held.judged}["lstm_backward"]
+    assert lstm.loss.wrong and lstm.likely_bugs == []
     assert "the forward function's hidden states h_t" in "\n".join(lstm.findings)
 
 

@@ -151,6 +151,19 @@ BUGS: tuple[Bug, ...] = (
         (edit("rnn_backward", "dh = dz[t] @ W_hy.T + dh_next", "dh = dz[t] @ W_hy.T"),),
     ),
     Bug(
+        "rnn: only the last step's output term (dz_t dropped inside the loop)",
+        "rnn",
+        "dL/dh_t takes its own output's term at the last step only, and only dh_next before",
+        S1,
+        (
+            edit(
+                "rnn_backward",
+                "dh = dz[t] @ W_hy.T + dh_next",
+                "dh = dz[t] @ W_hy.T * (t == len(x) - 1) + dh_next",
+            ),
+        ),
+    ),
+    Bug(
         "rnn: h_t for h_{t-1} in dW_hh",
         "rnn",
         "h_t is used instead of h_{t-1} in dL/dW_hh",
@@ -406,6 +419,24 @@ BUGS: tuple[Bug, ...] = (
         "nothing is sent back to h_{t-1} through the gates (dh_next = 0)",
         LSTM_CARRY,
         (edit("lstm_backward", LSTM_DH_NEXT, "dh_next = 0 * dh"),),
+    ),
+    Bug(
+        "lstm: tanh(c_t) dropped from h_t (h_t = o_t c_t)",
+        "lstm",
+        "the hidden state is o_t * c_t, without the tanh, in the forward pass and, "
+        "consistently, in the backward pass",
+        LSTM_CELL,
+        (
+            edit(
+                "lstm_forward", "h[t + 1] = o[t] * np.tanh(c[t + 1])", "h[t + 1] = o[t] * c[t + 1]"
+            ),
+            edit("lstm_backward", "tanh_c = np.tanh(c[t + 1])", "tanh_c = c[t + 1]"),
+            edit(
+                "lstm_backward",
+                "dc = dc_next + dh * o[t] * (1 - tanh_c**2)",
+                "dc = dc_next + dh * o[t]",
+            ),
+        ),
     ),
     Bug(
         "lstm: cell path dropped",
