@@ -69,9 +69,15 @@ def test_a_correct_file_in_its_course_idiom_passes(file: str, style: str, judged
     assert f"diagnose {HERE / file}: {style} style" in report.text().splitlines()[0]
 
 
+def localized(report: StyleReport) -> dict[str, set[str]]:
+    """function -> the keys judged wrong on the ordinary probes (min-char-rnn as copied is
+    also wrong, in every key, where its naive softmax overflows: a finding apart)."""
+    found = {j.name: set(j.report.wrong()) - set(j.report.unstable) for j in report.judged}
+    return {name: keys for name, keys in found.items() if keys}
+
+
 def wrong_keys(path: Path) -> dict[str, set[str]]:
-    report = style_report(path)
-    return {j.name: set(j.report.wrong()) for j in report.judged if j.report.wrong()}
+    return localized(style_report(path))
 
 
 @cache
@@ -96,7 +102,9 @@ def changed_against_correct(file: str, bug: str, tmp_path: Path) -> dict[str, se
         right = correct_answers(file, unit.name)
         keys = ["loss", *probes[0].expected()]
         differ = set()
-        for m, r in zip(mine, right, strict=True):
+        for m, r, probe in zip(mine, right, probes, strict=True):
+            if probe.factors.get("logits") == "large":
+                continue  # the stability probe: judged apart (both files overflow there)
             for key in keys:
                 a, b = value(m, key), value(r, key)
                 if b is not None and (a is None or a.shape != b.shape or error(a, b) > 1e-10):
@@ -638,3 +646,13 @@ def test_min_char_rnns_forgotten_minus_one_names_itself_under_the_clip(tmp_path:
     path.write_text(variant(MINCHAR, "dy_minus_one_forgotten"))
     loss_fun = style_report(path).judged[0].report
     assert loss_fun.likely_bugs == ["loss: ce's dL/dz without the -1 at the target"]
+
+
+def test_min_char_rnns_bugs_are_localized_apart_from_its_unstable_softmax(
+    tmp_path: Path,
+) -> None:
+    """The faithful file overflows in every key on the stability probe; a bug in dWhh is
+    still dWhh alone, found so by comparing with the correct file, and by the diagnosis."""
+    expected = changed_against_correct(MINCHAR, "dWhh_uses_hs_t", tmp_path)
+    assert expected == {"lossFun": {"W_hh"}}
+    assert wrong_keys(tmp_path / MINCHAR) == expected
