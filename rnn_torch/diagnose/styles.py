@@ -533,9 +533,10 @@ class Unit:
     """The functions of one style judged together, and how they answer loss_and_grads.
 
     functions: the forward and the backward (judged: the backward, and the forward through
-    the loss); cell: rnn or lstm; objective: "dh" (upstream gradients of every hidden
-    state) or a loss; c0: whether a c_{-1} goes in (the sequence functions start at zero);
-    names: our gradient key -> the learner's name for it; adapt(module, changed)."""
+    the loss); cell: rnn, lstm, or "layer" for CS231n's layers around the RNN (layers.py);
+    objective: "dh" (upstream gradients of every hidden state), a loss, or the layer's name;
+    c0: whether a c_{-1} goes in (the sequence functions start at zero); names: our gradient
+    key -> the learner's name for it; adapt(module, changed)."""
 
     style: str
     functions: tuple[str, str]
