@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,19 @@ def test_only_numpy_passes_are_split(
         x, y = torch.from_numpy(x), torch.from_numpy(y)
     model.loss_and_grads(x, y)
     assert seen == ([2] if library == "numpy" else [1])
+
+
+def test_release_wakes_the_pool_and_the_next_pass_makes_a_new_one() -> None:
+    """An interrupted run releases the pool on its way out (app/cli.py): every worker ends,
+    none is left waiting for work that would hold the interpreter's exit up."""
+    from rnn_manual.core import threads as pool_module
+
+    slices = [slice(0, 1), slice(1, 2)]
+    assert pool_module.run_parts(lambda s: s.start, slices) == [0, 1]
+    workers = [t for t in threading.enumerate() if t.name.startswith("rnn-manual")]
+    assert workers
+    pool_module.release()
+    for worker in workers:
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    assert pool_module.run_parts(lambda s: s.stop, slices) == [1, 2]

@@ -234,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 3
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
+        threads.release()  # its threads must not hold the exit up
         status = 130
     if out.error is None:
         return status

@@ -87,6 +87,18 @@ def parts(batch: int, width: int) -> list[slice]:
     return [slice(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
+def release() -> None:
+    """Shut the pool down without waiting (the next pass makes a new one). For an
+    interrupted run on its way out: a Ctrl-C that lands while the pool starts a thread can
+    leave that thread unknown to the pool's exit hook, waiting for work forever, and the
+    interpreter waits for it at exit; shutting the pool down wakes every thread of it."""
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
+
+
 def run_parts(work: Callable[[slice], Result], slices: list[slice]) -> list[Result]:
     """[work(s) for s in slices], the slices in the pool's threads when there are several
     (each with a one-thread BLAS); the results in the order of the slices."""
