@@ -10,6 +10,7 @@ rounding. For that the tests compare with PyTorch autograd instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -37,7 +38,17 @@ def numeric_gradient(loss: Callable[[], float], w: Array, eps: float = 1e-6) -> 
 
 
 def relative_error(a: ArrayLike, b: ArrayLike) -> float:
-    """Normwise ||a - b|| / max(||a||, ||b||), in float64; 0 when both are zero."""
+    """Normwise ||a - b|| / max(||a||, ||b||), in float64; 0 when both are zero, inf when
+    either holds a NaN or an inf, or their shapes differ.
+
+    Both are divided by their largest entry first: the ratio is unchanged, and the norms
+    cannot overflow (a norm of entries near 1e154 or more would be inf, and inf / inf NaN,
+    an error no bound rejects)."""
     a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(np.linalg.norm(a64), np.linalg.norm(b64))
-    return 0.0 if scale == 0 else float(np.linalg.norm(a64 - b64) / scale)
+    if a64.shape != b64.shape or not (np.all(np.isfinite(a64)) and np.all(np.isfinite(b64))):
+        return math.inf
+    largest = max(float(np.max(np.abs(a64), initial=0.0)), float(np.max(np.abs(b64), initial=0.0)))
+    if largest == 0:
+        return 0.0
+    a64, b64 = a64 / largest, b64 / largest
+    return float(np.linalg.norm(a64 - b64) / max(np.linalg.norm(a64), np.linalg.norm(b64)))

@@ -1,10 +1,13 @@
 """The diagnosis: run a learner's loss_and_grads on the probes, judge every answer against
 autograd, localize what is wrong, and name the known bug it equals, if any.
 
-Judging. A gradient (or the loss) is right on a probe when its normwise relative error
-from autograd's is within rnn_torch.compare.FLOAT64_BOUND; it is right (ok) when it is
-right on every probe, judged on each (the one-step-loss probes below serve only
-first_bad_distance).
+Judging. A gradient (or the loss) is right on a probe only when it was compared with
+autograd's element for element, at its exact shape (checked here, in the parent: the
+child's own checks run beside the learner's code, which can replace them), and its normwise
+relative error, computed so that it cannot overflow, is finite and within
+rnn_torch.compare.FLOAT64_BOUND. It is right (ok) when it is right on every probe, the
+localization probes included: a probe whose answer is missing, of the wrong shape, NaN or
+inf leaves it not ok, never skipped.
 
 Localizing, from the probes (probes.py), each differing from its setting's base probe in
 one factor:
@@ -30,6 +33,7 @@ at (from the localization), never a guess.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -164,6 +168,38 @@ def copy(params: dict[str, Array]) -> dict[str, Array]:
 # ---- judging -------------------------------------------------------------------------
 
 
+def trusted(answer: Answer | None, expected: dict[str, tuple[int, ...]]) -> Answer | None:
+    """The answer with only the values the parent can judge: a finite-or-not float loss, and
+    float64 arrays of exactly the expected shapes. Every other value the child passed on is
+    dropped, with a problem saying why, unless the child's checks already said it."""
+    if answer is None:
+        return None
+    told = {(kind, key) for kind, key, _ in answer.problems}
+    problems = list(answer.problems)
+    grads: dict[str, Array] = {}
+    for key, array in answer.grads.items():
+        if key not in expected:
+            continue  # not judged; the child's checks note extra keys
+        if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+            kind, text = "type", f"grads[{key!r}] did not come back as float64 numbers"
+        elif array.shape != tuple(expected[key]):
+            kind = "shape"
+            text = f"grads[{key!r}] has shape {array.shape}, expected {tuple(expected[key])}"
+        else:
+            grads[key] = array
+            continue
+        if (kind, key) not in told:
+            problems.append((kind, key, text))
+    loss = answer.loss if isinstance(answer.loss, float) else None
+    return dataclasses.replace(answer, loss=loss, grads=grads, problems=problems)
+
+
+def trusted_run(run: Run, probes: list[Probe]) -> Run:
+    """The run with every answer trusted() against its probe's expected keys and shapes."""
+    answers = [trusted(a, p.expected()) for a, p in zip(run.answers, probes, strict=True)]
+    return dataclasses.replace(run, answers=answers)
+
+
 def value(result: Answer | Result | None, key: str) -> Array | None:
     """A key's value ("loss" or a gradient) in an answer, None where there is none."""
     if result is None:
@@ -179,9 +215,8 @@ def value(result: Answer | Result | None, key: str) -> Array | None:
 
 
 def error(a: Array, b: Array) -> float:
-    """Normwise relative error; inf when either is not finite."""
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return math.inf
+    """Normwise relative error, never NaN: inf when either is not finite or the shapes
+    differ (NaN marks a key not expected in errors_by_key's rows, so no error may be one)."""
     return relative_error(a, b)
 
 
@@ -190,20 +225,20 @@ def errors_by_key(
     answers: list[Answer | None] | list[Result],
     truths: list[Result],
     probes: list[Probe],
+    one_step: bool = True,
     large: bool = False,
 ) -> dict[str, list[float | None]]:
     """key -> each probe's relative error from autograd: None where the key is expected but
-    has no usable value, NaN where it is not expected (a bias without biases), and NaN on
-    the one-step-loss probes, which only first_bad_distance judges (there a gradient that
-    travels far, dL/dh_{-1}, is tiny, and its normwise error is the rounding of the other
-    steps' near-zero dL/dz_t). The probes with large logits are NaN too, but with `large`:
-    they judge the stability of the loss alone (the verdicts), not what a bug is."""
+    has no usable value, NaN where it is not expected (a bias without biases). The verdicts
+    judge every probe. Naming a bug leaves out the one-step-loss probes (`one_step` False:
+    the catalogue's answers are not computed there) and the probes with large logits
+    (`large` False: they judge the stability of the loss, not what a bug is)."""
     table: dict[str, list[float | None]] = {}
     for key in keys:
         row: list[float | None] = []
         for answer, truth, probe in zip(answers, truths, probes, strict=True):
             mine, right = value(answer, key), value(truth, key)
-            skipped = probe.factors["target"] != "all" or (
+            skipped = (probe.factors["target"] != "all" and not one_step) or (
                 probe.factors["logits"] == "large" and not large
             )
             if right is None or skipped:
@@ -262,10 +297,10 @@ def first_bad_distance(
         mine, right = value(answer, "x"), value(truth, "x")
         if not isinstance(s, int) or mine is None or right is None:
             continue
-        scale = max(float(np.linalg.norm(mine)), float(np.linalg.norm(right)))
+        steps = np.arange(len(right)).reshape(-1, *[1] * (right.ndim - 1))
         for t in range(len(right)):
-            gap = float(np.linalg.norm(mine[t] - right[t]))
-            if not math.isfinite(gap) or (scale > 0 and gap / scale > FLOAT64_BOUND):
+            # step t's share of the whole dL/dx's normwise error (overflow-safe)
+            if relative_error(np.where(steps == t, mine, right), right) > FLOAT64_BOUND:
                 distances.append(s - t)
     return min(distances, default=None)
 
@@ -277,7 +312,7 @@ def changed_keys(
     keys: list[str], results: list[Result], truths: list[Result], probes: list[Probe]
 ) -> list[str]:
     """The keys a bug's results get wrong on some probe."""
-    table = errors_by_key(keys, results, truths, probes)
+    table = errors_by_key(keys, results, truths, probes, one_step=False)
     return [k for k in keys if any(e > FLOAT64_BOUND for e in judged(table[k]))]
 
 
@@ -296,7 +331,7 @@ def equal_on_every_probe(
     key: str, answers: list[Answer | None], results: list[Result], probes: list[Probe]
 ) -> bool:
     """The learner's key equals the bug's wherever the learner's could be judged."""
-    row = errors_by_key([key], answers, results, probes)[key]
+    row = errors_by_key([key], answers, results, probes, one_step=False)[key]
     return bool(judged(row)) and all(e <= FLOAT64_BOUND for e in judged(row))
 
 
@@ -548,6 +583,7 @@ def verdicts_on(
     from which length, on which factor), the errors and notes, the inputs changed in place;
     and the factor pairs behind each key's dependences. The findings are the caller's."""
     keys = list(probes[0].expected())
+    run = trusted_run(run, probes)
     answers = run.answers
     errors, notes = answer_errors(probes, answers)
     errors = run.errors + errors
@@ -570,6 +606,7 @@ def verdicts_on(
             depends_on=[f for f in FACTORS if f in pairs],
         )
     runnable = run.fatal is None and any(judged(row) for row in table.values())
+    every = sum(all(row[i] is not None for row in table.values()) for i in range(len(probes)))
     changed = Counter(c for answer in answers if answer is not None for c in answer.changed)
     report = Report(
         file=name,
@@ -583,6 +620,7 @@ def verdicts_on(
         notes=notes,
         changed=dict(changed),
         function=function,
+        judged=every,
     )
     return report, pairs_by_key
 
@@ -601,6 +639,7 @@ def report_on(
     function: the learner's function judged, as its code names it)."""
     cell = settings.cell
     keys = list(probes[0].expected())
+    run = trusted_run(run, probes)
     answers = run.answers
     report, pairs_by_key = verdicts_on(
         cell, settings.describe(), name, probes, truths, run, function

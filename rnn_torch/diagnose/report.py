@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compare import FLOAT64_BOUND
+from .child import short
 
 
 def share(n: int, total: int) -> str:
     """'on every probe', or 'on 9 of 10 probes'."""
     return "on every probe" if n == total else f"on {n} of {total} probes"
+
+
+def printable(name: str) -> str:
+    """A file name on one line: a newline or other control character in it is escaped, so
+    that it cannot make a line of the report its own."""
+    return short(name, 4096)
 
 
 @dataclass
@@ -72,6 +79,8 @@ class Report:
     # our key -> the learner's name for its gradient, for a course style ("W_xh": "dWx")
     names: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # the probes on which the loss and every expected gradient were compared with autograd's
+    judged: int = 0
 
     @property
     def changed_inputs(self) -> list[str]:
@@ -82,7 +91,8 @@ class Report:
     def ok(self) -> bool:
         verdicts = [self.loss, *self.gradients.values()]
         clean = not self.errors and not self.changed_inputs
-        return self.runnable and clean and all(v.ok for v in verdicts)
+        every = self.judged == self.probes
+        return self.runnable and clean and every and all(v.ok for v in verdicts)
 
     def functions(self) -> list[tuple[str, Report]]:
         """The functions judged, each with its report: loss_and_grads, this one."""
@@ -126,6 +136,7 @@ class Report:
             "exit_code": self.exit_code,
             "settings": self.settings,
             "probes": self.probes,
+            "judged_probes": self.judged,
             "bound": FLOAT64_BOUND,
             "loss": self.loss.to_json(),
             "gradients": {name: v.to_json() for name, v in self.gradients.items()},
@@ -187,13 +198,16 @@ class Report:
             verdict += [f"NUMERICALLY UNSTABLE in {unstable}"] if unstable else []
             verdict += [f"NOT JUDGED on every probe: {unjudged}"] if unjudged else []
             verdict += ["INPUTS CHANGED in place"] if self.changed_inputs else []
+            if self.judged < self.probes:
+                verdict += [f"judged on {self.judged} of {self.probes} probes"]
             lines.append("; ".join(verdict) or "NOT FULLY JUDGED: see the errors")
         return lines
 
     def text(self) -> str:
         """The report for a person: what was run, the table, findings, errors, the verdict."""
         first = (
-            f"diagnose {self.file}: {self.settings} ({self.probes} probes, {self.seconds:.1f} s)"
+            f"diagnose {printable(self.file)}: {self.settings} "
+            f"({self.probes} probes, {self.seconds:.1f} s)"
         )
         return "\n".join([first, *self.body()])
 
@@ -248,7 +262,7 @@ class StyleReport:
     def text(self) -> str:
         names = ", ".join(j.name for j in self.judged) or "nothing"
         lines = [
-            f"diagnose {self.file}: {self.style} style ({self.title}); judged: {names} "
+            f"diagnose {printable(self.file)}: {self.style} style ({self.title}); judged: {names} "
             f"({self.seconds:.1f} s)"
         ]
         for j in self.judged:
