@@ -6,9 +6,9 @@ The gradients themselves are judged on every backend by the property suites
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+import manual
 import numpy as np
 import pytest
 import torch
@@ -173,12 +173,11 @@ def test_cuda_model_keeps_everything_on_the_gpu(make) -> None:
         model.forward(torch.from_numpy(x))
 
 
-def test_the_readmes_backend_example_runs() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## The same code on PyTorch, CUDA or CuPy", 1)[1].split("\n## ")[0]
-    (block,) = re.findall(r"^```python\n(.*?)^```", section, flags=re.M | re.S)
+def test_the_readmes_backend_page_example_runs() -> None:
+    page = manual.DOCS / "backends.md"
+    (block,) = manual.fenced_blocks(page.read_text(), "python")
     namespace: dict[str, object] = {}
-    exec(compile(block, "README backend example", "exec"), namespace)
+    exec(compile(block, f"{manual.name(page)}: the backend example", "exec"), namespace)
     model = namespace["model"]
     assert isinstance(model, RNN) and type(model.params["W_hh"]) is np.ndarray
 

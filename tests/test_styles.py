@@ -22,6 +22,7 @@ from functools import cache
 from itertools import combinations
 from pathlib import Path
 
+import manual
 import numpy as np
 import pytest
 from learners.variants import CS231N, DLS, HERE, MINCHAR, names, variant
@@ -410,18 +411,18 @@ def test_constants_and_helpers_at_module_level_are_kept(tmp_path: Path) -> None:
 def test_the_readme_runs_are_what_the_command_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Each README block marked `styles-run: NAME BUG` is a run of the command on the learner
-    file with that bug (or none), shortened where `...` stands: every other line is printed,
-    in order, timings aside."""
-    readme = (ROOT / "README.md").read_text()
-    runs = re.findall(r"<!-- styles-run: (\S+) (\S+) -->\n```\n(.*?)\n```", readme, re.S)
-    assert len(runs) == 4
+    """Each block of the README and its pages marked `styles-run: NAME BUG` is a run of the
+    command on the learner file with that bug (or none), shortened where `...` stands: every
+    other line is printed, in order, timings aside."""
+    marked = r"<!-- styles-run: (\S+) (\S+) -->\n```\n(.*?)\n```"
+    runs = [run for page in manual.pages() for run in re.findall(marked, page.read_text(), re.S)]
+    assert len(runs) == 5  # the README's, and docs/diagnose.md's four
     monkeypatch.chdir(tmp_path)
     files = {"rnn_layers.py": CS231N, "rnn_step_by_step.py": DLS, "min_char_rnn.py": MINCHAR}
     native = catalogue.source(catalogue.BY_NAME["rnn: recurrent term of dL/dh_t dropped"])
     for name, bug, block in runs:
         if name == "my_rnn.py":
-            text = native  # ours, the README's first run: the gradient from t + 1 forgotten
+            text = native  # ours: the gradient from t + 1 forgotten
         elif bug == "correct":
             text = (HERE / files[name]).read_text()
         else:

@@ -9,6 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
+import manual
 import numpy as np
 import pytest
 from processes import interrupted
@@ -238,10 +239,9 @@ def test_bad_texts_and_primes_are_refused_in_one_line(
 def test_the_readmes_text_run_is_what_the_commands_print(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's console block, rerun command by command in a fresh folder: the same
-    lines, the seconds aside (they are the machine's)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = re.findall(r"^```console\n(.*?)^```", readme, flags=re.M | re.S)
+    """The console block of the README's pages (docs/command-line.md), rerun command by
+    command in a fresh folder: the same lines, the seconds aside (they are the machine's)."""
+    ((_, block),) = manual.blocks("console")
     commands = re.split(r"^\$ ", block, flags=re.M)[1:]
     assert [c.split()[3] for c in commands] == ["text", "sample"]
     monkeypatch.chdir(tmp_path)

@@ -15,7 +15,9 @@
   docfigures.DOC_FIGURES), is there and is a PNG or GIF; every one of those that is in
   docs/img is shown.
 
-And README.md's ```python blocks run too, each on its own.
+And the manual around it (tests/manual.py: README.md and the pages under docs/) stays true
+too: the other pages' ```python blocks run, each on its own; every page is linked from the
+README; and every relative link of every page leads to a file, and to a heading there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import manual
 import numpy as np
 import pytest
 import torch
@@ -54,7 +57,6 @@ from rnn_torch.planting import ANCHOR
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "docs" / "walkthrough.md"
-README = ROOT / "README.md"
 REFERENCE = ROOT / "rnn_manual" / "reference.py"
 #: The modules whose local variables a reader meets: the BPTT the walkthrough explains.
 EXPLAINED = (rnn_manual.cells.rnn, rnn_manual.reference)
@@ -307,15 +309,23 @@ def test_every_python_block_runs() -> None:
             pytest.fail(f"python block {number} of {WALKTHROUGH.name} fails: {e!r}\n{block}")
 
 
-@pytest.mark.parametrize("number", range(len(fenced_blocks(README.read_text(), "python"))))
-def test_every_python_block_of_the_readme_runs(number: int) -> None:
-    block = fenced_blocks(README.read_text(), "python")[number]
-    namespace: dict[str, Any] = {"__name__": "readme"}
-    exec(compile(block, f"README.md python block {number + 1}", "exec"), namespace)
+def manual_python_blocks() -> dict[str, str]:
+    """Each ```python block of the README and its pages, by where it is."""
+    found: dict[str, str] = {}
+    for page, block in manual.blocks("python"):
+        number = sum(where.startswith(manual.name(page)) for where in found) + 1
+        found[f"{manual.name(page)} python block {number}"] = block
+    return found
 
 
-def test_the_readme_has_python_blocks() -> None:
-    assert len(fenced_blocks(README.read_text(), "python")) >= 2
+@pytest.mark.parametrize("where", list(manual_python_blocks()))
+def test_every_python_block_of_the_readme_and_its_pages_runs(where: str) -> None:
+    namespace: dict[str, Any] = {"__name__": "manual"}
+    exec(compile(manual_python_blocks()[where], where, "exec"), namespace)
+
+
+def test_the_readmes_pages_have_python_blocks() -> None:
+    assert len(manual_python_blocks()) >= 3
 
 
 def test_every_name_in_the_text_exists() -> None:
@@ -410,16 +420,43 @@ def test_figures_are_the_plot_commands_images() -> None:
     assert committed & (set(FIGURES) | set(DOC_FIGURES)) <= set(names), "drawn, not shown"
 
 
-def github_anchor(heading: str) -> str:
-    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+def test_every_page_is_linked_from_the_readme() -> None:
+    readme = manual.README
+    linked = {
+        (readme.parent / link.partition("#")[0]).resolve()
+        for link in manual.links(readme.read_text())
+    }
+    unlinked = [manual.name(page) for page in manual.pages() if page not in linked | {readme}]
+    assert len(manual.pages()) >= 7
+    assert not unlinked, f"manual pages that README.md does not link to: {unlinked}"
 
 
-def test_every_link_within_the_page_has_its_heading() -> None:
-    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", text(), flags=re.M)}
-    links = re.findall(r"\]\(#([^)]+)\)", text())
-    assert links
-    assert set(links) <= anchors, set(links) - anchors
+def test_every_link_of_the_readme_and_its_pages_leads_to_a_file_and_heading() -> None:
+    assert any("#" in link for link in manual.links(text()))  # the walkthrough's own sections
+    broken = {manual.name(page): b for page in manual.pages() if (b := manual.broken_links(page))}
+    assert not broken, f"links that lead nowhere: {broken}"
+
+
+@pytest.mark.parametrize(
+    "target, ok",
+    [
+        ("suite.md", True),
+        ("suite.md#what-it-proves", True),
+        ("suite.md#what-it-disproves", False),
+        ("nothing.md", False),
+        ("../README.md#manual", True),
+        ("architecture.md#the-folders", True),
+        ("#train", True),
+        ("#training", False),
+        ("../rnn_manual/reference.py", True),
+        ("../rnn_manual/reference.py#L1", False),
+        ("https://data-apis.org/array-api/#nowhere", True),
+    ],
+)
+def test_the_link_check_tells_links_that_lead_somewhere(target: str, ok: bool) -> None:
+    page = manual.DOCS / "command-line.md"
+    broken = manual.broken_links(page, f"[a link]({target})")
+    assert (broken == []) is ok, broken
 
 
 @pytest.mark.parametrize(
