@@ -1,8 +1,9 @@
 """Exercise: backpropagation through time for the GRU, by hand.
 
 The forward pass, the loss and the loop are written; the backward pass is a list of
-numbered TODOs, each naming the quantity to compute. Replace each `TODO("...")` by the
-expression for that quantity, in order, and check your work with
+numbered TODOs, each naming the quantity to compute and the step of docs/walkthrough.md,
+section 12, that derives it. Replace each `TODO("...")` by the expression for that
+quantity, in order, and check your work with
 
     python -m rnn_torch diagnose exercises/gru.py --cell gru
 
@@ -16,15 +17,21 @@ The cell is PyTorch's nn.GRUCell (its update gate z is u here, since z is the ou
     r_t = sigmoid(x_t @ W_xr + h_{t-1} @ W_hr + b_r)       reset gate          (B, H)
     u_t = sigmoid(x_t @ W_xu + h_{t-1} @ W_hu + b_u)       update gate         (B, H)
     hn_t = h_{t-1} @ W_hn + b_hn                           recurrent candidate (B, H)
-    n_t = tanh(x_t @ W_xn + b_xn + r_t * hn_t)             candidate; a_n is its argument
+    n_t = tanh(x_t @ W_xn + b_xn + r_t * hn_t)             candidate           (B, H)
     h_t = (1 - u_t) * n_t + u_t * h_{t-1}                  hidden state        (B, H)
     z_t = h_t @ W_hy + b_y        p_t = sigmoid(z_t)                           (B, O)
+
+a_r, a_u and a_n are the arguments of r_t's and u_t's sigmoids and of n_t's tanh; hn_t is
+the walkthrough's n̂_t.
 
 x (T, B, I) and y (T, B, O) are time-major; h[0] is h_{-1} and h[t + 1] is h_t; r[t] is r_t.
 The backward pass receives dz = dL/dz_t (T, B, O) from the loss and returns dL/d(every
 parameter), dL/dx and dL/dh_{-1}, keyed like params plus "x" and "h0".
-docs/walkthrough.md section 12 derives each term; rnn_manual/reference.py holds the answers
-(try without it first).
+
+Section 12 of the walkthrough derives every term in the order of the TODOs, steps 1 to 7,
+before it shows any code (with the rules of section 11): derive each one there, then write
+it here. The answers are rnn_manual/reference.py's lines, folded under the section's
+exercise pointer; open them to compare once yours are written, not before.
 """
 
 from __future__ import annotations
@@ -84,31 +91,41 @@ def gru_backward(params: dict, cache: dict, dz: np.ndarray) -> dict:
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        dh = TODO("1. dh = dL/dh_t: what reaches h_t from its output z_t, plus dh_next")
-        dn = TODO("2. dn = dL/dn_t")
-        du = TODO("3. du = dL/du_t")
-        da_n = TODO("4. da_n = dL/da_n: dn through the candidate's tanh")
-        da_u = TODO("5. da_u = dL/da_u: du through the update gate's sigmoid")
-        dr = TODO("6. dr = dL/dr_t")
-        dhn = TODO("7. dhn = dL/dhn_t")
-        da_r = TODO("8. da_r = dL/da_r: dr through the reset gate's sigmoid")
-        grads["W_xr"] += TODO("9. step t's share of dL/dW_xr")
-        grads["W_xu"] += TODO("10. step t's share of dL/dW_xu")
-        grads["W_xn"] += TODO("11. step t's share of dL/dW_xn")
-        grads["W_hr"] += TODO("12. step t's share of dL/dW_hr")
-        grads["W_hu"] += TODO("13. step t's share of dL/dW_hu")
-        grads["W_hn"] += TODO("14. step t's share of dL/dW_hn")
-        grads["W_hy"] += TODO("15. step t's share of dL/dW_hy")
+        dh = TODO("1. dh = dL/dh_t: from its output z_t, plus dh_next (walkthrough §12, step 1)")
+        dn = TODO("2. dn = dL/dn_t (walkthrough §12, step 2)")
+        du = TODO("3. du = dL/du_t (walkthrough §12, step 2)")
+        da_n = TODO("4. da_n = dL/da_n: dn through the candidate's tanh (walkthrough §12, step 3)")
+        da_u = TODO(
+            "5. da_u = dL/da_u: du through the update gate's sigmoid (walkthrough §12, step 3)"
+        )
+        dr = TODO("6. dr = dL/dr_t (walkthrough §12, step 4)")
+        dhn = TODO("7. dhn = dL/dhn_t (walkthrough §12, step 4)")
+        da_r = TODO(
+            "8. da_r = dL/da_r: dr through the reset gate's sigmoid (walkthrough §12, step 4)"
+        )
+        grads["W_xr"] += TODO("9. step t's share of dL/dW_xr (walkthrough §12, step 5)")
+        grads["W_xu"] += TODO("10. step t's share of dL/dW_xu (walkthrough §12, step 5)")
+        grads["W_xn"] += TODO("11. step t's share of dL/dW_xn (walkthrough §12, step 5)")
+        grads["W_hr"] += TODO("12. step t's share of dL/dW_hr (walkthrough §12, step 5)")
+        grads["W_hu"] += TODO("13. step t's share of dL/dW_hu (walkthrough §12, step 5)")
+        grads["W_hn"] += TODO("14. step t's share of dL/dW_hn (walkthrough §12, step 5)")
+        grads["W_hy"] += TODO("15. step t's share of dL/dW_hy (walkthrough §12, step 5)")
         if bias:
-            grads["b_r"] += TODO("16. step t's share of dL/db_r (summed over the batch)")
-            grads["b_u"] += TODO("17. step t's share of dL/db_u")
-            grads["b_xn"] += TODO("18. step t's share of dL/db_xn")
-            grads["b_hn"] += TODO("19. step t's share of dL/db_hn")
-            grads["b_y"] += TODO("20. step t's share of dL/db_y")
-        dx[t] = TODO("21. dL/dx_t: what reaches x_t through the three gates")
-        dh_next = TODO("22. dh_next = dL/dh_{t-1}: every path from step t back to h_{t-1}")
+            grads["b_r"] += TODO(
+                "16. step t's share of dL/db_r, summed over the batch (walkthrough §12, step 5)"
+            )
+            grads["b_u"] += TODO("17. step t's share of dL/db_u (walkthrough §12, step 5)")
+            grads["b_xn"] += TODO("18. step t's share of dL/db_xn (walkthrough §12, step 5)")
+            grads["b_hn"] += TODO("19. step t's share of dL/db_hn (walkthrough §12, step 5)")
+            grads["b_y"] += TODO("20. step t's share of dL/db_y (walkthrough §12, step 5)")
+        dx[t] = TODO(
+            "21. dx[t] = dL/dx_t: what reaches x_t through r, u and n (walkthrough §12, step 6)"
+        )
+        dh_next = TODO(
+            "22. dh_next = dL/dh_{t-1}: every path from step t to h_{t-1} (walkthrough §12, step 6)"
+        )
     grads["x"] = dx
-    grads["h0"] = TODO("23. dL/dh_{-1}: what is left after the loop")
+    grads["h0"] = TODO("23. dL/dh_{-1}: what is left after the loop (walkthrough §12, step 7)")
     return grads
 
 

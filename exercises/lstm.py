@@ -1,8 +1,9 @@
 """Exercise: backpropagation through time for the LSTM, by hand.
 
 The forward pass, the loss and the loop are written; the backward pass is a list of
-numbered TODOs, each naming the quantity to compute. Replace each `TODO("...")` by the
-expression for that quantity, in order, and check your work with
+numbered TODOs, each naming the quantity to compute and the step of docs/walkthrough.md,
+section 11, that derives it. Replace each `TODO("...")` by the expression for that
+quantity, in order, and check your work with
 
     python -m rnn_torch diagnose exercises/lstm.py --cell lstm
 
@@ -21,8 +22,11 @@ gate q's sigmoid or tanh, e.g. a_i = x_t @ W_xi + h_{t-1} @ W_hi + b_i):
 x (T, B, I) and y (T, B, O) are time-major; h[0] is h_{-1} and h[t + 1] is h_t (c likewise);
 i[t] is i_t. The backward pass receives dz = dL/dz_t (T, B, O) from the loss and returns
 dL/d(every parameter), dL/dx, dL/dh_{-1} and dL/dc_{-1}, keyed like params plus "x", "h0", "c0".
-docs/walkthrough.md section 11 derives each term, step by step;
-rnn_manual/reference.py holds the answers (try without it first).
+
+Section 11 of the walkthrough derives every term in the order of the TODOs, steps 1 to 7,
+before it shows any code: derive each one there, then write it here. The answers are
+rnn_manual/reference.py's lines, folded under the section's exercise pointer; open them to
+compare once yours are written, not before.
 """
 
 from __future__ import annotations
@@ -86,38 +90,54 @@ def lstm_backward(params: dict, cache: dict, dz: np.ndarray) -> dict:
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     dc_next = np.zeros_like(c[0])  # (B, H) dL/dc_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        dh = TODO("1. dh = dL/dh_t: what reaches h_t from its output z_t, plus dh_next")
+        dh = TODO("1. dh = dL/dh_t: from its output z_t, plus dh_next (walkthrough §11, step 1)")
         tanh_c = np.tanh(c[t + 1])  # tanh(c_t), as in the forward pass
-        dc = TODO("2. dc = dL/dc_t: what reaches c_t through h_t, plus dc_next")
-        do = TODO("3. do = dL/do_t")
-        di = TODO("4. di = dL/di_t")
-        df = TODO("5. df = dL/df_t")
-        dg = TODO("6. dg = dL/dg_t")
-        da_i = TODO("7. da_i = dL/da_i: di through the input gate's sigmoid")
-        da_f = TODO("8. da_f = dL/da_f: df through the forget gate's sigmoid")
-        da_g = TODO("9. da_g = dL/da_g: dg through the candidate's tanh")
-        da_o = TODO("10. da_o = dL/da_o: do through the output gate's sigmoid")
-        grads["W_xi"] += TODO("11. step t's share of dL/dW_xi")
-        grads["W_xf"] += TODO("12. step t's share of dL/dW_xf")
-        grads["W_xg"] += TODO("13. step t's share of dL/dW_xg")
-        grads["W_xo"] += TODO("14. step t's share of dL/dW_xo")
-        grads["W_hi"] += TODO("15. step t's share of dL/dW_hi")
-        grads["W_hf"] += TODO("16. step t's share of dL/dW_hf")
-        grads["W_hg"] += TODO("17. step t's share of dL/dW_hg")
-        grads["W_ho"] += TODO("18. step t's share of dL/dW_ho")
-        grads["W_hy"] += TODO("19. step t's share of dL/dW_hy")
+        dc = TODO(
+            "2. dc = dL/dc_t: what reaches c_t through h_t, plus dc_next (walkthrough §11, step 2)"
+        )
+        do = TODO("3. do = dL/do_t (walkthrough §11, step 3)")
+        di = TODO("4. di = dL/di_t (walkthrough §11, step 3)")
+        df = TODO("5. df = dL/df_t (walkthrough §11, step 3)")
+        dg = TODO("6. dg = dL/dg_t (walkthrough §11, step 3)")
+        da_i = TODO(
+            "7. da_i = dL/da_i: di through the input gate's sigmoid (walkthrough §11, step 4)"
+        )
+        da_f = TODO(
+            "8. da_f = dL/da_f: df through the forget gate's sigmoid (walkthrough §11, step 4)"
+        )
+        da_g = TODO("9. da_g = dL/da_g: dg through the candidate's tanh (walkthrough §11, step 4)")
+        da_o = TODO(
+            "10. da_o = dL/da_o: do through the output gate's sigmoid (walkthrough §11, step 4)"
+        )
+        grads["W_xi"] += TODO("11. step t's share of dL/dW_xi (walkthrough §11, step 5)")
+        grads["W_xf"] += TODO("12. step t's share of dL/dW_xf (walkthrough §11, step 5)")
+        grads["W_xg"] += TODO("13. step t's share of dL/dW_xg (walkthrough §11, step 5)")
+        grads["W_xo"] += TODO("14. step t's share of dL/dW_xo (walkthrough §11, step 5)")
+        grads["W_hi"] += TODO("15. step t's share of dL/dW_hi (walkthrough §11, step 5)")
+        grads["W_hf"] += TODO("16. step t's share of dL/dW_hf (walkthrough §11, step 5)")
+        grads["W_hg"] += TODO("17. step t's share of dL/dW_hg (walkthrough §11, step 5)")
+        grads["W_ho"] += TODO("18. step t's share of dL/dW_ho (walkthrough §11, step 5)")
+        grads["W_hy"] += TODO("19. step t's share of dL/dW_hy (walkthrough §11, step 5)")
         if bias:
-            grads["b_i"] += TODO("20. step t's share of dL/db_i (summed over the batch)")
-            grads["b_f"] += TODO("21. step t's share of dL/db_f")
-            grads["b_g"] += TODO("22. step t's share of dL/db_g")
-            grads["b_o"] += TODO("23. step t's share of dL/db_o")
-            grads["b_y"] += TODO("24. step t's share of dL/db_y")
-        dx[t] = TODO("25. dL/dx_t: what reaches x_t through all four gates")
-        dh_next = TODO("26. dh_next = dL/dh_{t-1}: what step t sends back to h_{t-1}")
-        dc_next = TODO("27. dc_next = dL/dc_{t-1}: what step t sends back to c_{t-1}")
+            grads["b_i"] += TODO(
+                "20. step t's share of dL/db_i, summed over the batch (walkthrough §11, step 5)"
+            )
+            grads["b_f"] += TODO("21. step t's share of dL/db_f (walkthrough §11, step 5)")
+            grads["b_g"] += TODO("22. step t's share of dL/db_g (walkthrough §11, step 5)")
+            grads["b_o"] += TODO("23. step t's share of dL/db_o (walkthrough §11, step 5)")
+            grads["b_y"] += TODO("24. step t's share of dL/db_y (walkthrough §11, step 5)")
+        dx[t] = TODO(
+            "25. dx[t] = dL/dx_t: what reaches x_t through all four gates (walkthrough §11, step 6)"
+        )
+        dh_next = TODO(
+            "26. dh_next = dL/dh_{t-1}: what step t sends back to h_{t-1} (walkthrough §11, step 6)"
+        )
+        dc_next = TODO(
+            "27. dc_next = dL/dc_{t-1}: what step t sends back to c_{t-1} (walkthrough §11, step 6)"
+        )
     grads["x"] = dx
-    grads["h0"] = TODO("28. dL/dh_{-1}: what is left after the loop")
-    grads["c0"] = TODO("29. dL/dc_{-1}: what is left after the loop")
+    grads["h0"] = TODO("28. dL/dh_{-1}: what is left after the loop (walkthrough §11, step 7)")
+    grads["c0"] = TODO("29. dL/dc_{-1}: what is left after the loop (walkthrough §11, step 7)")
     return grads
 
 

@@ -18,8 +18,11 @@ The network (docs/walkthrough.md, sections 2 and 3), with f the activation:
 
 x (T, B, I) and y (T, B, O) are time-major; h[0] is h_{-1} and h[t + 1] is h_t. The backward
 pass receives dz = dL/dz_t (T, B, O) from the loss and returns dL/d(every parameter), dL/dx
-and dL/dh_{-1}, keyed like params plus "x" and "h0". Section 4 of the walkthrough derives each
-term; rnn_manual/reference.py holds the answers (try without it first).
+and dL/dh_{-1}, keyed like params plus "x" and "h0". The TODOs come in the order of the
+derivation, and each names the step of the walkthrough's section 4 that derives it (§4,
+step 2: docs/walkthrough.md, section 4, the list item "2."). Derive each term there first and
+write it here; the lines of rnn_manual/reference.py are folded after the section's
+"Exercise:" pointer, for when you are done.
 """
 
 from __future__ import annotations
@@ -66,23 +69,23 @@ def rnn_backward(params: dict, cache: dict, dz: np.ndarray, activation: str) -> 
     dx = np.zeros_like(x)  # (T, B, I) dL/dx_t
     dh_next = np.zeros_like(h[0])  # (B, H) dL/dh_t from step t + 1: none after the last
     for t in reversed(range(len(x))):
-        dh = TODO("1. dh = dL/dh_t: what reaches h_t from its output z_t, plus dh_next")
+        dh = TODO("1. dh = dL/dh_t: from its output z_t, plus dh_next (walkthrough §4, step 1)")
         if activation == "sigmoid":
-            da = TODO("2. da = dL/da_t: dh through the sigmoid (from h_t, not a_t)")
+            da = TODO("2. da = dL/da_t: dh through the sigmoid, from h_t (walkthrough §4, step 2)")
         elif activation == "tanh":
-            da = TODO("3. da = dL/da_t: dh through tanh (from h_t)")
+            da = TODO("3. da = dL/da_t: dh through tanh, from h_t (walkthrough §4, step 2)")
         else:
-            da = TODO("4. da = dL/da_t: dh through relu (from h_t)")
-        grads["W_xh"] += TODO("5. step t's share of dL/dW_xh")
-        grads["W_hh"] += TODO("6. step t's share of dL/dW_hh")
-        grads["W_hy"] += TODO("7. step t's share of dL/dW_hy")
+            da = TODO("4. da = dL/da_t: dh through relu, from h_t (walkthrough §4, step 2)")
+        grads["W_xh"] += TODO("5. step t's share of dL/dW_xh (walkthrough §4, step 3)")
+        grads["W_hh"] += TODO("6. step t's share of dL/dW_hh (walkthrough §4, step 3)")
+        grads["W_hy"] += TODO("7. step t's share of dL/dW_hy (walkthrough §4, step 3)")
         if bias:
-            grads["b_h"] += TODO("8. step t's share of dL/db_h (summed over the batch)")
-            grads["b_y"] += TODO("9. step t's share of dL/db_y (summed over the batch)")
-        dx[t] = TODO("10. dL/dx_t")
-        dh_next = TODO("11. dh_next = dL/dh_{t-1}: what step t sends back to h_{t-1}")
+            grads["b_h"] += TODO("8. step t's share of dL/db_h (walkthrough §4, step 3)")
+            grads["b_y"] += TODO("9. step t's share of dL/db_y (walkthrough §4, step 3)")
+        dx[t] = TODO("10. dL/dx_t: what reaches x_t through a_t (walkthrough §4, step 4)")
+        dh_next = TODO("11. dh_next = dL/dh_{t-1}: what step t sends back (walkthrough §4, step 4)")
     grads["x"] = dx
-    grads["h0"] = TODO("12. dL/dh_{-1}: what is left after the loop")
+    grads["h0"] = TODO("12. dL/dh_{-1}: what is left after the loop (walkthrough §4, step 4)")
     return grads
 
 
