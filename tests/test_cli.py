@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from processes import start_cli
 
+from rnn_manual.app import cli
+from rnn_manual.app.output import given_options
+from rnn_manual.app.parser import build_parser
+from rnn_manual.core.args import positive_float
 from rnn_manual.files.modelfile import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,3 +267,70 @@ def test_a_stalled_run_says_so_once_with_what_to_try() -> None:
     assert re.match(r"step \d+000: no progress in the last 1000 steps \(mean loss", hints[0])
     assert "try --lr 0.1 (now 1e-05)" in hints[0] and "--hidden (now 4)" in hints[0]
     assert "step 3000/3000 " in result.stdout  # progress lines show the budget
+
+
+# --- number options: ASCII digits, one line and exit 2 for anything else -------------------
+
+
+def number_options() -> list[tuple[str, str, Any]]:
+    """(command, option, type) for every option of every command that has a type: each
+    takes a number (the others are flags, choices and paths, taken as typed)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [
+        (name, action.option_strings[0], action.type)
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if action.type is not None
+    ]
+
+
+#: What int() or float() would take, or a traceback met, and an option must not.
+NOT_NUMBERS = ["abc", "", " 8", "8 ", "１６", "١٦", "1_0", "+8", "-1", "0x10", "²"]
+
+
+@pytest.mark.parametrize("command, option, kind", number_options())
+def test_number_options_take_ascii_digits_only_and_refuse_in_one_line(
+    capsys: pytest.CaptureFixture[str], command: str, option: str, kind: Any
+) -> None:
+    refused = NOT_NUMBERS + (["nan", "inf", " 0.5", "0.5 "] if kind is positive_float else [])
+    for text in refused:
+        with pytest.raises(SystemExit) as stopped:
+            build_parser().parse_args([command, option, text])
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and err.count("\n") == 1, (text, err)
+        assert err.startswith(f"rnn-manual {command}: error: argument {option}: expected "), err
+    number = float if kind is positive_float else int
+    for text in ["8", "16"] + (["0.5", ".5", "1e-3", "2E+2"] if number is float else []):
+        assert kind(text) == number(text)  # what is plainly a number still is
+
+
+def test_a_bad_long_bits_is_one_line_not_a_traceback() -> None:
+    assert_usage_error(run("train", "--long-bits", "１６"), "argument --long-bits: expected")
+
+
+@pytest.mark.parametrize("command", ["train", "text"])
+def test_checkpoint_every_without_a_checkpoint_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert cli.main([command, "--checkpoint-every", "10", "--steps", "1", "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"rnn-manual {command}: error: --checkpoint-every: there is no checkpoint to write; "
+        "give --checkpoint PATH\n"
+    )
+
+
+def test_plot_help_gives_the_command_that_makes_the_walkthroughs_adder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnn_manual.app.docruns import ADDER, ADDER_COMMAND
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no word is split
+    with pytest.raises(SystemExit):
+        cli.main(["plot", "--help"])
+    assert f"which `{ADDER_COMMAND}` makes" in capsys.readouterr().out
+    python, dash_m, module, *argv = shlex.split(ADDER_COMMAND)
+    assert (python, dash_m, module) == ("python", "-m", "rnn_manual")
+    args = build_parser().parse_args(argv)
+    assert cli.train_config(args, given_options(args)) == (ADDER, None)

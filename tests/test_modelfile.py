@@ -27,10 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.lib import format as npy
 
+from rnn_manual import RNN
+from rnn_manual.core.validate import Overflow, check_params
 from rnn_manual.files import modelfile, npz
 from rnn_manual.files.checkpoint import load_checkpoint, save_checkpoint
 from rnn_manual.files.modelfile import ModelFileError
 from rnn_manual.training.loop import train
+from rnn_manual.training.optim import SGD, Adagrad, Adam
 from rnn_manual.training.state import TrainConfig
 
 Arrays = dict[str, Any]
@@ -575,3 +578,75 @@ def test_a_long_history_costs_memory_in_proportion_to_its_size(
     peak = peak_mib(*args("long"))
     history_mib = 2 * steps * 8 / 2**20
     assert peak - baseline < 2 * history_mib, (baseline, peak)
+
+
+# --- the parameters a model computes with, however they were set --------------------------
+
+
+def set_param(name: str, make: Any) -> RNN:
+    """An RNN(4, 4, 1) (W_xh and W_hh of one shape) whose parameter `name` is
+    make(model.params): what an API caller (or a file loaded and then edited) may set."""
+    model = RNN(4, 4, 1)
+    model.params[name] = make(model.params)
+    return model
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        (
+            "W_hh",
+            lambda p: p["W_hh"].astype(np.int64),
+            "params['W_hh'] must be an array of float64, got int64",
+        ),
+        (
+            "W_hh",
+            lambda p: p["W_hh"].astype(complex),
+            "params['W_hh'] must be an array of float64, got complex128",
+        ),
+        (
+            "W_hh",
+            lambda p: p["W_hh"].astype(np.float16),
+            "params['W_hh'] must be an array of float64, got float16",
+        ),
+        (
+            "W_hh",  # the model's dtype: float64
+            lambda p: p["W_hh"].astype(np.float32),
+            "params['W_hh'] must be an array of float64, got float32",
+        ),
+        ("W_hh", lambda p: np.full((4, 4), np.nan), "params['W_hh'] is not finite: it holds NaN"),
+        ("W_hy", lambda p: np.full((4, 1), -np.inf), "params['W_hy'] is not finite: it holds NaN"),
+        ("W_hh", lambda p: p["W_xh"], "params['W_xh'] and params['W_hh'] share their memory"),
+        ("W_hh", lambda p: p["W_xh"][::-1], "params['W_xh'] and params['W_hh'] share their memory"),
+    ],
+    ids=["int", "complex", "float16", "two dtypes", "NaN", "inf", "one array", "a view"],
+)
+def test_parameters_of_another_dtype_not_finite_or_shared_are_refused_in_one_line(
+    name: str, make: Any, message: str
+) -> None:
+    model = set_param(name, make)
+    x, y = np.zeros((3, 2, 4)), np.zeros((3, 2, 1))
+    for call in (lambda: model.forward(x), lambda: model.loss_and_grads(x, y)):
+        with pytest.raises(ValueError) as refused:
+            call()
+        assert message in str(refused.value) and "\n" not in str(refused.value)
+        assert not isinstance(refused.value, Overflow)  # a NaN weight is not "too large"
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.1, momentum=0.9), Adam(0.1), Adagrad(0.1)])
+def test_an_optimizer_refuses_one_array_given_as_two_parameters(optimizer: Any) -> None:
+    """Stepped once for each name, the array would move twice as far as any other."""
+    w = np.ones((2, 2))
+    grads = {"a": np.ones((2, 2)), "b": np.ones((2, 2))}
+    for params in ({"a": w, "b": w}, {"a": w, "b": w.T}):
+        with pytest.raises(ValueError, match="share their memory"):
+            optimizer.step(params, grads)
+        assert (w == 1.0).all()  # refused before any change
+
+
+def test_parameters_with_no_dtype_asked_must_share_one() -> None:
+    """check_params without the model's dtype (an API caller's own params) wants one dtype."""
+    shapes = {"a": (2,), "b": (2,)}
+    with pytest.raises(ValueError, match="the parameters must all have one dtype"):
+        check_params({"a": np.zeros(2), "b": np.zeros(2, np.float32)}, shapes)
+    check_params({"a": np.zeros(2, np.float32), "b": np.zeros(2, np.float32)}, shapes)

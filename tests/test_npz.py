@@ -3,6 +3,7 @@ reader (files/npz.py). The model-file schema on top of them is tests/test_modelf
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -46,7 +47,7 @@ def test_a_new_file_gets_the_mode_open_would_give_it(tmp_path: Path, mask: int) 
 
 
 def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
-    # A process that has ended: its PID runs no longer (until reused, which is rare).
+    # Temporaries whose writer has ended: no one holds their lock.
     done = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         text=True,
@@ -59,10 +60,12 @@ def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: P
         path.write_bytes(b"half a model")
     live = tmp_path / f".m.npz.{os.getpid()}.0000beef.tmp"  # a writer still at work: kept
     other = tmp_path / f".other.npz.{dead}.00000000.tmp"  # another target's: not ours
-    unnamed = tmp_path / ".m.npz.k3j_x81a.tmp"  # no PID in the name: kept
+    unnamed = tmp_path / ".m.npz.k3j_x81a.tmp"  # not a name atomic.py makes: kept
     for path in (live, other, unnamed):
         path.write_bytes(b"")
-    atomic.write(tmp_path / "m.npz", fill_with(b"model"))
+    with live.open("rb") as writing:  # a writer at work holds its temporary file's lock
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        atomic.write(tmp_path / "m.npz", fill_with(b"model"))
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["m.npz", live.name, other.name, unnamed.name])
 

@@ -7,6 +7,7 @@ import array
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from rnn_manual.app import cli
 from rnn_manual.app.cli import STALL_OPTIONS
 from rnn_manual.cells import CELLS
 from rnn_manual.files import modelfile
-from rnn_manual.training import evaluation, loop, progress
+from rnn_manual.training import evaluation, loop, progress, stopping
 from rnn_manual.training.bits import random_addition_batch
 from rnn_manual.training.state import TrainConfig
 
@@ -246,3 +247,34 @@ def test_a_stall_needs_a_flat_loss_and_suggests_the_other_way() -> None:
     slow.history.batch_accuracy.extend([0.0] * steps)
     found = loop.stall(slow)
     assert found is not None and "try --lr 0.1 (now 1e-05)" in found.describe(STALL_OPTIONS)
+
+
+def test_checks_of_long_sums_show_progress_counting_the_silence_before_them(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checks that can end a run (long sums, then the validation sums) each take a few
+    seconds on long sums and print, together, a line once the output has been silent EVERY
+    seconds since the loop's last line (`train --cell lstm --long-bits 65536` was silent
+    for 18 s); without `show`, nothing."""
+    state, validation = loop.start(TrainConfig(long_bits=64))
+    state.history.eval_step.append(0)  # the short sums solved at step 0 ...
+    state.history.eval_accuracy.append(1.0)
+    state.history.eval_long_accuracy.append(float("nan"))
+    state.step = stopping.LONG_STEPS  # ... and the long sums due now
+    checked: list[int] = []
+
+    def three_seconds_each(model: object, x: np.ndarray, y: np.ndarray, **kw: Any) -> float:
+        clock.now += 3.0
+        if kw.get("progress") is not None:
+            kw["progress"](1, 2)
+        checked.append(x.shape[1])
+        return 1.0
+
+    monkeypatch.setattr(stopping, "accuracy", three_seconds_each)
+    for show in (True, False):
+        stopping.evaluate_if_due(state, validation, show, since=clock.now)
+    assert checked == [stopping.LONG_SCREEN, evaluation.LONG_SUMS, 16384] * 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"step {stopping.LONG_STEPS}: evaluating the {evaluation.LONG_SUMS} 64-bit sums: "
+        "50% after 3 s, about 3 s to go"  # 6 s after the loop's line; the next 3 s later
+    ]

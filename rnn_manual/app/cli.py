@@ -31,8 +31,16 @@ from . import figures, plot
 from .docruns import NotTheAdder
 from .draw import MatplotlibMissing
 from .measures import pass_overflows
-from .output import Output, given_options, option, run_files, writable
-from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, non_negative_int
+from .output import (
+    Output,
+    given_options,
+    one_writer,
+    option,
+    report_stop,
+    run_files,
+    writable,
+)
+from .parser import CHECKPOINT_EVERY, build_parser, commands_overview, operand
 from .report import evaluate, progress, report
 from .textcli import cmd_sample, cmd_text
 
@@ -62,6 +70,45 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             modelfile.save(args.save, model)
             out(f"saved to {args.save}")
         return 0
+    save_to, checkpoint_path, checkpoint_to = run_files(args)
+    saved_steps = []
+
+    def checkpoint(state: TrainState) -> None:
+        save_checkpoint(checkpoint_path, state)
+        saved_steps.append(state.step)
+
+    with one_writer(checkpoint_to, checkpoint_path):
+        config, resume = train_config(args, given)
+        try:
+            result = train(
+                config,
+                log=None if quiet else out,
+                resume=resume,
+                checkpoint=checkpoint if checkpoint_to else None,
+                checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
+                advice_names=STALL_OPTIONS,
+            )
+        except Diverged as e:
+            kept = f"; {checkpoint_path} keeps step {saved_steps[-1]}" if saved_steps else ""
+            raise Diverged(f"{e}; {DIVERGED_ADVICE}{kept}") from None
+    if result.interrupted is not None:
+        return report_stop(result.interrupted, result.steps, checkpoint_path)
+    if save_to is not None:  # first the model, then the report, which Ctrl-C may cut short
+        modelfile.save(args.save, result.model, result.history)
+        out.note = f"; the model was saved to {args.save}"
+    state = "solved" if result.solved else "NOT solved (step budget ran out)"
+    out(f"{state} after {result.steps} steps in {result.seconds:.2f} s")
+    if save_to is not None:
+        out(f"saved to {args.save}")
+    report(result, config, out, quiet)
+    return 0 if result.solved else 1
+
+
+def train_config(
+    args: argparse.Namespace, given: list[str]
+) -> tuple[TrainConfig, TrainState | None]:
+    """The run that train's options describe, and the state to resume it from (None: a
+    fresh run): a --resume takes its options from the checkpoint, --steps aside."""
     resume: TrainState | None = None
     if args.resume is not None:
         resume = load_checkpoint(args.resume)
@@ -82,38 +129,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             config = TrainConfig(**chosen, steps=args.steps or TrainConfig.steps)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    save_to, checkpoint_path, checkpoint_to = run_files(args)
-    saved_steps = []
-
-    def checkpoint(state: TrainState) -> None:
-        save_checkpoint(checkpoint_path, state)
-        saved_steps.append(state.step)
-
-    try:
-        result = train(
-            config,
-            log=None if quiet else out,
-            resume=resume,
-            checkpoint=checkpoint if checkpoint_to else None,
-            checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
-            advice_names=STALL_OPTIONS,
-        )
-    except Diverged as e:
-        kept = f"; {checkpoint_path} keeps step {saved_steps[-1]}" if saved_steps else ""
-        raise Diverged(f"{e}; {DIVERGED_ADVICE}{kept}") from None
-    if result.interrupted:
-        kept = f"checkpoint saved to {checkpoint_path}" if checkpoint_to else "no --checkpoint"
-        print(f"interrupted at step {result.steps}, {kept}", file=sys.stderr)
-        return 130
-    if save_to is not None:  # first the model, then the report, which Ctrl-C may cut short
-        modelfile.save(args.save, result.model, result.history)
-        out.note = f"; the model was saved to {args.save}"
-    state = "solved" if result.solved else "NOT solved (step budget ran out)"
-    out(f"{state} after {result.steps} steps in {result.seconds:.2f} s")
-    if save_to is not None:
-        out(f"saved to {args.save}")
-    report(result, config, out, quiet)
-    return 0 if result.solved else 1
+    return config, resume
 
 
 def addition_model(path: str) -> Model:
@@ -127,7 +143,7 @@ def addition_model(path: str) -> Model:
 
 
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
-    a, b = non_negative_int(args.a), non_negative_int(args.b)
+    a, b = operand(args.a), operand(args.b)
     model = addition_model(args.model)
     width = max(a.bit_length(), b.bit_length(), 1) + 1  # room for the carry out
     within_limits("the hidden states (bits x hidden)", width, model.hidden_size)

@@ -25,11 +25,12 @@ from ..training.sampling import held_out_loss, uniform_loss
 from ..training.state import TrainConfig, TrainResult, TrainState
 from .measures import carry_bits, correlations, gradient_norms
 
-#: The walkthrough's adder: `python -m rnn_manual train --loss mse --long-bits 0 --save
-#: adder.npz`, train's defaults but the tutorial's loss and stopping rule (stop once the
-#: 8-bit sums are solved; section 10 shows what long sums then do, and what train's default
-#: adds to it).
+#: The walkthrough's adder: train's defaults but the tutorial's loss and stopping rule (stop
+#: once the 8-bit sums are solved; section 10 shows what long sums then do, and what train's
+#: default adds to it) ...
 ADDER = TrainConfig(loss="mse", long_bits=0)
+#: ... and the command that makes it, as `plot --help` and a refused `plot --docs` name it.
+ADDER_COMMAND = "python -m rnn_manual train --loss mse --long-bits 0 --save adder.npz"
 #: The task on which the three cells are compared: the same, with biases.
 CELLS_TASK = TrainConfig(bias=True, loss="mse", long_bits=0)
 #: Training steps between two looks at the hidden units while the adder learns.
@@ -80,10 +81,7 @@ def rerun_adder(model: Cell) -> AdderRun:
         and all(np.array_equal(model.params[k], w) for k, w in result.model.params.items())
     )
     if not same:
-        raise NotTheAdder(
-            "--docs draws the walkthrough's adder: make it with "
-            "`python -m rnn_manual train --loss mse --long-bits 0 --save adder.npz`"
-        )
+        raise NotTheAdder(f"--docs draws the walkthrough's adder: make it with `{ADDER_COMMAND}`")
     return AdderRun(result, np.array(steps), np.array(r_all))
 
 

@@ -11,12 +11,22 @@ from typing import Any
 from ..cells import CELLS
 from ..cells.activations import ACTIVATIONS
 from ..cells.losses import losses_of
-from ..core.args import Parser, UsageError, positive_float, positive_int, seed
+from ..core.args import (
+    DIGITS,
+    Parser,
+    UsageError,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+)
 from ..core.validate import DTYPE_NAMES
 from ..training.corpus import DEFAULT_TEXT, HELD_OUT
 from ..training.evaluation import LONG_SUMS
 from ..training.language import TEXT_LR, TextConfig
 from ..training.state import OPTIMIZERS
+from .docfigures import DOC_FIGURES
+from .docruns import ADDER_COMMAND
 
 #: Operands of `add` may have up to this many bits (about 315,000 decimal digits).
 MAX_ADD_BITS = 1 << 20
@@ -50,12 +60,12 @@ COMMANDS = {
 }
 
 
-def non_negative_int(text: str) -> int:
+def operand(text: str) -> int:
     """An operand of `add`: ASCII digits 0-9 and nothing else (no sign, space or underscore,
     no other script's digits), at most MAX_ADD_BITS bits."""
     if not isinstance(text, str):  # argparse gives [] for a missing operand after a second --
         raise UsageError("expected two non-negative integers")
-    if not (text.isascii() and text.isdigit()):
+    if not DIGITS.fullmatch(text):
         raise UsageError(f"expected a non-negative integer (digits 0-9), got {text[:40]!r}")
     if len(text) > MAX_ADD_BITS * 0.302 + 1:  # log10(2) ~ 0.30103 digits per bit
         raise UsageError(f"operands are limited to {MAX_ADD_BITS} bits")
@@ -138,9 +148,8 @@ def build_parser() -> Parser:
     f.add_argument(
         "--docs",
         action="store_true",
-        help="also draw the walkthrough's figures into DIR (unrolled.png, backward.gif, "
-        "gradient_flow_cells.png, carry_emerging.png, text_cells.png): the model must be the "
-        "walkthrough's adder (train --loss mse --long-bits 0 --save adder.npz); trains an "
+        help=f"also draw the walkthrough's figures into DIR ({', '.join(DOC_FIGURES)}): "
+        f"--model must be the walkthrough's adder, which `{ADDER_COMMAND}` makes; trains an "
         "RNN, an LSTM and a GRU on sums and on the default text (about a minute)",
     )
     add_text_parsers(commands)
@@ -151,13 +160,17 @@ def add_run_files(command: Parser, resume: str) -> None:
     """The options of a training command (train, text) for the files it writes and resumes:
     --save, --checkpoint, --checkpoint-every and --resume (its help: `resume`)."""
     command.add_argument("--save", metavar="PATH", help="write the trained model to PATH (.npz)")
-    command.add_argument("--checkpoint", metavar="PATH", help="keep a resumable checkpoint in PATH")
+    command.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="keep a resumable checkpoint in PATH (one run at a time writes it)",
+    )
     command.add_argument(
         "--checkpoint-every",
         type=positive_int,
         metavar="N",
-        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written on stop "
-        "and Ctrl-C)",
+        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; also written when "
+        "training stops, Ctrl-C, SIGTERM and SIGHUP included)",
     )
     command.add_argument("--resume", metavar="PATH", help=resume)
 

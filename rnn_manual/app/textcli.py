@@ -2,13 +2,13 @@
 (min-char-rnn's task), `sample` prints text from a saved one.
 
 As for `train`: usage errors are one line and exit status 2, a checkpoint resumes the run
-exactly, and Ctrl-C stops after the current step with the checkpoint written (status 130).
+exactly, is written by one run at a time, and Ctrl-C, SIGTERM or SIGHUP stops after the
+current step with the checkpoint written (status 130, 143, 129).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +21,7 @@ from ..training.corpus import Corpus, TextError, read_corpus
 from ..training.language import TextConfig, TextState, check_resumable, train_text
 from ..training.loop import Diverged
 from ..training.sampling import held_out_loss, sample, uniform_loss
-from .output import Output, given_options, option, run_files
+from .output import Output, given_options, one_writer, option, report_stop, run_files
 from .parser import CHECKPOINT_EVERY
 
 #: The text options that decide the weights: a resumed run takes them from its checkpoint.
@@ -36,9 +36,11 @@ def corpus_for(args: argparse.Namespace) -> Corpus:
         raise UsageError(str(e)) from None
 
 
-def cmd_text(args: argparse.Namespace, out: Output) -> int:
-    given = given_options(args)
-    corpus = corpus_for(args)
+def text_config(
+    args: argparse.Namespace, given: list[str], corpus: Corpus
+) -> tuple[TextConfig, TextState | None]:
+    """The run that text's options describe on `corpus`, and the state to resume it from
+    (None: a fresh run): a --resume takes its options from the checkpoint, --steps aside."""
     resume: TextState | None = None
     if args.resume is not None:
         resume, _, digest = load_text_checkpoint(args.resume)
@@ -63,6 +65,12 @@ def cmd_text(args: argparse.Namespace, out: Output) -> int:
             corpus.check_fits(config.seq, config.batch)
         except ValueError as e:
             raise UsageError(str(e)) from None
+    return config, resume
+
+
+def cmd_text(args: argparse.Namespace, out: Output) -> int:
+    given = given_options(args)
+    corpus = corpus_for(args)
     save_to, checkpoint_path, checkpoint_to = run_files(args)
     saved_steps = []
 
@@ -70,28 +78,28 @@ def cmd_text(args: argparse.Namespace, out: Output) -> int:
         save_text_checkpoint(checkpoint_path, state, corpus.vocabulary, corpus.digest)
         saved_steps.append(state.step)
 
-    held = len(corpus.held_out)
-    out(
-        f"text: {len(corpus.indices)} characters, {len(corpus.vocabulary)} distinct; "
-        f"training on the first {len(corpus.train)}, holding out the last {held}"
-    )
-    try:
-        result = train_text(
-            config,
-            corpus,
-            log=None if args.quiet else out,
-            resume=resume,
-            checkpoint=checkpoint if checkpoint_to else None,
-            checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
+    with one_writer(checkpoint_to, checkpoint_path):
+        config, resume = text_config(args, given, corpus)
+        held = len(corpus.held_out)
+        out(
+            f"text: {len(corpus.indices)} characters, {len(corpus.vocabulary)} distinct; "
+            f"training on the first {len(corpus.train)}, holding out the last {held}"
         )
-    except Diverged as e:
-        kept = f"; {checkpoint_path} keeps step {saved_steps[-1]}" if saved_steps else ""
-        raise Diverged(f"{e}; try a smaller --lr or --clip{kept}") from None
+        try:
+            result = train_text(
+                config,
+                corpus,
+                log=None if args.quiet else out,
+                resume=resume,
+                checkpoint=checkpoint if checkpoint_to else None,
+                checkpoint_every=args.checkpoint_every or CHECKPOINT_EVERY,
+            )
+        except Diverged as e:
+            kept = f"; {checkpoint_path} keeps step {saved_steps[-1]}" if saved_steps else ""
+            raise Diverged(f"{e}; try a smaller --lr or --clip{kept}") from None
     state = result.state
-    if result.interrupted:
-        kept = f"checkpoint saved to {checkpoint_path}" if checkpoint_to else "no --checkpoint"
-        print(f"interrupted at step {state.step}, {kept}", file=sys.stderr)
-        return 130
+    if result.interrupted is not None:
+        return report_stop(result.interrupted, state.step, checkpoint_path)
     if save_to is not None:
         modelfile.save(args.save, state.model, vocabulary=corpus.vocabulary)
         out.note = f"; the model was saved to {args.save}"

@@ -234,7 +234,7 @@ class Cell:
         given = {"h0": h0, "c0": c0}
         self.refuse_other_states(given)
         sizes = (self.input_size, self.hidden_size, self.output_size, self.bias)
-        check_params(self.params, self.param_shapes(*sizes))
+        check_params(self.params, self.param_shapes(*sizes), self.dtype)
         like = self.params["W_hy"]  # where the model is: its library, device and dtype
         x = check_sequence(x, self.input_size, self.state_width, self.dtype, like)
         shape = (x.shape[1], self.hidden_size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import NoReturn
 
 from .limits import check_elements
@@ -31,38 +32,63 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
+#: An integer option, as typed: ASCII digits and nothing else. int() also takes spaces around
+#: the digits, underscores, a sign and other scripts' digits ("١٦", "１６"), which an option
+#: would then read as a number its reader never meant.
+DIGITS = re.compile(r"[0-9]+")
+#: A number option, as typed: ASCII digits with a decimal point and an exponent (0.1, .5,
+#: 1e-3), and nothing else that float() takes (spaces, underscores, signs, "nan", "inf",
+#: other scripts' digits).
+NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: Digits an integer option may have: 2**64 has 20.
+MAX_DIGITS = 20
+
+
+def shown(text: str) -> str:
+    """`text` as an error message quotes it: its repr, cut short after 20 characters."""
+    return repr(text) if len(text) <= MAX_DIGITS else f"{text[:MAX_DIGITS]!r}..."
+
+
+def digits(text: str, expected: str) -> int:
+    """The integer that ASCII digits `text` spell, or ArgumentTypeError naming what was
+    `expected`."""
+    if len(text) > MAX_DIGITS or not DIGITS.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected {expected} (digits 0-9), got {shown(text)}")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1, for argparse."""
-    if len(text) > 20:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text[:20]!r}...")
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    value = digits(text, "a positive integer")
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {shown(text)}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0, for argparse."""
+    return digits(text, "a non-negative integer")
 
 
 def seed(text: str) -> int:
     """A random seed, 0 to 2**64 - 1, for argparse."""
-    try:
-        value = int(text) if len(text) <= 20 else -1
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**64-1, got {text!r}")
+    value = digits(text, "an integer from 0 to 2**64-1")
+    if value >= 2**64:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**64-1, got {shown(text)}"
+        )
     return value
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0, for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not NUMBER.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive finite number (such as 0.1 or 1e-3), got {shown(text)}"
+        )
+    value = float(text)
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {shown(text)}")
     return value
 
 

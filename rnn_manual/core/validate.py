@@ -147,16 +147,37 @@ def _shape(name: str, value: Any) -> tuple[int, ...]:
         ) from None
 
 
-def check_params(params: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
-    """ValueError unless the parameters are those named in `shapes`, of those shapes, and
-    arrays of one library on one device, which the manual pass can compute with (PyTorch
-    tensors that autograd tracks it cannot: it writes into arrays with out=)."""
+def dtype_name(dtype: object) -> str:
+    """The name of a dtype of any library: "float64" for NumPy's, CuPy's and torch.float64."""
+    return str(dtype).removeprefix("torch.")
+
+
+def check_params(
+    params: dict[str, Any], shapes: dict[str, tuple[int, ...]], dtype: np.dtype | None = None
+) -> None:
+    """ValueError unless the parameters are those named in `shapes`, of those shapes, all of
+    `dtype` (None: of one dtype, float32 or float64), arrays of one library on one device,
+    which the manual pass can compute with (PyTorch tensors that autograd tracks it cannot:
+    it writes into arrays with out=), distinct (check_distinct) and finite."""
     if set(params) != set(shapes):
         raise ValueError(f"params must hold {sorted(shapes)}, got {sorted(params)}")
     for name, shape in shapes.items():
         if _shape(f"params[{name!r}]", params[name]) != shape:
             found = _shape(f"params[{name!r}]", params[name])
             raise ValueError(f"params[{name!r}] must have shape {shape}, got {found}")
+    # The pass writes its results into arrays of the parameters' dtype (out=): another dtype
+    # (integers, complex numbers, float16, one float32 among float64) fails deep inside it.
+    allowed = DTYPE_NAMES if dtype is None else (dtype.name,)
+    found_dtypes = {
+        name: dtype_name(getattr(a, "dtype", type(a).__name__)) for name, a in params.items()
+    }
+    for name, kind in found_dtypes.items():
+        if kind not in allowed:
+            raise ValueError(
+                f"params[{name!r}] must be an array of {' or '.join(allowed)}, got {kind}"
+            )
+    if len(set(found_dtypes.values())) > 1:
+        raise ValueError(f"the parameters must all have one dtype, got {found_dtypes}")
     arrays = list(params.values())
     if not backend.same_place(*arrays):
         raise ValueError(
@@ -168,6 +189,36 @@ def check_params(params: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> 
             "the model's parameters require grad; the manual pass computes its own "
             "gradients: detach them (model.to(torch) makes plain tensors)"
         )
+    check_distinct(params)
+    for name, a in params.items():
+        if not bool(backend.namespace(a).all(backend.namespace(a).isfinite(a))):
+            raise ValueError(f"params[{name!r}] is not finite: it holds NaN or infinite values")
+
+
+def check_distinct(params: dict[str, Any]) -> None:
+    """ValueError if two parameters are one array, or NumPy views of the same memory: each
+    would be stepped once for each of its names, and its gradient would be the one of two
+    separate arrays. (Arrays of other libraries are compared by identity only.)"""
+    # Arrays can share memory only if they are views of one object (their root base): only
+    # those are compared, so that the usual case, arrays of their own, costs a lookup each.
+    seen: dict[int, list[tuple[str, Any]]] = {}
+    for name, a in params.items():
+        root = a
+        while isinstance(root, np.ndarray) and root.base is not None:
+            root = root.base
+        views = seen.setdefault(id(root), [])
+        for other, b in views:
+            if a is b or _overlap(a, b):
+                raise ValueError(
+                    f"params[{other!r}] and params[{name!r}] share their memory: give each "
+                    "parameter an array of its own (a copy)"
+                )
+        views.append((name, a))
+
+
+def _overlap(a: object, b: object) -> bool:
+    """Do the NumPy arrays a and b share memory? (False for arrays of other libraries.)"""
+    return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.shares_memory(a, b)
 
 
 def check_sequence(

@@ -4,8 +4,9 @@
 `.NAME.PID.RANDOM.tmp`, flushes it to disk and renames it over the target: an interrupted
 write leaves the old file (if any) as it was, never a partial one. The temporary file is
 created with mode 0o666 less the process's umask, as open() would create the target; the
-rename keeps that mode. A temporary file left by a killed process (one whose PID no longer
-runs) is removed on the next write to the same target.
+rename keeps that mode. Its writer holds its lock (locks.py) until the rename is done, so a
+temporary file whose lock no one holds was left by a killed writer: the next write to the
+same target removes it.
 
 What may be replaced: a regular file, or nothing yet. A target that exists and is not a
 regular file (a folder, a device such as /dev/null, a FIFO, a socket) is refused. A symbolic
@@ -15,11 +16,14 @@ link is followed: the file it names is replaced and the link stays a link.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from . import locks
 
 
 class WriteError(ValueError):
@@ -77,7 +81,7 @@ def write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], None]) -> No
             fill(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, real)
+            os.replace(tmp, real)  # before the close that lets go of the lock
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -89,43 +93,37 @@ def write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], None]) -> No
 
 
 def _create_temporary(real: Path) -> tuple[int, str]:
-    """A new, empty temporary file beside `real`, open for writing: (descriptor, path)."""
+    """A new, empty temporary file beside `real`, open for writing and locked: (descriptor,
+    path)."""
     while True:
         tmp = real.parent / f".{real.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             # 0o666: the kernel applies the umask, exactly as for a file open() creates.
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:  # 2**32 names per process: try another
             continue
+        if locks.try_lock(fd) and os.fstat(fd).st_nlink:
+            return fd, str(tmp)
+        # Another writer's cleanup took it for a killed writer's between the open and the
+        # lock, and removes it: make another.
+        os.close(fd)
 
 
 def _remove_stale_temporaries(real: Path) -> None:
-    """Delete the temporary files of `real` whose writer no longer runs (killed mid-write)."""
-    prefix = f".{real.name}."
+    """Delete the temporary files of `real` whose writer no longer runs (killed mid-write):
+    those whose lock no one holds. Only names this module makes are looked at."""
+    ours = re.compile(re.escape(f".{real.name}.") + r"[0-9]+\.[0-9a-f]{8}\.tmp")
     with os.scandir(real.parent) as entries:
-        stale = [
-            entry.path
-            for entry in entries
-            if entry.name.startswith(prefix)
-            and entry.name.endswith(".tmp")
-            and not _running(entry.name[len(prefix) :].split(".")[0])
-        ]
-    for tmp in stale:
+        found = [entry.path for entry in entries if ours.fullmatch(entry.name)]
+    for tmp in found:
         try:
-            os.unlink(tmp)
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # renamed by its writer meanwhile, or not ours to open: left alone
+        try:
+            if locks.try_lock(fd) and os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                os.unlink(tmp)
         except OSError:
             pass  # gone already, or not ours to remove: harmless
-
-
-def _running(pid: str) -> bool:
-    """Is the process whose ID is the text `pid` running? Not a process ID: treated as
-    running, so that only our own temporary files are ever removed."""
-    if not (pid.isascii() and pid.isdigit()) or len(pid) > 10:
-        return True
-    try:
-        os.kill(int(pid), 0)  # signal 0: checks, sends nothing
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process; past any PID
-        return True
-    return True
+        finally:
+            os.close(fd)

@@ -5,7 +5,7 @@ optim.py       SGD, momentum, Adam, Adagrad, gradient clipping
 evaluation.py  how right a model is: exact-match accuracy, run in passes that fit
 state.py       what a run is: its config, history and state
 stopping.py    when a run is done: which sums, evaluated when
-loop.py        the loop itself: one update after another, checkpoints, Ctrl-C
+loop.py        the loop itself: one update after another, checkpoints, stop signals
 progress.py    how far long work has got, on stderr
 tutorial.py    the replay of the tutorial's exact run
 

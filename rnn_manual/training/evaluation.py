@@ -120,7 +120,8 @@ def outputs(
 
 def affordable_sums(model: Cell, bits: int, wanted: int, work: int = REPORT_WORK) -> int:
     """How many of `wanted` sums of `bits` bits the model can be run on within `work`
-    multiply-adds: all of them for the models of the README, fewer (or none) for large ones.
+    multiply-adds: all of them for the models the manual shows (docs/command-line.md), fewer
+    (or none) for large ones.
 
     One step of one sum costs x_t and h_{t-1} times the stacked input and recurrent weights,
     (I + H) x state, and h_t times the output weights, H x O; a pass costs at least

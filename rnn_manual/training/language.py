@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from ..cells import CELLS, Cell
 from ..core.limits import MAX_HIDDEN, check_elements
 from ..core.validate import DTYPE_NAMES, check_choice, check_size
 from .corpus import Corpus
-from .loop import descend, stop_on_ctrl_c
+from .loop import descend, stop_on_signals
 from .progress import EVERY
 from .sampling import sample
 from .state import OPTIMIZERS, Optimizer, optimizer_for
@@ -113,7 +114,7 @@ class TextState:
 class TextResult:
     state: TextState
     seconds: float
-    interrupted: bool = False  # stopped early by Ctrl-C (SIGINT)
+    interrupted: signal.Signals | None = None  # the signal that stopped it early (loop.py)
 
 
 def make_text_model(config: TextConfig, size: int, rng: np.random.Generator) -> Cell:
@@ -201,8 +202,8 @@ def train_text(
     saved_at, since = None, state.step
     begin = logged = time.perf_counter()
     digits = len(str(config.steps))
-    with stop_on_ctrl_c() as stop:
-        while state.step < config.steps and not stop.requested:
+    with stop_on_signals() as stop:
+        while state.step < config.steps and stop.requested is None:
             update(state, corpus)
             now = time.perf_counter()
             if log is not None and (

@@ -4,12 +4,13 @@ Each step draws a batch of random sums (state.TrainState.batch_bits says how lon
 the model's one pass over it (Cell.loss_pass: run, loss, backward) and lets the optimizer
 update the weights; once a whole batch is right, stopping.evaluate_if_due decides whether
 to evaluate. The loop also keeps the history, calls the checkpoint hook, and stops cleanly
-on Ctrl-C or on a non-finite loss, gradient or weight (Diverged).
+on Ctrl-C, SIGTERM or SIGHUP, or on a non-finite loss, gradient or weight (Diverged).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import statistics
 import threading
@@ -100,25 +101,29 @@ def train(
     resume: the state of an earlier run of this same config (step budget aside) to continue;
     its weights then end bit for bit as if that run had never stopped.
     checkpoint: called with the state every `checkpoint_every` steps and when training stops,
-    Ctrl-C included: a first Ctrl-C (SIGINT) stops after the current step, a second at once.
+    a stop signal included: a first Ctrl-C (SIGINT), SIGTERM or SIGHUP stops after the
+    current step (TrainResult.interrupted says which), a second at once.
     Raises Diverged on a non-finite loss, gradient or weight, with no checkpoint of that state.
     """
+    # The silence before the first line counts from here, the sums' making included;
+    # logged is on progress.py's clock.
+    logged = time.monotonic()
     state, validation = start(config)
     if resume is not None:
         if replace(resume.config, steps=config.steps) != config:
             raise ValueError("cannot resume: the checkpoint was made with a different config")
         state = replace(resume, config=config)
     saved_at = None
-    begin = logged = time.perf_counter()
+    begin = time.perf_counter()
     digits, warned = len(str(config.steps)), False
-    with stop_on_ctrl_c() as stop:
-        while state.step < config.steps and not state.solved and not stop.requested:
+    with stop_on_signals() as stop:
+        while state.step < config.steps and not state.solved and stop.requested is None:
             loss, batch_right = update(state)
             # The evaluations cost many steps' work: made only once a whole batch is right.
             if batch_right.all():
-                evaluate_if_due(state, validation, log is not None)
+                evaluate_if_due(state, validation, log is not None, since=logged)
             # A line every log_every steps, and at least every EVERY seconds on slow runs.
-            now = time.perf_counter()
+            now = time.monotonic()
             if log is not None and (
                 state.step % config.log_every == 0 or state.solved or now - logged >= EVERY
             ):
@@ -211,16 +216,25 @@ def stall(state: TrainState) -> Stall | None:
     return Stall(state.step, loss, lr, try_lr, config.hidden, config.bits)
 
 
+#: The signals that stop a run after its current step, its checkpoint written: Ctrl-C
+#: (SIGINT), a polite kill or a shutdown (SIGTERM), a closed terminal or SSH session
+#: (SIGHUP). Each would otherwise end the process at once and lose every step since the last
+#: checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @dataclass
 class StopRequest:
-    requested: bool = False
+    requested: signal.Signals | None = None  # the first stop signal received
 
 
 @contextmanager
-def stop_on_ctrl_c() -> Iterator[StopRequest]:
-    """While inside, a first Ctrl-C (SIGINT) only sets .requested; a second one interrupts.
+def stop_on_signals() -> Iterator[StopRequest]:
+    """While inside, a first STOP_SIGNALS signal only sets .requested; a second one stops at
+    once: a second Ctrl-C raises KeyboardInterrupt, a second SIGTERM or SIGHUP ends the
+    process as that signal does by default.
 
-    Only the main thread can catch signals; elsewhere Ctrl-C keeps its usual effect.
+    Only the main thread can catch signals; elsewhere they keep their usual effect.
     """
     stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
@@ -228,12 +242,17 @@ def stop_on_ctrl_c() -> Iterator[StopRequest]:
         return
 
     def handle(signum: int, frame: object) -> None:
-        if stop.requested:
+        if stop.requested is None:
+            stop.requested = signal.Signals(signum)
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        stop.requested = True
+        else:  # the default action: the process ends, killed by this signal
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

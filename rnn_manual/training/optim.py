@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import backend
+from ..core.validate import check_distinct
 
 Array = NDArray[np.floating]
 Params = dict[str, Array]
@@ -188,8 +189,10 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
 
 
 def _check_grads(params: Params, grads: Params) -> None:
-    """ValueError unless each gradient is an array of its parameter's library and device,
+    """ValueError unless the parameters are distinct arrays (one given under two names would
+    be stepped twice) and each gradient is an array of its parameter's library and device,
     checked before any state or parameter changes."""
+    check_distinct(params)
     for name, w in params.items():
         if not backend.same_place(w, grads[name]):
             raise ValueError(

@@ -22,22 +22,30 @@ class Progress:
     """Call it with (done, total) as work advances; `close` it when the work ends.
 
     what: names the work ("evaluating 1024-bit sums"). stream: where to write, stderr by
-    default. A stream that fails (closed, full) silences it.
+    default. A stream that fails (closed, full) silences it. since: when the caller last
+    wrote a line (time.monotonic(); None: now), so that the first line comes EVERY seconds
+    after that one: work in several pieces, each shorter than EVERY, is not silent longer.
+    `last` is then when the last line was written, by the caller or by this.
     """
 
-    def __init__(self, what: str, stream: TextIO | None = None, every: float | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        stream: TextIO | None = None,
+        every: float | None = None,
+        since: float | None = None,
+    ) -> None:
         self.what = what
         self.stream = stream if stream is not None else sys.stderr
         self.every = EVERY if every is None else every
-        self.start = self.last = time.monotonic()
+        self.start = time.monotonic()
+        self.last = self.start if since is None else since
         self.terminal = _isatty(self.stream)
         self.drawn = False  # a terminal line is showing
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.start < self.every:
-            return
-        if now - self.last < (REDRAW if self.terminal else self.every):
+        if now - self.last < (REDRAW if self.drawn else self.every):
             return
         self.last = now
         elapsed = now - self.start

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import math
+import signal
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -191,7 +192,7 @@ class TrainResult:
     solved: bool  # every validation sum exactly right
     seconds: float
     history: History
-    interrupted: bool = False  # stopped early by Ctrl-C (SIGINT)
+    interrupted: signal.Signals | None = None  # the signal that stopped it early (loop.py)
 
 
 @dataclass

@@ -91,7 +91,9 @@ def eval_gap(failed: int) -> int:
     return EVAL_GAP * (1 + failed // EVAL_WIDEN)
 
 
-def evaluate_if_due(state: TrainState, validation: Validation, show: bool) -> None:
+def evaluate_if_due(
+    state: TrainState, validation: Validation, show: bool, since: float | None = None
+) -> None:
     """The evaluations that can end a run, made when a batch is all right, the cheapest and
     the likeliest to fail first; a full evaluation of the validation sums is made, and added
     to the history, only when every one before it has passed.
@@ -101,9 +103,24 @@ def evaluate_if_due(state: TrainState, validation: Validation, show: bool) -> No
     (with long sums): every LONG_EVERY steps once LONG_STEPS steps of long batches have
     passed (less often, and on further blocks of long sums, the longer they fail: see
     LONG_BLOCKS), the first LONG_SCREEN long sums, then all LONG_SUMS and those further
-    blocks, then every validation sum again. show: progress on stderr for a long evaluation.
+    blocks, then every validation sum again. show: progress on stderr during the
+    evaluations once the output has been silent progress.EVERY seconds since `since` (when
+    the caller last wrote a line, time.monotonic(); None: now), however many they are.
     """
     model, total = state.model, validation.x.shape[1]
+
+    def right(what: str, x: Array, y: Array) -> float:
+        """accuracy(model, x, y), its progress on stderr (if `show`) naming `what`."""
+        nonlocal since
+        if not show:
+            return accuracy(model, x, y)
+        watch = Progress(f"step {state.step}: evaluating {what}", since=since)
+        try:
+            return accuracy(model, x, y, progress=watch)
+        finally:
+            watch.close()
+            since = watch.last
+
     long_right = math.nan  # not measured
     if validation.long is not None and state.short_solved:
         # Rounds of LONG_STEPS steps since the long sums could first have passed: each round
@@ -112,24 +129,26 @@ def evaluate_if_due(state: TrainState, validation: Validation, show: bool) -> No
         if rounds < 1 or state.step % (LONG_EVERY * rounds):
             return
         x_long, y_long = validation.long
-        if accuracy(model, x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]) < 1.0:
+        bits = validation.config.long_bits
+        screen = x_long[:, :LONG_SCREEN], y_long[:, :LONG_SCREEN]
+        if right(f"{LONG_SCREEN} of the {bits}-bit sums", *screen) < 1.0:
             return
-        long_right = accuracy(model, x_long, y_long)
+        long_right = right(f"the {x_long.shape[1]} {bits}-bit sums", x_long, y_long)
         if long_right < 1.0:
             return
         for block in range(1, min(rounds, LONG_BLOCKS)):
-            if accuracy(model, *validation.long_block(block)) < 1.0:
+            further = validation.long_block(block)
+            if right(f"{further[0].shape[1]} further {bits}-bit sums", *further) < 1.0:
                 return
     else:
         evaluated = state.history.eval_step  # all failed, or training would have moved on
         if evaluated and state.step - evaluated[-1] < eval_gap(len(evaluated)):
             return
-        if total >= 2 * SCREEN_SUMS and accuracy(model, *validation.screen(state.step)) < 1.0:
-            return
-    watch = Progress(f"step {state.step}: evaluating the {total} validation sums") if show else None
-    right = accuracy(model, validation.x, validation.y, progress=watch)
-    if watch is not None:
-        watch.close()
+        if total >= 2 * SCREEN_SUMS:
+            screen = validation.screen(state.step)
+            if right(f"{SCREEN_SUMS} of the {total} validation sums", *screen) < 1.0:
+                return
+    found = right(f"the {total} validation sums", validation.x, validation.y)
     state.history.eval_step.append(state.step)
-    state.history.eval_accuracy.append(right)
+    state.history.eval_accuracy.append(found)
     state.history.eval_long_accuracy.append(long_right)
