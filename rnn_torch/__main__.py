@@ -1,6 +1,8 @@
 """`python -m rnn_torch check`: build a model from options, compute its gradients by hand and
 by PyTorch autograd, and print a table of each gradient's error. Exit 0 when every gradient
-is within its bound, 1 on a mismatch, 2 for bad options (one line on stderr).
+is within its bound, 1 on a mismatch, 2 for bad options or a network that cannot be judged
+honestly (one line on stderr: its forward pass overflows, or rounding alone moves its
+gradients too near their limits), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from rnn_manual import random_addition_batch
 from rnn_manual.cells import CELLS, Cell
 from rnn_manual.cells.activations import ACTIVATIONS
 from rnn_manual.cells.losses import OUTPUT_OF
+from rnn_manual.core import threads
 from rnn_manual.core.args import Parser, UsageError, one_line, positive_int, seed, within_limits
 from rnn_manual.core.backend import LIBRARIES
-from rnn_manual.core.validate import DTYPE_NAMES
+from rnn_manual.core.validate import DTYPE_NAMES, Overflow
 
 from . import diagnose
-from .check import OBJECTIVES, gradient_rows
+from .check import OBJECTIVES, judged_rows, overflows, unjudged
 from .compare import Row
 from .twin import torch_module
 
 M = TypeVar("M", bound=Cell)
+Array = NDArray[np.floating]
 
 #: The adder's input and output sizes: two operand bits in, one sum bit out; with a softmax
 #: output (--loss ce), the sum bit is a choice between two outputs, 0 and 1.
@@ -51,7 +56,9 @@ def build_parser() -> Parser:
         "check",
         help="manual BPTT gradients against PyTorch autograd, on random sums",
         description="Run the manual model and its PyTorch twin on a batch of random binary "
-        "sums and print each gradient's max absolute and normwise relative error.",
+        "sums and print each gradient's max absolute and normwise relative error. A network "
+        "that rounding alone moves too near the limits (a long chaotic one, or a long float32 "
+        "one) is refused, exit 2.",
     )
     c.add_argument("--bits", type=size, default=8, help="sequence length T (default 8)")
     c.add_argument("--batch", type=size, default=4, help="sums per batch B (default 4)")
@@ -130,6 +137,31 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def judged(
+    args: argparse.Namespace, model: Cell, x: Array, target: Array, states: dict[str, Array]
+) -> list[Row] | None:
+    """The rows of `check`; None where the manual forward pass overflows and autograd's does
+    not (a mismatch). UsageError, one line and exit 2, for a network that cannot be judged
+    honestly: autograd's pass overflows too, or rounding alone could move a gradient near
+    its limit, or the limit is too loose to fail (rnn_torch.check.unjudged)."""
+    network = f"T {args.bits}, B {args.batch}, H {args.hidden} {args.activation or args.cell}"
+    advice = "use fewer --bits"
+    if args.dtype != "float64":
+        advice += ", or --dtype float64"
+    try:
+        rows, spread = judged_rows(model, x, target, args.loss, **states, fused=args.fused)
+    except Overflow:
+        if not overflows(model, x, **states):
+            return None
+        raise UsageError(
+            f"the {network} network's forward pass overflows in {args.dtype}; {advice}"
+        ) from None
+    reason = unjudged(rows, spread)
+    if reason is not None:
+        raise UsageError(f"cannot judge the {network} network: {reason}; {advice}")
+    return rows
+
+
 def check(args: argparse.Namespace) -> int:
     """The manual gradients of the model the options describe against autograd's, any cell."""
     cell = CELLS[args.cell]
@@ -153,7 +185,10 @@ def check(args: argparse.Namespace) -> int:
     states = {}  # zeros, or random h0 (and c0 for the LSTM)
     if args.h0:
         states = {name: rng.normal(0.0, 0.5, shape).astype(args.dtype) for name in cell.states}
-    rows = gradient_rows(on_backend(model, args), x, target, args.loss, **states, fused=args.fused)
+    rows = judged(args, on_backend(model, args), x, target, states)
+    if rows is None:
+        print("MISMATCH: the manual forward pass overflows, autograd's does not")
+        return 1
     # The twin's torch module, made on the "meta" device (no data) only to be named.
     module = type(torch_module(model, args.fused, torch.float64, torch.device("meta"))).__name__
     module = module if module == "SigmoidRNNCell" else f"torch.nn.{module}"
@@ -178,10 +213,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
+        threads.threads()  # reads RNN_MANUAL_THREADS: a bad value is the user's to fix
+    except ValueError as error:
+        print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    try:
         return check(args)
     except UsageError as error:
         print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        threads.release()  # its threads must not hold the exit up
+        return 130
 
 
 if __name__ == "__main__":

@@ -29,6 +29,16 @@ U32 = float(np.finfo(np.float32).eps) / 2  # float32 unit roundoff, 2**-24 ~ 6e-
 #: a factor of ~100 for cancellation in those sums, and is ~1e9 times smaller than the
 #: error of a wrong term (a dropped or shifted term is O(1) relative).
 FLOAT64_BOUND = 1e-10
+#: A bound means something only where rounding alone moves a gradient far less than it: a
+#: check judges a gradient only when ROUNDING_MARGIN times how far one ulp in every weight
+#: moves it (rnn_torch.check.rounding_spread) is within its limit. The two sides round
+#: differently at every step, not once; the margin covers that, and a chaotic network,
+#: where an ulp moves the gradients by O(1), is refused instead of called wrong.
+ROUNDING_MARGIN = 100
+#: The largest float32 limit a check applies: past it a gradient a tenth off could pass for
+#: rounding, and past 1 a zero gradient would. float32_allowed grows with T (n + B), so long
+#: or wide float32 checks are refused; float64 judges them.
+FLOAT32_LARGEST_LIMIT = 0.1
 
 
 def float32_bound(bits: int, width: int, batch: int) -> float:
