@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick | --gpu | --text] [--threads N] [--out DIR] [--readme]
+"""python -m benchmarks [--quick | --gpu | --text | --blas] [--threads N] [--out DIR] [--readme]
 
 Pins NumPy's BLAS, torch and the manual pass's thread pool to the same number of threads
 before NumPy or torch is imported, runs the grid and the race to solve 8-bit addition,
@@ -7,7 +7,9 @@ scaling.png (and with --readme, the table and the scaling section into benchmark
 in the sections for that many threads). With --gpu, runs the GPU grid instead (it needs
 CUDA) and writes gpu.md and gpu.json. With --text, runs the character task instead
 (text.py: min-char-rnn's algorithm, the fast cells and PyTorch, for the same time each) and
-writes text.md and text.json.
+writes text.md and text.json. With --blas, times the main job and a large pass with NumPy's
+BLAS at its default and pinned to one thread, as found and with a core kept busy (blas.py),
+and writes blas.md and blas.json.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ TUTORIAL = HERE.parent.parent / "shared" / "seed" / "seed_rnn.py"
 #: thread count, so that the runs at 1 and 2 threads keep their own.
 RESULTS = HERE / "results"
 README = HERE / "README.md"
+#: Most threads --threads takes: rnn_manual.core.threads.MAX_THREADS, which cannot be
+#: imported before the BLAS variables are set (it imports NumPy); a test holds them equal.
+MAX_THREADS = 256
+#: Seeds timed to solve 8-bit addition: the full run's, and --quick's.
+SEEDS, QUICK_SEEDS = 5, 1
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="folder for the files (default: benchmarks/results/threads-N, with --gpu "
         "benchmarks/results)",
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds for the time to solve")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help=f"seeds for the time to solve (default {SEEDS}, with --quick {QUICK_SEEDS})",
+    )
     parser.add_argument("--no-solve", action="store_true", help="skip the time to solve")
     parser.add_argument(
         "--tutorial",
@@ -69,14 +81,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the character task instead: chars/s and held-out loss in a fixed time per way "
         "(20 s each, 2 s with --quick)",
     )
+    parser.add_argument(
+        "--blas",
+        action="store_true",
+        help="BLAS threads instead: the main job and a large pass with NumPy's BLAS at its "
+        "default and pinned to one thread, as found and with a core kept busy",
+    )
     args = parser.parse_args(argv)
-    if args.gpu and args.text:
-        parser.error("--gpu and --text do not combine")
-    if args.threads < 1 or args.seeds < 1:
-        parser.error("--threads and --seeds must be at least 1")
+    if args.gpu + args.text + args.blas > 1:
+        parser.error("--gpu, --text and --blas do not combine")
+    if not 1 <= args.threads <= MAX_THREADS:
+        parser.error(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads}")
+    if args.seeds is not None and (args.no_solve or args.gpu or args.text or args.blas):
+        parser.error("--seeds is for the time to solve, which this run does not time")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if args.seeds is None:
+        args.seeds = QUICK_SEEDS if args.quick else SEEDS
     if args.gpu and args.quick:
         parser.error("--gpu and --quick do not combine: the GPU grid is short already")
-    if args.out is None:
+    if args.out is None and args.blas:
+        args.out = RESULTS / "blas"
+    elif args.out is None:
         args.out = RESULTS if args.gpu else RESULTS / f"threads-{args.threads}"
     return args
 
@@ -166,8 +192,32 @@ def text_run(args: argparse.Namespace, log: Callable[[str], object]) -> None:
         report.replace_readme_table(README, table, section)
 
 
+def blas_run(args: argparse.Namespace) -> int:
+    """BLAS threads (blas.py): blas.md and blas.json in args.out; the table on stdout and,
+    with --readme, in README.md's "blas" section."""
+    from . import blas, report
+
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: cannot make {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    meta = blas.machine()
+    found = blas.measure(blas.jobs(args.quick), 1 if args.quick else 3, log)
+    table = blas.markdown(meta, found)
+    print(table)
+    report.write_json(args.out / "blas.json", {"meta": meta, "seconds": found})
+    report.write_whole(args.out / "blas.md", table)
+    if args.readme:
+        report.replace_readme_table(README, table, "blas")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.blas:
+        return blas_run(args)
     tutorial = args.tutorial or TUTORIAL
     if args.gpu:
         tutorial = None  # the GPU grid has no time to solve
@@ -242,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run.run_grid(run.grid(quick=False), rounds=7, min_sample=0.05, budget=40, log=log)
     solved = None
     if not args.no_solve:
-        seeds = list(range(1 if args.quick else args.seeds))
+        seeds = list(range(args.seeds))
         # --quick times the tutorial (5 s) only when asked to with --tutorial.
         solved = solve.time_to_solve(seeds, None if args.quick and not args.tutorial else tutorial)
     memory = scaling.memory()

@@ -27,6 +27,7 @@ from rnn_manual import RNN
 from rnn_manual.cells import CELLS, Cell
 from rnn_manual.core import threads
 from rnn_manual.core.backend import first_line
+from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.twin import TORCH_MODULES
 
 from . import manual_backends, torch_models
@@ -100,12 +101,6 @@ def matmul_flops(T: int, B: int, H: int, gates: int = 1, I: int = 2, O: int = 1)
     weight gradients. Elementwise work (activations, gate products, losses) is not counted.
     """
     return 2 * T * B * 3 * (gates * (I * H + H * H) + H * O)
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Normwise ||a - b|| / max(||a||, ||b||)."""
-    scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b)) / scale
 
 
 def check_same(manual: tuple[float, dict], torch_result: tuple[float, dict], dtype: str) -> float:

@@ -367,7 +367,8 @@ def test_the_readme_has_sections_for_one_and_two_threads() -> None:
     from benchmarks.report import has_markers, section
 
     readme = ROOT / "benchmarks" / "README.md"
-    for marker in (section("results", 1), section("results", 2), section("scaling", 1)):
+    markers = (section("results", 1), section("results", 2), section("scaling", 1), "blas")
+    for marker in markers:
         assert has_markers(readme, marker), marker
 
 
@@ -570,3 +571,80 @@ def test_the_text_benchmark_runs_every_way_and_tables_it() -> None:
     meta = {"machine": "m", "blas_threads": 1, "date": "today"}
     table = text.markdown(meta, results)
     assert table.count("| 1.0x |") == 3 and len(table.splitlines()) == 2 + 2 + 9
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threads", "300"], "--threads must be from 1 to 256, got 300"),
+        (["--quick", "--seeds", "3", "--no-solve"], "--seeds is for the time to solve"),
+        (["--text", "--seeds", "2"], "--seeds is for the time to solve"),
+        (["--blas", "--gpu"], "--gpu, --text and --blas do not combine"),
+    ],
+)
+def test_options_that_cannot_be_honoured_are_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    """--threads past the pool's limit (a traceback from the pool before), and --seeds
+    where no time to solve is taken (ignored without a word before), exit 2."""
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(args)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_quick_takes_one_seed_unless_told_more_and_the_limits_agree() -> None:
+    """--quick times one seed to solve, --quick --seeds N times N (it ignored N before);
+    the harness's thread limit is the pool's."""
+    from benchmarks.__main__ import MAX_THREADS, parse_args
+    from rnn_manual.core import threads
+
+    assert parse_args(["--quick"]).seeds == 1
+    assert parse_args(["--quick", "--seeds", "3"]).seeds == 3
+    assert parse_args([]).seeds == 5
+    assert MAX_THREADS == threads.MAX_THREADS
+
+
+def test_blas_runs_get_blas_at_its_default_or_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this process was started with, a run "default" has no BLAS variable and
+    no RNN_MANUAL_THREADS but the job's own, a run "pinned" OPENBLAS_NUM_THREADS=1."""
+    from benchmarks import blas
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("RNN_MANUAL_THREADS", "3")
+    job = blas.Job("j", ["true"], {"RNN_MANUAL_THREADS": "1"}, False)
+    default, pinned = blas.environment("default", job), blas.environment("pinned", job)
+    assert not set(blas.BLAS_VARIABLES) & set(default)
+    assert default["RNN_MANUAL_THREADS"] == pinned["RNN_MANUAL_THREADS"] == "1"
+    assert pinned["OPENBLAS_NUM_THREADS"] == "1" and "OMP_NUM_THREADS" not in pinned
+    assert "RNN_MANUAL_THREADS" not in blas.environment("default", blas.jobs(True)[1])
+
+
+def test_the_blas_benchmark_times_both_settings_as_found_and_busy() -> None:
+    """A tiny pass, one round: each condition times it at both settings (in processes of
+    their own, the busy one beside), and the table gives each ratio."""
+    from benchmarks import blas
+
+    job = blas.Job("rnn pass, B 64", blas.pass_command("rnn", 64, 0.0), {}, True)
+    lines: list[str] = []
+    found = blas.measure([job], 1, lines.append)
+    assert list(found) == ["as found", "one core busy"]
+    for by_job in found.values():
+        assert list(by_job) == ["rnn pass, B 64"]
+        seconds = by_job["rnn pass, B 64"]
+        assert list(seconds) == ["default", "pinned"]
+        assert all(len(s) == 1 and 0 < s[0] < 10 for s in seconds.values())
+    meta = {"machine": "m", "numpy": "2", "avx512": True, "blas": ["openblas"], "load": (1, 2, 3)}
+    table = blas.markdown({**meta, "date": "today"}, found).splitlines()
+    assert table[2].startswith("| machine | job | BLAS default, s | BLAS pinned to 1, s |")
+    assert table[4].startswith("| as found | rnn pass, B 64 | ")
+    assert table[5].startswith("| one core busy | rnn pass, B 64 | ")
+    assert len(table) == 6
+    for line in table[4:]:  # the ratio of the one round: "1.03x (1.03-1.03)"
+        ratio = line.split("|")[-2].strip()
+        median, low_high = ratio.rstrip(")").split("x (")
+        assert low_high == f"{median}-{median}"
+    assert len(lines) == 2 + 2 * 2  # a heading per condition, a line per run

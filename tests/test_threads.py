@@ -6,9 +6,12 @@ that every cell, loss, initial state and truncation is judged in milliseconds.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +19,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from rnn_manual.cells import CELLS
 from rnn_manual.core import threads
 from rnn_manual.core.gradcheck import relative_error
+from rnn_manual.files import modelfile
 from rnn_manual.training.bits import random_addition_batch
 from rnn_manual.training.evaluation import accuracy
 from rnn_manual.training.state import TrainConfig, make_model
@@ -131,8 +136,31 @@ def test_a_bad_thread_count_is_refused_in_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "rnn-manual evaluate: error: RNN_MANUAL_THREADS must be a positive integer, got 'two'"
+        "rnn-manual evaluate: error: RNN_MANUAL_THREADS must be a whole number from 1 to 256 "
+        "in plain digits, got 'two'"
     )
+
+
+@pytest.mark.parametrize(
+    "given", ["abc", " 4", "4 ", "\u0664", "\uff14", "10000", "257", "0", "", "-2"]
+)
+def test_only_plain_digits_from_1_to_256_set_the_threads(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """int() would take " 4" and the Arabic-Indic or full-width 4; 10000 must name the
+    limit, not call itself "not a positive integer"."""
+    monkeypatch.setenv("RNN_MANUAL_THREADS", given)
+    with pytest.raises(ValueError) as refused:
+        threads._initial()
+    assert str(refused.value) == (
+        f"RNN_MANUAL_THREADS must be a whole number from 1 to 256 in plain digits, got {given!r}"
+    )
+
+
+@pytest.mark.parametrize(("given", "n"), [("1", 1), ("7", 7), ("256", 256)])
+def test_plain_digits_set_the_threads(monkeypatch: pytest.MonkeyPatch, given: str, n: int) -> None:
+    monkeypatch.setenv("RNN_MANUAL_THREADS", given)
+    assert threads._initial() == n
 
 
 def test_the_rnn_keeps_one_work_array_per_thread() -> None:
@@ -190,3 +218,211 @@ def test_release_wakes_the_pool_and_the_next_pass_makes_a_new_one() -> None:
         worker.join(timeout=10)
         assert not worker.is_alive()
     assert pool_module.run_parts(lambda s: s.stop, slices) == [1, 2]
+
+
+def blas_threads_now() -> list[int]:
+    """What each BLAS library loaded in this process is set to now."""
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def blas_at_three() -> Iterator[None]:
+    """BLAS set to 3 threads, a value no pass asks for, so that a pass that leaves its own
+    setting behind shows (on any machine, whatever BLAS started with)."""
+    with threadpool_limits(limits=3, user_api="blas"):
+        assert blas_threads_now() and set(blas_threads_now()) == {3}
+        yield
+
+
+def blas_seen_by_passes(model: object) -> list[list[int]]:
+    """Spy on a model's forward equations: the BLAS threads set while each of them ran."""
+    seen: list[list[int]] = []
+    run_unchecked = model.run_unchecked  # type: ignore[attr-defined]
+
+    def spy(*args: object) -> object:
+        seen.append(blas_threads_now())
+        return run_unchecked(*args)
+
+    model.run_unchecked = spy  # type: ignore[attr-defined]
+    return seen
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_blas_runs_on_one_thread_inside_a_pass_and_is_given_back(
+    blas_at_three: None, n: int
+) -> None:
+    """Whatever BLAS was started with, a pass on small matrices holds it to one thread: a
+    training step's (the loop calls loss_pass), loss_and_grads's, a split pass's parts'
+    and, with one thread set (RNN_MANUAL_THREADS=1), a large pass's; after each, BLAS has
+    its own setting back."""
+    before = threads.threads()
+    try:
+        threads.set_threads(n)
+        model = CELLS["lstm"](2, 16, 1)
+        seen = blas_seen_by_passes(model)
+        x, y = np.zeros((4, 2048, 2)), np.zeros((4, 2048, 1))
+        model.loss_pass(x[:, :64], model.zero_states(64), y[:, :64], "mse")
+        model.loss_and_grads(x[:, :64], y[:, :64])
+        model.loss_and_grads(x, y)  # split in two with n = 2
+        model.forward(x)
+    finally:
+        threads.set_threads(before)
+    assert len(seen) == 4 + (n == 2)
+    assert all(blas == [1] * len(blas) for blas in seen), seen
+    assert set(blas_threads_now()) == {3}
+
+
+def test_overlapping_passes_give_blas_its_setting_back(blas_at_three: None) -> None:
+    """Two split passes in two threads, the second begun while the first runs and ended
+    after it: BLAS stays at one thread until the second ends (it still runs), and then has
+    the setting it had before the first began, not the one-thread setting the second found
+    when it began (which a pass that restores what it found would leave for good)."""
+    threads.set_threads(4)  # four parts at once: two passes of two
+    started = {"a": threading.Event(), "b": threading.Event()}
+    may_end = {"a": threading.Event(), "b": threading.Event()}
+
+    def split_pass(name: str) -> None:
+        def part(rows: slice) -> None:
+            started[name].set()
+            assert may_end[name].wait(timeout=60)
+
+        threads.run_parts(part, [slice(0, 1), slice(1, 2)])
+
+    first = threading.Thread(target=split_pass, args=("a",))
+    second = threading.Thread(target=split_pass, args=("b",))
+    first.start()
+    assert started["a"].wait(timeout=60)
+    second.start()
+    assert started["b"].wait(timeout=60)
+    may_end["a"].set()
+    first.join()
+    during = blas_threads_now()
+    may_end["b"].set()
+    second.join()
+    assert set(during) == {1}
+    assert set(blas_threads_now()) == {3}
+
+
+def test_set_threads_racing_passes_raises_nothing(split_everything: None) -> None:
+    """set_threads swaps the pool while split passes run in other threads: each pass
+    finishes on the pool it started with, none is refused by a pool shut down under it."""
+    model = CELLS["rnn"](2, 4, 1)
+    x, y = np.zeros((3, 6, 2)), np.zeros((3, 6, 1))
+    threads.set_threads(1)
+    expected = model.loss_and_grads(x, y)[0]
+    errors: list[BaseException] = []
+    counts = [0, 0, 0]
+    done = threading.Event()
+
+    def passes(k: int) -> None:
+        try:
+            while not done.is_set():
+                assert abs(model.loss_and_grads(x, y)[0] - expected) <= 1e-12
+                counts[k] += 1
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    workers = [threading.Thread(target=passes, args=(k,)) for k in range(3)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 60
+    try:
+        k = 0
+        while min(counts) < 100 and not errors and time.monotonic() < deadline:
+            threads.set_threads(2 + k % 2)
+            k += 1
+            time.sleep(0.0002)
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join()
+    assert errors == []
+    assert min(counts) >= 100
+
+
+def test_a_split_pass_abandoned_stops_its_other_parts(split_everything: None) -> None:
+    """When the caller of a split pass stops waiting (here a part's error; Ctrl-C goes the
+    same way), the parts still running stop at the start of their next pass, within about
+    a pass, instead of working on (and printing progress) for a result nobody reads."""
+    threads.set_threads(2)
+    model = CELLS["lstm"](2, 8, 1)
+    x = np.zeros((8, 4, 2))
+    ended = threading.Event()
+
+    def work(rows: slice) -> int:
+        if rows.start == 0:
+            time.sleep(0.2)  # the other part is at work by then
+            raise ValueError("this part failed")
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < 30:  # far longer than the test waits
+                model.run(x[:, rows])
+        finally:
+            ended.set()
+        return 0
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="this part failed"):
+        threads.run_parts(work, [slice(0, 2), slice(2, 4)])
+    assert ended.wait(timeout=5)
+    assert time.monotonic() - start < 5
+
+
+def test_ctrl_c_during_a_long_split_evaluation_stops_at_once(tmp_path: Path) -> None:
+    """`evaluate` on long sums runs each chunk in parts on two threads; Ctrl-C, once the
+    parts are at work (the first progress line, after 5 s), ends it within seconds (0.2 s
+    seen), not after the rest of the evaluation (a minute on two cores)."""
+    model = tmp_path / "lstm.npz"
+    modelfile.save(model, CELLS["lstm"](2, 64, 1))
+    args = ["evaluate", "--model", str(model), "--bits", "16384", "--samples", "1024"]
+    process = subprocess.Popen(
+        [sys.executable, "-W", "error", "-u", "-m", "rnn_manual", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "RNN_MANUAL_THREADS": "2"},
+    )
+    with process:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        process.send_signal(signal.SIGINT)
+        start = time.perf_counter()
+        try:
+            _, rest = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            rest = "still running 30 s after Ctrl-C"
+        finally:
+            process.kill()
+        took = time.perf_counter() - start
+    assert first.startswith("evaluating 1024 random 16384-bit sums: "), first + rest
+    assert process.returncode == 130, first + rest
+    assert took < 5, f"{took:.1f} s after Ctrl-C"
+
+
+@pytest.mark.parametrize(
+    ("command", "prog"),
+    [
+        (["rnn_manual", "evaluate", "--model", "x.npz", "--bits", "4"], "rnn-manual evaluate"),
+        (["rnn_torch", "check"], "python -m rnn_torch"),
+    ],
+)
+def test_every_command_refuses_a_bad_thread_count_in_one_line(
+    command: list[str], prog: str
+) -> None:
+    """The Arabic-Indic 4 (int() takes it) is refused by each command that reads
+    RNN_MANUAL_THREADS, in one line, exit 2, before any work."""
+    done = subprocess.run(
+        [sys.executable, "-m", *command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "RNN_MANUAL_THREADS": "\u0664"},
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"{prog}: error: RNN_MANUAL_THREADS must be a whole number from 1 to 256 in plain "
+        "digits, got '\u0664'"
+    ]
+    assert done.stdout == ""

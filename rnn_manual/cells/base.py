@@ -13,6 +13,7 @@ CUDA graphs, the tutorial's replay, the figures).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
@@ -158,7 +159,7 @@ class Cell:
         p = trace.p
         check_upstream(dz, tuple(p.shape), truncate)
         placed = backend.namespace(p).asarray(dz, dtype=p.dtype, device=backend.device(p))
-        with blas_invalid_flag_ignored():
+        with blas_invalid_flag_ignored(), self.pass_threads(placed):
             return self.backward_unchecked(trace, placed, truncate)
 
     def loss_pass(
@@ -181,16 +182,21 @@ class Cell:
         check reads them back to the host, so a pass captured as a CUDA graph goes without
         it (and its loss is then inf or NaN).
         """
-        with blas_invalid_flag_ignored():
-            trace = self.run_unchecked(x, *initial)
-        if refuse_overflow:
-            check_outputs(trace.z)
-        value, dz = LOSSES[loss](trace.z, trace.p, y)
-        if weight is not None:
-            value, dz = value * weight, dz * weight
-        with blas_invalid_flag_ignored():
-            grads = self.backward_unchecked(trace, dz, truncate)
+        with self.pass_threads(x):
+            with blas_invalid_flag_ignored():
+                trace = self.run_unchecked(x, *initial)
+            if refuse_overflow:
+                check_outputs(trace.z)
+            value, dz = LOSSES[loss](trace.z, trace.p, y)
+            if weight is not None:
+                value, dz = value * weight, dz * weight
+            with blas_invalid_flag_ignored():
+                grads = self.backward_unchecked(trace, dz, truncate)
         return Pass(trace, value, dz, grads)
+
+    def pass_threads(self, x: Array) -> AbstractContextManager[None]:
+        """The context of a pass over x: the threads core/threads.py gives it."""
+        return threads.one_pass(backend.is_numpy(x))
 
     def fresh(self, seed: int | np.random.Generator | None = 0) -> Cell:
         """A new model of this one's cell, sizes and options, its weights made anew from seed."""
@@ -249,7 +255,7 @@ class Cell:
         or NaN, which forward and loss_and_grads refuse.
         """
         x, initial = self.checked_inputs(x, h0, c0)
-        with blas_invalid_flag_ignored():
+        with blas_invalid_flag_ignored(), self.pass_threads(x):
             return self.run_unchecked(x, *initial)
 
     def forward(
