@@ -1,6 +1,6 @@
 """Runs a learner's file on the diagnosis's probes, in a process of its own.
 
-    python -I child.py JOB_DIR
+    python -I child.py JOB_DIR [READY_FD]
 
 JOB_DIR holds job.json (the file, sys.path, and for each probe the names of its arrays,
 its keyword arguments and the gradient shapes expected) and probes.bin (every probe's
@@ -18,10 +18,15 @@ a second), and of its package only styles.py, by path (itself NumPy-only), so th
 as a script; the parent also imports it, to judge a function given in-process with the
 same checks (`call`).
 
-It limits its own memory, file sizes and CPU time where the platform allows (resource).
-None of this is a security boundary: a learner's file is the learner's own code, and the
-point is that a mistake in it (a loop, a crash, sys.exit, a huge print) cannot take the
-diagnosis down with it.
+Before the learner's code runs, it caps its own memory, file sizes, CPU time and core dumps
+where the platform allows (resource), soft and hard limit alike, so that neither the file nor
+a process it starts can raise them again; as root it first gives up CAP_SYS_RESOURCE (which
+would allow it) and, everywhere, the gaining of privileges through set-user-ID programs
+(PR_SET_NO_NEW_PRIVS). None of this is a security boundary: the file runs as the user who
+runs diagnose, with their files and environment; the point is that a mistake in it (a loop,
+a crash, sys.exit, a huge print, a process left running) cannot take the diagnosis down with
+it. The parent (sandbox.py) ends every process the file starts and reads what it wrote here
+as untrusted input.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import ast
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -41,17 +47,32 @@ from typing import Any
 
 import numpy as np
 
-#: Address space, file size and CPU seconds allowed to the child.
+#: Address space and file size allowed to the child and every process it starts (hard
+#: limits: none of them can raise them); its CPU seconds are the time limit's, plus two.
 MEMORY_BYTES = 16 << 30
 FILE_BYTES = 64 << 20
+#: The capability that allows raising a hard limit (linux/capability.h).
+CAP_SYS_RESOURCE = 24
 #: Where the learner's module is registered while it loads.
 MODULE_NAME = "learner_file"
 FUNCTION = "loss_and_grads"
 
 
+def text_of(value: object) -> str:
+    """str(value), or what it is where its __str__ raises or returns no str (the learner's
+    exceptions may define any __str__)."""
+    try:
+        text = str(value)
+        if isinstance(text, str):
+            return str.__str__(text)  # a str subclass could override its methods
+    except BaseException as error:  # anything the learner's __str__ raises
+        return f"<its message cannot be shown: str() raised {type(error).__name__}>"
+    return f"<its message cannot be shown: str() returned {type(text).__name__}>"
+
+
 def short(text: object, limit: int = 200) -> str:
     """One printable line, at most `limit` characters."""
-    text = str(text)
+    text = text_of(text)
     text = text if len(text) <= limit else text[:limit] + "..."
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
@@ -80,16 +101,28 @@ def where(tb: TracebackType | None, path: str) -> str:
 def failure(error: BaseException, path: str) -> dict[str, str]:
     """A raised exception as a status: todo (NotImplementedError), exit or error; "group"
     is the exception's type and place, without its message (which may name shapes that
-    change from probe to probe)."""
+    change from probe to probe). Whatever the exception's own methods do (a __str__ that
+    raises, a __bool__ that raises), the status names at least its type."""
+    kind = short(type(error).__name__, 80)
+    try:
+        return describe(error, kind, path)
+    except BaseException:  # the exception's own code raised
+        return {"status": "error", "message": kind, "group": kind}
+
+
+def describe(error: BaseException, kind: str, path: str) -> dict[str, str]:
+    """failure's work, which a hostile exception may make raise."""
+    message = short(error, 300)
     if isinstance(error, NotImplementedError):
-        return {"status": "todo", "message": short(error or "NotImplementedError", 300)}
+        return {"status": "todo", "message": message}
     if isinstance(error, SystemExit):
-        return {"status": "exit", "message": f"called sys.exit({short(error.code)!s})"}
+        return {"status": "exit", "message": f"called sys.exit({short(error.code)})"}
     if isinstance(error, SyntaxError):
-        place = f" ({os.path.basename(error.filename or path)} line {error.lineno})"
+        name = error.filename if isinstance(error.filename, str) and error.filename else path
+        place = f" ({os.path.basename(name)} line {short(error.lineno)})"
         return {"status": "error", "message": f"SyntaxError: {short(error.msg)}{place}"}
-    kind, place = type(error).__name__, where(error.__traceback__, path)
-    text = f"{kind}: {short(error)}" if str(error) else kind
+    place = where(error.__traceback__, path)
+    text = f"{kind}: {message}" if message else kind
     return {"status": "error", "message": text + place, "group": kind + place}
 
 
@@ -146,13 +179,18 @@ def call(
     kwargs: dict[str, Any],
     expected: Mapping[str, tuple[int, ...]],
     path: str,
+    interruptible: bool = False,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """One probe: function(*args, **kwargs), checked; a raised exception becomes a status."""
+    """One probe: function(*args, **kwargs), checked; a raised exception becomes a status.
+    interruptible: a KeyboardInterrupt is not an answer but goes on up (in the caller's own
+    process, where it is Ctrl-C)."""
     start = time.perf_counter()
     try:
         result = function(*args, **kwargs)
         status, arrays = check(result, expected)
     except BaseException as error:  # the learner's code may raise anything, even SystemExit
+        if interruptible and isinstance(error, KeyboardInterrupt):
+            raise
         status, arrays = failure(error, path), {}
     status["seconds"] = time.perf_counter() - start
     return status, arrays
@@ -207,29 +245,68 @@ def load(path: str, styles: types.ModuleType) -> Callable[..., object]:
 
 
 def limit_resources(seconds: float) -> None:
-    """Cap memory, file size and CPU time where `resource` exists (POSIX)."""
+    """Cap memory, file size, CPU time and core dumps where `resource` exists (POSIX), the
+    hard limits too; first give up what would allow raising them again (drop_privileges)."""
     try:
         import resource
-        import signal
     except ImportError:  # pragma: no cover - Windows
         return
+    drop_privileges()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too large write fails with OSError
-    cpu = int(seconds) + 2
-    for limit, value in (
-        (resource.RLIMIT_AS, MEMORY_BYTES),
-        (resource.RLIMIT_FSIZE, FILE_BYTES),
-        (resource.RLIMIT_CPU, cpu),
+    cpu = int(min(seconds, 1e6)) + 2
+    for limit, value, hard_value in (
+        (resource.RLIMIT_AS, MEMORY_BYTES, MEMORY_BYTES),
+        (resource.RLIMIT_FSIZE, FILE_BYTES, FILE_BYTES),
+        (resource.RLIMIT_CPU, cpu, cpu),  # SIGKILL there (the wall clock's limit comes first)
+        (resource.RLIMIT_CORE, 0, 0),
     ):
         try:
             hard = resource.getrlimit(limit)[1]
             if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            resource.setrlimit(limit, (value, hard))
-        except (ValueError, OSError):  # not allowed here: go without
+                value, hard_value = min(value, hard), min(hard_value, hard)
+            resource.setrlimit(limit, (value, hard_value))
+        except (ValueError, OSError, OverflowError):  # not allowed here: go without
             pass
 
 
-def main(job_dir: str) -> None:
+def drop_privileges() -> None:
+    """On Linux: no more privileges through set-user-ID programs (PR_SET_NO_NEW_PRIVS), and
+    where this process may raise hard limits (root's CAP_SYS_RESOURCE), that capability
+    dropped from every set (bounding, effective, permitted, inheritable, ambient), for this
+    process and all it starts. Best effort: elsewhere, or where refused, nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+        prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+        prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+        prctl(24, CAP_SYS_RESOURCE, 0, 0, 0)  # PR_CAPBSET_DROP (needs CAP_SETPCAP)
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+        header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+        if libc.capget(ctypes.byref(header), data) != 0:
+            return
+        bit = 1 << CAP_SYS_RESOURCE
+        if (data[0].effective | data[0].permitted | data[0].inheritable) & bit:
+            for field in ("effective", "permitted", "inheritable"):
+                setattr(data[0], field, getattr(data[0], field) & ~bit)
+            libc.capset(ctypes.byref(header), data)
+    except (OSError, AttributeError, ValueError):  # pragma: no cover - no libc, no prctl
+        pass
+
+
+def main(job_dir: str, ready: int | None = None) -> None:
+    """Answer the job's probes. ready: a pipe's end to write one byte to, and close, when the
+    learner's file is about to load (the parent's time limit counts from then)."""
     folder = Path(job_dir)
     job = json.loads((folder / "job.json").read_text())
     out = folder / "out"
@@ -245,6 +322,14 @@ def main(job_dir: str) -> None:
 
     sys.argv = [path]
     styles = load_styles()
+    if ready is not None:
+        try:
+            os.write(ready, b".")
+            os.close(ready)
+        except OSError:
+            pass
+    if hasattr(signal, "setitimer"):  # SIGALRM ends this process at the time limit: the
+        signal.setitimer(signal.ITIMER_REAL, job["seconds"])  # parent's watch is the backstop
     try:
         if job["style"] == "native":
             function = styles.native(load(path, styles))
@@ -274,7 +359,7 @@ def main(job_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # without waiting for threads or exit handlers the learner's file left

@@ -2,16 +2,22 @@
 
 `add_parser(subparsers)` adds the subcommand to a command line's subparsers, `run(args)`
 runs it and returns the exit status: 0 every gradient right, 1 any wrong or not judged, 2 a
-file that cannot be run or bad options (one line on stderr). `python -m rnn_torch.diagnose`
-is the same command on its own.
+file that cannot be run or bad options (one line on stderr); interrupted by Ctrl-C
+(SIGINT), SIGTERM or SIGHUP, it ends the file's processes, removes its job folder, says so
+in one line and returns 130, 143 or 129. `python -m rnn_torch.diagnose` is the same command
+on its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from rnn_manual.core.args import Parser, UsageError, positive_float, seed
@@ -21,6 +27,7 @@ from .diagnosis import DEFAULT_TIMEOUT
 from .gradescope import not_judged, results
 from .probes import ACTIVATION_NAMES, CELL_NAMES, LOSS_NAMES
 from .report import Report, StyleReport
+from .sandbox import MAX_TIMEOUT, MIN_TIMEOUT
 from .styles import STYLES
 
 PROG = "python -m rnn_torch diagnose"
@@ -37,6 +44,47 @@ DESCRIPTION = (
     "loss, activation, distance back in time, gate) and name the known bug they equal. Exit 0 "
     "when every gradient is right, 1 when any is not, 2 when the file cannot be run."
 )
+
+
+def timeout(text: str) -> float:
+    """Seconds from MIN_TIMEOUT (what the time limit's polling can hold) to MAX_TIMEOUT (a
+    day), for argparse."""
+    value = positive_float(text)
+    if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, got {text!r}"
+        )
+    return value
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, as Ctrl-C raises KeyboardInterrupt
+    (so that the sandbox ends the file's processes and removes its job folder for either)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Stopped while the body runs (in the main thread; elsewhere
+    the signals keep their handlers)."""
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signum = getattr(signal, name)
+                previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,9 +131,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="networks and data (default 0)")
     parser.add_argument(
         "--timeout",
-        type=positive_float,
+        type=timeout,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds the file may take for all probes together (default {DEFAULT_TIMEOUT:g})",
+        help=f"seconds the file may take for all probes together, from {MIN_TIMEOUT:g} to "
+        f"{MAX_TIMEOUT:g} (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
         "--format",
@@ -112,8 +161,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the diagnosis the parsed options ask for; print it; return the exit status."""
+    """Run the diagnosis the parsed options ask for; print it; return the exit status.
+    Interrupted (Ctrl-C, SIGTERM, SIGHUP): one line on stderr and 128 + the signal's number,
+    once the file's processes are ended and its job folder removed (sandbox.py)."""
     prog = getattr(args, "diagnose_prog", PROG)
+    try:
+        with stopped_by_signals():
+            return diagnose_and_print(args, prog)
+    except KeyboardInterrupt as error:
+        signum = error.signum if isinstance(error, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+        print(
+            f"{prog}: stopped by {name}; the file's processes are ended and its job folder removed",
+            file=sys.stderr,
+        )
+        return 128 + signum
+
+
+def diagnose_and_print(args: argparse.Namespace, prog: str) -> int:
     try:
         if args.activation is not None and args.cell not in (None, "rnn"):
             raise UsageError(f"--activation is for --cell rnn; the {args.cell} has its own")
