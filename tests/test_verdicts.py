@@ -215,3 +215,23 @@ def test_relative_error_refuses_what_cannot_be_compared() -> None:
     assert relative_error(np.zeros((0, 3)), np.zeros(3)) == math.inf  # broadcastable shapes
     assert relative_error(np.full(4, 1e200), np.full(4, 1e200)) == 0.0
     assert relative_error(np.full(4, 1e200), np.full(4, 3e200)) == pytest.approx(2 / 3)
+
+
+def test_a_syntax_error_without_a_line_says_no_line(tmp_path: Path) -> None:
+    """A SyntaxError the file raises itself may carry no line number: no 'line None'."""
+    path = file(tmp_path, "def loss_and_grads(params, x, y, **k):\n    raise SyntaxError('x')\n")
+    report = diagnose(path, "rnn", activation="sigmoid", loss="mse", bias=True)
+    assert report.errors and "(learner.py)" in report.errors[0], report.errors
+    assert "line None" not in report.text()
+
+
+def test_a_newline_in_a_file_name_cannot_make_a_line_of_the_report(tmp_path: Path) -> None:
+    folder = tmp_path / "odd\nfolder"
+    folder.mkdir()
+    path = folder / "bad\nfile.py"
+    path.write_text("def loss_and_grads(params, x, y, **k):\n    raise ValueError('x')\n")
+    report = diagnose(path, "rnn", activation="sigmoid", loss="mse", bias=True)
+    lines = report.text().splitlines()
+    assert lines[0].startswith("diagnose ") and "odd\\nfolder/bad\\nfile.py" in lines[0]
+    assert "(bad\\nfile.py line 2)" in report.errors[0]
+    assert not any(line.startswith(("folder", "file.py")) for line in lines)

@@ -95,7 +95,7 @@ def where(tb: TracebackType | None, path: str) -> str:
     for frame, lineno in traceback.walk_tb(tb):
         if os.path.realpath(frame.f_code.co_filename) == path:
             line = lineno
-    return f" ({os.path.basename(path)} line {line})" if line is not None else ""
+    return f" ({short(os.path.basename(path))} line {line})" if line is not None else ""
 
 
 def failure(error: BaseException, path: str) -> dict[str, str]:
@@ -119,7 +119,9 @@ def describe(error: BaseException, kind: str, path: str) -> dict[str, str]:
         return {"status": "exit", "message": f"called sys.exit({short(error.code)})"}
     if isinstance(error, SyntaxError):
         name = error.filename if isinstance(error.filename, str) and error.filename else path
-        place = f" ({os.path.basename(name)} line {short(error.lineno)})"
+        # a SyntaxError raised by the file's own code may carry no line number
+        line = f" line {error.lineno}" if isinstance(error.lineno, int) else ""
+        place = f" ({short(os.path.basename(name))}{line})"
         return {"status": "error", "message": f"SyntaxError: {short(error.msg)}{place}"}
     place = where(error.__traceback__, path)
     text = f"{kind}: {message}" if message else kind
