@@ -30,11 +30,12 @@ from numpy.typing import NDArray
 
 from rnn_manual import reference
 from rnn_torch.diagnose import StyleReport, catalogue, diagnose, main
+from rnn_torch.diagnose.answers import Answer
 from rnn_torch.diagnose.courses import probes_of
 from rnn_torch.diagnose.detect import SIGNATURES, detect
 from rnn_torch.diagnose.diagnosis import Settings, error, probes_for, value
 from rnn_torch.diagnose.report import Report
-from rnn_torch.diagnose.sandbox import Answer, run_file
+from rnn_torch.diagnose.sandbox import run_file
 from rnn_torch.diagnose.styles import STYLES, UNITS
 from rnn_torch.diagnose.styles import unit as unit_named
 

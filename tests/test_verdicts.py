@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from rnn_manual import reference
 from rnn_manual.core.gradcheck import relative_error
 from rnn_torch.diagnose import diagnose
+from rnn_torch.diagnose.answers import Answer, Run
 from rnn_torch.diagnose.diagnosis import Settings, probes_for, report_on
 from rnn_torch.diagnose.probes import UPSTREAM
-from rnn_torch.diagnose.sandbox import Answer, Run
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -235,3 +235,12 @@ def test_a_newline_in_a_file_name_cannot_make_a_line_of_the_report(tmp_path: Pat
     assert lines[0].startswith("diagnose ") and "odd\\nfolder/bad\\nfile.py" in lines[0]
     assert "(bad\\nfile.py line 2)" in report.errors[0]
     assert not any(line.startswith(("folder", "file.py")) for line in lines)
+
+
+def test_a_newline_in_the_name_of_a_file_that_cannot_load_is_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "bad\nfile.py"
+    path.write_text("raise ValueError('at import')\n")
+    report = diagnose(path, "rnn", activation="sigmoid", loss="mse", bias=True)
+    assert report.exit_code == 2
+    assert any("bad\\nfile.py cannot be loaded" in line for line in report.errors), report.errors
+    assert all("\n" not in line for line in report.errors)

@@ -14,6 +14,9 @@ names the known bug it equals, if any. See diagnosis.py for the method.
     courses.py    a course file judged function by function, in the learner's names
     probes.py     the structured cases, and autograd's answers to them (Oracle: the twin)
     sandbox.py    a learner's file run on them in a child process (child.py), time-limited
+    answers.py    what a run gives back: Answer (one probe's), Run (all of them)
+    processes.py  the file's processes: found in /proc, their writes counted, all killed
+    jobfolder.py  the job folder: the job written, the answers read back, listed, removed
     diagnosis.py  judging and localizing; diagnose(), the Python API
     catalogue.py  known bugs, planted in rnn_manual/reference.py, for naming
     findings.py   the findings in words, with pointers into docs/walkthrough.md

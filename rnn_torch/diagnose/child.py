@@ -25,8 +25,8 @@ would allow it) and, everywhere, the gaining of privileges through set-user-ID p
 (PR_SET_NO_NEW_PRIVS). None of this is a security boundary: the file runs as the user who
 runs diagnose, with their files and environment; the point is that a mistake in it (a loop,
 a crash, sys.exit, a huge print, a process left running) cannot take the diagnosis down with
-it. The parent (sandbox.py) ends every process the file starts and reads what it wrote here
-as untrusted input.
+it. The parent ends every process the file starts (processes.py) and reads what it wrote
+here as untrusted input (jobfolder.py).
 """
 
 from __future__ import annotations

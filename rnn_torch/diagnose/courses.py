@@ -12,11 +12,12 @@ import numpy as np
 
 from ..compare import FLOAT64_BOUND
 from . import layers
+from .answers import Answer
 from .detect import Found
 from .diagnosis import Settings, bug_changes, error, probes_for, report_on, value
 from .probes import UPSTREAM, Probe, Result
 from .report import Judged, Report, StyleReport
-from .sandbox import Answer, run_file
+from .sandbox import run_file
 from .styles import MINCHAR_CLIP, MINCHAR_NAMES, TITLES, UNITS, Unit
 
 #: Wrong loops a course itself spread, by (style, function): the catalogue entries the loop

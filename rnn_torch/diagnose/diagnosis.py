@@ -53,6 +53,7 @@ from rnn_manual.core.gradcheck import relative_error
 
 from ..compare import FLOAT64_BOUND
 from . import catalogue
+from .answers import Answer, Run
 from .catalogue import Bug
 from .findings import findings
 from .probes import (
@@ -70,7 +71,7 @@ from .probes import (
     model,
 )
 from .report import Report, Verdict, share
-from .sandbox import Answer, Run, run_file, run_function
+from .sandbox import run_file, run_function
 
 #: Seconds a learner's file may take for all the probes together.
 DEFAULT_TIMEOUT = 30.0

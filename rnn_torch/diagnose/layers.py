@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .answers import Run
 from .diagnosis import verdicts_on
 from .findings import listing
 from .probes import Array, Probe, Result
 from .report import Report
-from .sandbox import Run
 
 #: (N, T) of each probe; D, V, M the other sizes, all different.
 SHAPES = ((3, 4), (2, 5), (4, 3))
