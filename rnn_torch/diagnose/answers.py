@@ -8,6 +8,7 @@ in the job folder once it is validated (jobfolder.py): one shape for both ways o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +42,31 @@ class Run:
     timed_out: bool = False
 
 
-def answer(status: dict[str, Any], arrays: dict[str, Array]) -> Answer:
-    """An Answer from what child.call returns (or the child wrote, once validated)."""
+def answer(
+    status: dict[str, Any], arrays: dict[str, Array], expected: Mapping[str, tuple[int, ...]]
+) -> Answer:
+    """An Answer from what child.call returns (or the child wrote, once validated), with
+    only the gradients the parent can judge: float64 arrays of exactly the `expected` shapes.
+    The child's checks run beside the learner's code, which can replace them, so every other
+    array is dropped here, with a problem saying why, unless the child's checks said it."""
     loss = float(arrays["loss"].reshape(())) if "loss" in arrays else None
-    grads = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("grad:")}
     problems = [(str(a), str(b), str(c)) for a, b, c in status.get("problems", [])]
+    told = {(kind, key) for kind, key, _ in problems}
+    grads: dict[str, Array] = {}
+    for name, array in arrays.items():
+        key = name.split(":", 1)[1] if name.startswith("grad:") else None
+        if key is None or key not in expected:
+            continue  # not judged; the child's checks note extra keys
+        if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+            kind, text = "type", f"grads[{key!r}] did not come back as float64 numbers"
+        elif array.shape != tuple(expected[key]):
+            kind = "shape"
+            text = f"grads[{key!r}] has shape {array.shape}, expected {tuple(expected[key])}"
+        else:
+            grads[key] = array
+            continue
+        if (kind, key) not in told:
+            problems.append((kind, key, text))
     message = status.get("message", "")
     group = status.get("group", message)
     changed = [str(c) for c in status.get("changed", [])]

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_manual.core.gradcheck import relative_error
+
 from ..compare import FLOAT64_BOUND
 from . import layers
 from .answers import Answer
 from .detect import Found
-from .diagnosis import Settings, bug_changes, error, probes_for, report_on, value
+from .diagnosis import Settings, bug_changes, probes_for, report_on, value
 from .probes import UPSTREAM, Probe, Result
 from .report import Judged, Report, StyleReport
 from .sandbox import run_file
@@ -66,7 +68,7 @@ def clip_of(
             mine = value(answer, key)
             size = float(np.abs(g).max())
             if size > bound and mine is not None and mine.shape == g.shape:
-                if error(mine, cut[key]) <= FLOAT64_BOUND:
+                if relative_error(mine, cut[key]) <= FLOAT64_BOUND:
                     shown.append((size, key))
     if not shown:
         return truths, None

@@ -2,8 +2,9 @@
 autograd, localize what is wrong, and name the known bug it equals, if any.
 
 Judging. A gradient (or the loss) is right on a probe only when it was compared with
-autograd's element for element, at its exact shape (checked here, in the parent: the
-child's own checks run beside the learner's code, which can replace them), and its normwise
+autograd's element for element, at its exact shape (checked in the parent, by
+answers.answer, which makes every Answer: the child's own checks run beside the learner's
+code, which can replace them), and its normwise
 relative error, computed so that it cannot overflow, is finite and within
 rnn_torch.compare.FLOAT64_BOUND. It is right (ok) when it is right on every probe, the
 localization probes included: a probe whose answer is missing, of the wrong shape, NaN or
@@ -33,7 +34,6 @@ at (from the localization), never a guess.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -169,38 +169,6 @@ def copy(params: dict[str, Array]) -> dict[str, Array]:
 # ---- judging -------------------------------------------------------------------------
 
 
-def trusted(answer: Answer | None, expected: dict[str, tuple[int, ...]]) -> Answer | None:
-    """The answer with only the values the parent can judge: a finite-or-not float loss, and
-    float64 arrays of exactly the expected shapes. Every other value the child passed on is
-    dropped, with a problem saying why, unless the child's checks already said it."""
-    if answer is None:
-        return None
-    told = {(kind, key) for kind, key, _ in answer.problems}
-    problems = list(answer.problems)
-    grads: dict[str, Array] = {}
-    for key, array in answer.grads.items():
-        if key not in expected:
-            continue  # not judged; the child's checks note extra keys
-        if not isinstance(array, np.ndarray) or array.dtype != np.float64:
-            kind, text = "type", f"grads[{key!r}] did not come back as float64 numbers"
-        elif array.shape != tuple(expected[key]):
-            kind = "shape"
-            text = f"grads[{key!r}] has shape {array.shape}, expected {tuple(expected[key])}"
-        else:
-            grads[key] = array
-            continue
-        if (kind, key) not in told:
-            problems.append((kind, key, text))
-    loss = answer.loss if isinstance(answer.loss, float) else None
-    return dataclasses.replace(answer, loss=loss, grads=grads, problems=problems)
-
-
-def trusted_run(run: Run, probes: list[Probe]) -> Run:
-    """The run with every answer trusted() against its probe's expected keys and shapes."""
-    answers = [trusted(a, p.expected()) for a, p in zip(run.answers, probes, strict=True)]
-    return dataclasses.replace(run, answers=answers)
-
-
 def value(result: Answer | Result | None, key: str) -> Array | None:
     """A key's value ("loss" or a gradient) in an answer, None where there is none."""
     if result is None:
@@ -213,12 +181,6 @@ def value(result: Answer | Result | None, key: str) -> Array | None:
         return result.grads.get(key)
     loss, grads = result
     return np.asarray(loss) if key == "loss" else grads.get(key)
-
-
-def error(a: Array, b: Array) -> float:
-    """Normwise relative error, never NaN: inf when either is not finite or the shapes
-    differ (NaN marks a key not expected in errors_by_key's rows, so no error may be one)."""
-    return relative_error(a, b)
 
 
 def errors_by_key(
@@ -245,7 +207,8 @@ def errors_by_key(
             if right is None or skipped:
                 row.append(math.nan)
             else:
-                row.append(None if mine is None else error(mine, right))
+                # never NaN (inf where either is not finite): NaN marks a key not expected
+                row.append(None if mine is None else relative_error(mine, right))
         table[key] = row
     return table
 
@@ -584,7 +547,6 @@ def verdicts_on(
     from which length, on which factor), the errors and notes, the inputs changed in place;
     and the factor pairs behind each key's dependences. The findings are the caller's."""
     keys = list(probes[0].expected())
-    run = trusted_run(run, probes)
     answers = run.answers
     errors, notes = answer_errors(probes, answers)
     errors = run.errors + errors
@@ -640,7 +602,6 @@ def report_on(
     function: the learner's function judged, as its code names it)."""
     cell = settings.cell
     keys = list(probes[0].expected())
-    run = trusted_run(run, probes)
     answers = run.answers
     report, pairs_by_key = verdicts_on(
         cell, settings.describe(), name, probes, truths, run, function

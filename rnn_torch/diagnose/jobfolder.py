@@ -306,7 +306,7 @@ def read_answers(
             for name in checked["arrays"]:
                 where = f"answers.bin's {name!r} for probe {i + 1}"
                 arrays[name] = read_array(data, stream, most[i][name], where)
-            answers[i] = answer(checked, arrays)
+            answers[i] = answer(checked, arrays, probes[i].expected())
     except Unreadable as error:
         return loaded, answers, str(error)
     return loaded, answers, None

@@ -119,7 +119,7 @@ def run_function(function: Callable[..., object], probes: list[Probe]) -> Run:
         )
         status["changed"] = sorted(set(watched.changed))
         watched.changed.clear()
-        answers.append(answer(status, arrays))
+        answers.append(answer(status, arrays, probe.expected()))
     return Run(answers)
 
 
