@@ -103,8 +103,8 @@ def gradient_rows(
     truth = None
     if model.dtype != np.float64:
         twin64 = Twin.from_manual(model, fused, dtype=torch.float64)
-        x64, target64 = x.astype(np.float64), target.astype(np.float64)
-        h0_64, c0_64 = (None if s is None else s.astype(np.float64) for s in (h0, c0))
+        x64, target64, h0_64, c0_64 = float64_inputs(x, target, h0, c0)
+        assert x64 is not None and target64 is not None
         truth = autograd_gradients(twin64, x64, target64, objective, h0=h0_64, c0=c0_64)
     T, B, _ = x.shape
     width = model.input_size + model.hidden_size + model.output_size

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -38,6 +37,7 @@ from typing import Any, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
+from .args import DIGITS, MAX_DIGITS
 from .validate import check_size
 
 Result = TypeVar("Result")
@@ -77,14 +77,15 @@ def _initial() -> int:
     given = os.environ.get("RNN_MANUAL_THREADS")
     if given is None:
         return min(len(os.sched_getaffinity(0)), DEFAULT_MAX)
-    # Plain ASCII digits only: int() would also take " 4" and Arabic-Indic digits.
-    digits = given.lstrip("0")
-    if not re.fullmatch(r"[0-9]{1,3}", digits) or int(digits) > MAX_THREADS:
+    # Plain ASCII digits only (args.DIGITS): int() would also take " 4" and Arabic-Indic.
+    if not (
+        DIGITS.fullmatch(given) and len(given) <= MAX_DIGITS and 1 <= int(given) <= MAX_THREADS
+    ):
         raise ValueError(
             f"RNN_MANUAL_THREADS must be a whole number from 1 to {MAX_THREADS} in plain "
             f"digits, got {given[:40]!r}"
         )
-    return int(digits)
+    return int(given)
 
 
 def threads() -> int:
