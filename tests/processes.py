@@ -24,15 +24,17 @@ def start_cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def interrupted(*args: str, lines: int = 1) -> tuple[list[str], int, str]:
-    """Run the command line with ARGS, read `lines` lines of its output, then press Ctrl-C
-    (SIGINT) and wait for it (60 s at most, then it is killed): the lines read, its exit
-    status and its stderr."""
+def interrupted(
+    *args: str, lines: int = 1, signum: int = signal.SIGINT
+) -> tuple[list[str], int, str]:
+    """Run the command line with ARGS, read `lines` lines of its output, then send it
+    `signum` (Ctrl-C's SIGINT by default) and wait for it (60 s at most, then it is killed):
+    the lines read, its exit status and its stderr."""
     process = start_cli(*args)
     try:
         assert process.stdout is not None
         read = [process.stdout.readline() for _ in range(lines)]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from processes import start_cli
+from processes import interrupted, start_cli
 
 from rnn_manual.files import locks
 from rnn_manual.files.checkpoint import load_checkpoint
@@ -27,20 +27,6 @@ ENDLESS_TEXT = ["text", "--hidden", "8", "--seq", "10", "--batch", "2", "--steps
 STATUS = {signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
-def signalled(signum: int, *args: str, lines: int = 1) -> tuple[list[str], int, str]:
-    """Run the command line with ARGS, read `lines` lines of its output (training is then
-    on), send it `signum` and wait for it (60 s at most): the lines, its status, its stderr."""
-    process = start_cli(*args)
-    try:
-        assert process.stdout is not None
-        read = [process.stdout.readline() for _ in range(lines)]
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return read, process.returncode, stderr
-
-
 @pytest.fixture
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "small.txt"
@@ -54,7 +40,7 @@ def test_sigterm_and_sighup_stop_train_after_the_step_with_the_checkpoint_writte
 ) -> None:
     path = tmp_path / "ck.npz"
     args = [*ENDLESS, "--checkpoint", str(path), "--checkpoint-every", "1000000"]
-    (first,), status, stderr = signalled(signum, *args)
+    (first,), status, stderr = interrupted(*args, signum=signum)
     assert first.startswith("step"), first  # training was on
     assert status == STATUS[signum]
     assert stderr.count("\n") == 1, stderr
@@ -71,7 +57,8 @@ def test_sigterm_and_sighup_stop_text_after_the_step_with_the_checkpoint_written
 ) -> None:
     path = tmp_path / "ck.npz"
     args = [*ENDLESS_TEXT, "--file", str(text_file), "--checkpoint", str(path)]
-    (_, first_step), status, stderr = signalled(signum, *args, lines=2)  # the text's, a step's
+    # two lines: the text's, then a step's
+    (_, first_step), status, stderr = interrupted(*args, lines=2, signum=signum)
     assert first_step.startswith("step"), first_step
     assert status == STATUS[signum]
     state, _, _ = load_text_checkpoint(path)
